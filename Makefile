@@ -1,0 +1,56 @@
+# Motorhead Serverless — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+LAYER := layers/shared/python
+TIKTOKEN_CACHE := $(LAYER)/motorhead/tiktoken_cache
+export PYTHONPATH := $(CURDIR)/$(LAYER):$(CURDIR)
+
+.PHONY: help install run test lint typecheck unit integration bench build validate clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+$(TIKTOKEN_CACHE)/.complete: $(VENV)/.installed scripts/build_tiktoken_cache.py
+	$(PY) scripts/build_tiktoken_cache.py --out $(TIKTOKEN_CACHE)
+	@touch $@
+
+install: $(VENV)/.installed $(TIKTOKEN_CACHE)/.complete ## create .venv, install everything, build the offline tiktoken cache
+
+run: install ## serve the API on http://127.0.0.1:8080 (PORT overrides; embedded Redis unless REDIS_URL is set)
+	$(PY) -m devserver
+
+lint: install ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy layers/shared/python/motorhead functions devserver bench scripts tests
+
+test: install lint ## install, lint, and run the whole test suite (what CI runs)
+	$(PY) -m pytest
+
+unit: install ## the unit tests only (no Redis)
+	$(PY) -m pytest tests/unit
+
+integration: install ## the integration tests only (real Redis servers started by fixtures)
+	$(PY) -m pytest tests/integration
+
+bench: install ## benchmarks: cold init per function and warm GET, printed as ratios
+	$(PY) bench/run.py
+
+build: ## sam build (offline) and report the built sizes
+	bash scripts/sam_build.sh
+
+validate: install ## cfn-lint the template
+	$(VENV)/bin/cfn-lint template.yaml
+
+clean: ## remove build output and caches (keeps .venv and .data)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache $(TIKTOKEN_CACHE)

@@ -1,0 +1,1 @@
+"""Local runtime: serves the Lambda handlers over HTTP exactly as API Gateway would, routed by template.yaml."""

@@ -1,0 +1,53 @@
+"""`make run`: the memory API on http://127.0.0.1:$PORT, with an embedded Redis when REDIS_URL is unset."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from contextlib import ExitStack
+from types import FrameType
+
+from devserver.embedded_redis import EmbeddedRedis
+from devserver.server import LocalGateway, load_functions, merged_openapi
+from devserver.template import load_routes
+from motorhead import __version__
+from motorhead.errors import ConfigError
+from motorhead.settings import load_settings
+
+
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"motorhead: {exc}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _stop)
+    with ExitStack() as stack:
+        if settings.redis_url is None:
+            data_dir = settings.data_dir.resolve() / "redis"
+            redis = stack.enter_context(EmbeddedRedis(data_dir=data_dir))
+            os.environ["REDIS_URL"] = redis.url  # the handlers read it through Settings, as on Lambda
+            print(f"motorhead: embedded Redis {redis.url} (data in {data_dir})", flush=True)
+        else:
+            print("motorhead: using REDIS_URL", flush=True)
+        functions = load_functions(load_routes())
+        openapi = merged_openapi(functions, title="Motorhead Serverless", version=__version__)
+        gateway = LocalGateway(("127.0.0.1", settings.port), functions, openapi)
+        stack.callback(gateway.server_close)
+        print(f"motorhead: serving on http://127.0.0.1:{settings.port} (docs: /docs)", flush=True)
+        try:
+            gateway.serve_forever()
+        except KeyboardInterrupt:
+            print("motorhead: stopping", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

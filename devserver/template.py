@@ -1,0 +1,86 @@
+"""Reads the HTTP routes out of template.yaml: the one source of truth for routing, locally and on AWS."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO_ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A YAML loader that accepts CloudFormation short-form tags (!Ref, !Sub, ...) as plain values."""
+
+
+def _any_tag(loader: yaml.SafeLoader, _tag: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    return None
+
+
+_CfnLoader.add_multi_constructor("!", _any_tag)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HttpApi event of one function."""
+
+    function_id: str
+    method: str
+    path: str
+    code_uri: Path
+    handler: str
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def match(self, raw_path: str) -> dict[str, str] | None:
+        """Path parameters when ``raw_path`` (percent-encoded) fits this route, else None."""
+        pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
+        found = re.match(pattern, raw_path)
+        if found is None:
+            return None
+        return {name: unquote(value) for name, value in found.groupdict().items()}
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        data = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a mapping")
+    return data
+
+
+def load_routes(path: Path = TEMPLATE) -> list[Route]:
+    """Every ``HttpApi`` event of every ``AWS::Serverless::Function`` in the template."""
+    template = load_template(path)
+    globals_handler = template.get("Globals", {}).get("Function", {}).get("Handler")
+    routes: list[Route] = []
+    for function_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = resource.get("Properties", {})
+        for event in props.get("Events", {}).values():
+            if event.get("Type") != "HttpApi":
+                continue
+            routes.append(
+                Route(
+                    function_id=function_id,
+                    method=str(event["Properties"]["Method"]).upper(),
+                    path=str(event["Properties"]["Path"]),
+                    code_uri=(path.parent / str(props["CodeUri"])).resolve(),
+                    handler=str(props.get("Handler", globals_handler)),
+                )
+            )
+    return routes

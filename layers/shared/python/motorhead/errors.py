@@ -1,0 +1,23 @@
+"""The small exception hierarchy of the domain. `motorhead.api` maps each class to an HTTP status, in one place."""
+
+from __future__ import annotations
+
+
+class MotorheadError(Exception):
+    """Base of every error the service raises on purpose."""
+
+
+class ConfigError(MotorheadError):
+    """The environment holds a missing or invalid setting (raised at cold start)."""
+
+
+class InvalidInputError(MotorheadError):
+    """The request is well-formed JSON but its values are not acceptable."""
+
+
+class PayloadTooLargeError(MotorheadError):
+    """The body, a message, the context or the session id exceeds a configured limit."""
+
+
+class StoreUnavailableError(MotorheadError):
+    """Redis could not be reached or did not answer in time."""

@@ -1,0 +1,87 @@
+"""Wire types (Motorhead's shapes) and the stored message record."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Role = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class MessageIn(BaseModel):
+    """One message as clients send it: LangChain uses roles "Human" and "AI"; any non-empty role is kept."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    role: Role
+    content: str
+
+
+class MemoryIn(BaseModel):
+    """Body of ``POST /sessions/{id}/memory``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    messages: list[MessageIn]
+    context: str | None = None
+
+
+class MessageOut(BaseModel):
+    """A message as GET returns it: Motorhead's ``role``/``content`` plus fields old clients ignore."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: str
+    content: str
+    id: int = Field(description="Per-session sequence number, increasing in the order messages were stored")
+    created_at: int = Field(description="Unix time in milliseconds when the message was stored")
+
+
+class MemoryOut(BaseModel):
+    """Body of ``GET /sessions/{id}/memory``: newest message first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    messages: list[MessageOut]
+    context: str | None
+    tokens: int
+
+
+class StatusOut(BaseModel):
+    """Motorhead's acknowledgement."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["Ok"] = "Ok"
+
+
+class HealthOut(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    now: int = Field(description="Server time, unix milliseconds")
+
+
+class ErrorOut(BaseModel):
+    """Every error body."""
+
+    model_config = ConfigDict(frozen=True)
+
+    error: str
+
+
+class SessionPage(BaseModel):
+    """One page of ``GET /sessions`` (the body itself stays a bare list, as in Motorhead)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    session_ids: list[str]
+    total: int
+    next_page: int | None
+
+    def headers(self) -> dict[str, str]:
+        """``X-Total-Count`` always; ``X-Next-Page`` when there is a next page."""
+        headers = {"X-Total-Count": str(self.total)}
+        if self.next_page is not None:
+            headers["X-Next-Page"] = str(self.next_page)
+        return headers

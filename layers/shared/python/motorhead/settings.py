@@ -1,0 +1,63 @@
+"""One typed settings object, read once from the environment. Nothing else in the project reads os.environ."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from motorhead.errors import ConfigError
+
+PACKAGED_TIKTOKEN_CACHE = Path(__file__).resolve().parent / "tiktoken_cache"
+
+
+class Settings(BaseSettings):
+    """Every knob, under Motorhead's own environment names where Motorhead had one."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- Motorhead's names -------------------------------------------------------------------------------------
+    max_window_size: int = Field(12, ge=2, le=10_000, validation_alias="MOTORHEAD_MAX_WINDOW_SIZE")
+    long_term_memory: bool = Field(False, validation_alias="MOTORHEAD_LONG_TERM_MEMORY")
+    model: str = Field("gpt-4o-mini", min_length=1, validation_alias="MOTORHEAD_MODEL")
+    port: int = Field(8080, ge=1, le=65535, validation_alias="PORT")
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    openai_api_base: str | None = Field(None, validation_alias="OPENAI_API_BASE")
+    azure_api_key: SecretStr | None = Field(None, validation_alias="AZURE_API_KEY")
+    azure_deployment_id: str | None = Field(None, validation_alias="AZURE_DEPLOYMENT_ID")
+    azure_deployment_id_ada: str | None = Field(None, validation_alias="AZURE_DEPLOYMENT_ID_ADA")
+    azure_api_base: str | None = Field(None, validation_alias="AZURE_API_BASE")
+
+    # --- ours --------------------------------------------------------------------------------------------------
+    redis_mode: Literal["auto", "standalone", "cluster"] = Field("auto", validation_alias="MOTORHEAD_REDIS_MODE")
+    redis_connect_timeout: float = Field(1.0, gt=0, le=30, validation_alias="MOTORHEAD_REDIS_CONNECT_TIMEOUT")
+    redis_socket_timeout: float = Field(2.0, gt=0, le=60, validation_alias="MOTORHEAD_REDIS_SOCKET_TIMEOUT")
+    key_prefix: str = Field(
+        "mh", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", validation_alias="MOTORHEAD_KEY_PREFIX"
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024, validation_alias="MOTORHEAD_MAX_BODY_BYTES")
+    max_message_bytes: int = Field(65_536, ge=16, validation_alias="MOTORHEAD_MAX_MESSAGE_BYTES")
+    max_messages_per_request: int = Field(100, ge=1, validation_alias="MOTORHEAD_MAX_MESSAGES_PER_REQUEST")
+    max_context_bytes: int = Field(65_536, ge=16, validation_alias="MOTORHEAD_MAX_CONTEXT_BYTES")
+    max_session_id_bytes: int = Field(256, ge=1, le=1024, validation_alias="MOTORHEAD_MAX_SESSION_ID_BYTES")
+    tiktoken_cache_dir: Path = Field(PACKAGED_TIKTOKEN_CACHE, validation_alias="TIKTOKEN_CACHE_DIR")
+    data_dir: Path = Field(Path(".data"), validation_alias="MOTORHEAD_DATA_DIR")
+
+
+def load_settings() -> Settings:
+    """Read the environment; a bad value fails here, naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(part) for part in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once at cold start."""
+    return load_settings()

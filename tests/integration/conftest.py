@@ -1,0 +1,25 @@
+"""Fixtures of the integration tests: the local gateway on a free port, in front of a real Redis."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from devserver.embedded_redis import EmbeddedRedis
+from devserver.server import LocalGateway, merged_openapi
+from tests.support import cold_start
+
+
+@pytest.fixture
+def base_url(redis_server: EmbeddedRedis, redis_client: redis.Redis) -> Iterator[str]:
+    with cold_start(REDIS_URL=redis_server.url, MOTORHEAD_MAX_WINDOW_SIZE="4") as api:
+        gateway = LocalGateway(("127.0.0.1", 0), api.functions, merged_openapi(api.functions, title="t", version="0"))
+        thread = threading.Thread(target=gateway.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{gateway.server_address[1]}"
+        gateway.shutdown()
+        gateway.server_close()
+        thread.join()

@@ -1,0 +1,70 @@
+"""`make run`'s server as a user runs it: no REDIS_URL, an embedded Redis whose data survives a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from devserver.embedded_redis import free_port
+from tests.support import REPO
+
+
+@contextmanager
+def local_server(data_dir: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(PORT=str(port), MOTORHEAD_DATA_DIR=str(data_dir), PYTHONPATH=f"{REPO / 'layers/shared/python'}:{REPO}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devserver"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline, "local server did not come up"
+                time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+
+
+def redis_children(output: str) -> str:
+    """The embedded Redis URL the server printed."""
+    return next(line.split()[3] for line in output.splitlines() if "embedded Redis" in line)
+
+
+def test_local_run_given_no_redis_url_serves_and_keeps_data_across_restarts(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/sessions/persist%3A1/memory"
+    # Given the local server started with no REDIS_URL
+    with local_server(tmp_path, port) as first:
+        # When a message is stored and the server is stopped
+        assert requests.post(url, json={"messages": [{"role": "Human", "content": "remember me"}]}, timeout=5).ok
+    output = first.stdout.read() if first.stdout else ""
+    assert first.returncode == 0, output
+    redis_url = redis_children(output)
+    # Then its embedded Redis stopped with it
+    redis_port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    with __import__("socket").socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", redis_port)) != 0
+    # And after a restart on the same data folder, the message is still there
+    with local_server(tmp_path, port):
+        assert [m["content"] for m in requests.get(url, timeout=5).json()["messages"]] == ["remember me"]

@@ -1,0 +1,72 @@
+"""One source of truth for routing: template.yaml. The local gateway reads it; these tests hold the rest to it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devserver.template import load_routes, load_template
+from tests.support import EVENTS, REPO
+
+ROUTES = load_routes()
+
+
+def test_template_given_functions_dir_has_one_function_per_folder() -> None:
+    # Given the functions/ folders / Then each is the CodeUri of exactly one template function, and vice versa
+    folders = {p.parent.resolve() for p in (REPO / "functions").glob("*/app.py")}
+    assert folders == {route.code_uri for route in ROUTES}
+
+
+def test_template_given_each_function_declares_exactly_its_app_routes() -> None:
+    # Given each function's FastAPI app (the code Lambda runs) / When its routes are listed
+    # Then they are exactly the HttpApi events the template gives that function
+    source = {route.code_uri: (route.code_uri / "app.py").read_text(encoding="utf-8") for route in ROUTES}
+    for route in ROUTES:
+        decorator = f'@app.{route.method.lower()}("{route.path}"'
+        assert decorator in source[route.code_uri], f"{route.function_id} has no {decorator}"
+        assert source[route.code_uri].count("@app.") == sum(r.code_uri == route.code_uri for r in ROUTES)
+
+
+def test_template_given_routes_covers_motorhead_api() -> None:
+    assert {route.route_key for route in ROUTES} == {
+        "GET /",
+        "GET /sessions",
+        "GET /sessions/{session_id}/memory",
+        "POST /sessions/{session_id}/memory",
+        "DELETE /sessions/{session_id}/memory",
+    }
+
+
+@pytest.mark.parametrize("event_file", sorted(EVENTS.glob("*.json")), ids=lambda p: p.stem)
+def test_events_given_sample_event_match_a_template_route(event_file: Path) -> None:
+    # Given a sample event / Then its routeKey and path fit the route of the function it is named after
+    event = json.loads(event_file.read_text(encoding="utf-8"))
+    assert event["version"] == "2.0"
+    matching = [r for r in ROUTES if r.route_key == event["routeKey"]]
+    assert len(matching) == 1
+    route = matching[0]
+    assert route.code_uri.name == event_file.stem.split("-")[0]
+    assert (route.match(event["rawPath"]) or {}) == event.get("pathParameters", {})
+
+
+def test_route_match_given_encoded_hostile_id_decodes_the_parameter() -> None:
+    (route,) = [r for r in ROUTES if r.route_key == "GET /sessions/{session_id}/memory"]
+    assert route.match("/sessions/a%2Fb%20%7B%7D/memory") == {"session_id": "a/b {}"}
+    assert route.match("/sessions/a/b/memory") is None
+    assert route.match("/sessions//memory") is None
+
+
+def test_template_given_cfn_lint_reports_nothing() -> None:
+    # Given the SAM template / When cfn-lint checks it / Then it reports no finding at all
+    cfn_lint = shutil.which("cfn-lint") or str(Path(__import__("sys").executable).parent / "cfn-lint")
+    result = subprocess.run([cfn_lint, str(REPO / "template.yaml")], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_template_given_globals_points_tiktoken_at_the_layer() -> None:
+    env = load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["TIKTOKEN_CACHE_DIR"] == "/opt/python/motorhead/tiktoken_cache"
