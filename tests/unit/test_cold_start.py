@@ -1,0 +1,40 @@
+"""Cold start stays light: no function imports what it does not use, and none touches the network at import."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from devserver.template import load_routes
+from tests.support import REPO
+
+PROBE = """
+import json, sys
+from devserver.template import load_routes
+from devserver.lambda_runtime import load_function
+route = next(r for r in load_routes() if r.function_id == sys.argv[1])
+load_function(route)
+print(json.dumps({name: name in sys.modules for name in ("openai", "boto3", "numpy", "tiktoken")}))
+"""
+
+
+@pytest.mark.parametrize("function_id", sorted({r.function_id for r in load_routes()}))
+def test_cold_start_given_a_function_imports_no_heavy_sdk(function_id: str) -> None:
+    # Given a fresh process and a REDIS_URL where nothing listens
+    env = {
+        **os.environ,
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "PYTHONPATH": f"{REPO / 'layers/shared/python'}:{REPO}",
+    }
+    # When the function's module is imported, as Lambda's init phase does
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, function_id], cwd=REPO, env=env, capture_output=True, text=True, check=False
+    )
+    # Then the import succeeds without reaching Redis, and neither openai, boto3 nor numpy was loaded
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded == {"openai": False, "boto3": False, "numpy": False, "tiktoken": False}
