@@ -28,7 +28,8 @@ def main() -> int:
     except ConfigError as exc:
         print(f"motorhead: {exc}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _stop)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     with ExitStack() as stack:
         if settings.redis_url is None:
             data_dir = settings.data_dir.resolve() / "redis"
