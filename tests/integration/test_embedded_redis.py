@@ -48,10 +48,10 @@ def _redis_children() -> set[int]:
     return children
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[EmbeddedRedisCluster]:
-    with EmbeddedRedisCluster() as started:
-        yield started
+@pytest.fixture
+def cluster(redis_cluster: EmbeddedRedisCluster) -> EmbeddedRedisCluster:
+    """The session's cluster (tests/conftest.py), formed once for the whole run."""
+    return redis_cluster
 
 
 @pytest.fixture
