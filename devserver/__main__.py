@@ -10,8 +10,9 @@ from contextlib import ExitStack
 from types import FrameType
 
 from devserver.embedded_redis import EmbeddedRedis
+from devserver.local_sqs import LocalSqs, SqsPoller
 from devserver.server import LocalGateway, load_functions, merged_openapi
-from devserver.template import load_routes
+from devserver.template import load_queue_consumers, load_routes
 from motorhead import __version__
 from motorhead.errors import ConfigError
 from motorhead.settings import load_settings
@@ -38,6 +39,16 @@ def main() -> int:
             print(f"motorhead: embedded Redis {redis.url} (data in {data_dir})", flush=True)
         else:
             print("motorhead: using REDIS_URL", flush=True)
+        consumers = load_queue_consumers()
+        if consumers:
+            sqs = LocalSqs().start()
+            stack.callback(sqs.stop)
+        for consumer in consumers:
+            queue = sqs.create_queues(consumer)
+            os.environ["MOTORHEAD_SUMMARY_QUEUE_URL"] = queue.url  # the post function sends jobs here
+            poller = SqsPoller(sqs, queue).start()
+            stack.callback(poller.stop)
+            print(f"motorhead: local SQS {queue.url} -> {consumer.function_id}", flush=True)
         functions = load_functions(load_routes())
         openapi = merged_openapi(functions, title="Motorhead Serverless", version=__version__)
         gateway = LocalGateway(("127.0.0.1", settings.port), functions, openapi)

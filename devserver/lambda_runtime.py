@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote
 
 from devserver.template import Route
@@ -42,7 +42,20 @@ def load_module(code_uri: Path, module_name: str, alias: str) -> Any:
     return module
 
 
-def load_function(route: Route) -> tuple[Any, LambdaHandler]:
+class FunctionSpec(Protocol):
+    """What the template says of a function: enough to load it as Lambda does."""
+
+    @property
+    def function_id(self) -> str: ...
+
+    @property
+    def code_uri(self) -> Path: ...
+
+    @property
+    def handler(self) -> str: ...
+
+
+def load_function(route: FunctionSpec) -> tuple[Any, LambdaHandler]:
     """The function's module and its handler, from the template's ``CodeUri`` and ``Handler`` (``app.handler``)."""
     module_name, _, attribute = route.handler.rpartition(".")
     module = load_module(route.code_uri, module_name, f"fn_{route.function_id}")
@@ -112,3 +125,32 @@ def response_body(response: Mapping[str, Any]) -> bytes:
     if response.get("isBase64Encoded"):
         return base64.b64decode(body)
     return str(body).encode("utf-8")
+
+
+def sqs_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda's SQS event source mapping sends, from messages as ``ReceiveMessage`` returns them."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": dict(message.get("Attributes", {})),
+                "messageAttributes": {
+                    name: {
+                        "stringValue": value.get("StringValue"),
+                        "binaryValue": value.get("BinaryValue"),
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": value["DataType"],
+                    }
+                    for name, value in message.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": region,
+            }
+            for message in messages
+        ]
+    }

@@ -84,3 +84,56 @@ def load_routes(path: Path = TEMPLATE) -> list[Route]:
                 )
             )
     return routes
+
+
+@dataclass(frozen=True)
+class QueueConsumer:
+    """A function fed by an SQS queue of the template, with the queue's settings."""
+
+    function_id: str
+    code_uri: Path
+    handler: str
+    queue_id: str
+    fifo: bool
+    visibility_timeout: int
+    max_receive_count: int | None
+    batch_size: int
+
+
+def _parameter_default(template: dict[str, Any], value: Any) -> Any:
+    """A parameter's default when ``value`` names a parameter (``!Ref X`` loads as "X"), else the value."""
+    parameter = template.get("Parameters", {}).get(value) if isinstance(value, str) else None
+    return parameter.get("Default") if parameter else value
+
+
+def load_queue_consumers(path: Path = TEMPLATE) -> list[QueueConsumer]:
+    """Every ``SQS`` event of every function, resolved against the queue resource it reads."""
+    template = load_template(path)
+    resources = template.get("Resources", {})
+    globals_handler = template.get("Globals", {}).get("Function", {}).get("Handler")
+    consumers: list[QueueConsumer] = []
+    for function_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = resource.get("Properties", {})
+        for event in props.get("Events", {}).values():
+            if event.get("Type") != "SQS":
+                continue
+            queue_ref = event["Properties"]["Queue"]
+            queue_id = str(queue_ref[0] if isinstance(queue_ref, list) else queue_ref).split(".")[0]
+            queue = resources[queue_id].get("Properties", {})
+            redrive = queue.get("RedrivePolicy") or {}
+            receive = _parameter_default(template, redrive.get("maxReceiveCount"))
+            consumers.append(
+                QueueConsumer(
+                    function_id=function_id,
+                    code_uri=(path.parent / str(props["CodeUri"])).resolve(),
+                    handler=str(props.get("Handler", globals_handler)),
+                    queue_id=queue_id,
+                    fifo=bool(queue.get("FifoQueue", False)),
+                    visibility_timeout=int(_parameter_default(template, queue.get("VisibilityTimeout", 30))),
+                    max_receive_count=int(receive) if receive is not None else None,
+                    batch_size=int(event["Properties"].get("BatchSize", 10)),
+                )
+            )
+    return consumers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 from collections.abc import Iterator
@@ -10,10 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from devserver.lambda_runtime import FakeLambdaContext
+from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
 from devserver.server import Function, load_functions
-from devserver.template import load_routes
-from motorhead.service import memory_service
+from devserver.template import load_queue_consumers, load_routes
+from motorhead.service import memory_service, summarizer_service
 from motorhead.settings import get_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,8 +41,7 @@ def environment(**values: str | None) -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    get_settings.cache_clear()
-    memory_service.cache_clear()
+    _forget_singletons()
     try:
         yield
     finally:
@@ -50,22 +50,36 @@ def environment(**values: str | None) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        get_settings.cache_clear()
-        memory_service.cache_clear()
+        _forget_singletons()
+
+
+def _forget_singletons() -> None:
+    get_settings.cache_clear()
+    memory_service.cache_clear()
+    summarizer_service.cache_clear()
 
 
 class Api:
-    """The five functions, imported fresh (as at a cold start) under one environment."""
+    """The template's functions, imported fresh (as at a cold start) under one environment: the HTTP ones at once,
+    the queue consumers (the summarizer) on first use."""
 
     def __init__(self, functions: list[Function]) -> None:
         self.by_id = {f.route.function_id: f for f in functions}
         self.functions = functions
+        self._consumers: dict[str, LambdaHandler] = {}
+
+    def consumer(self, function_id: str) -> LambdaHandler:
+        if function_id not in self._consumers:
+            spec = next(c for c in load_queue_consumers() if c.function_id == function_id)
+            self._consumers[function_id] = load_function(spec)[1]
+        return self._consumers[function_id]
 
     def invoke(self, function_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        handler = self.by_id[function_id].handler if function_id in self.by_id else self.consumer(function_id)
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            return self.by_id[function_id].handler(event, FakeLambdaContext(function_name=function_id))
+            return handler(event, FakeLambdaContext(function_name=function_id))
         finally:
             asyncio.set_event_loop(None)
             loop.close()
@@ -76,3 +90,30 @@ def cold_start(**env: str | None) -> Iterator[Api]:
     """Load every function of template.yaml with this environment, as Lambda's init phase would."""
     with environment(**env):
         yield Api(load_functions(load_routes()))
+
+
+def post_event(session_id: str, payload: Any, *, query: str = "") -> dict[str, Any]:
+    """The sample POST event, re-aimed at another session and body."""
+    event = copy.deepcopy(load_event("post_memory-ok"))
+    event["pathParameters"] = {"session_id": session_id}
+    event["requestContext"]["http"]["path"] = f"/sessions/{session_id}/memory"
+    event["rawPath"] = event["requestContext"]["http"]["path"]
+    raw = payload if isinstance(payload, str) else json.dumps(payload)
+    event["body"] = raw
+    event["headers"]["content-length"] = str(len(raw.encode()))
+    event["rawQueryString"] = query
+    if query:
+        event["queryStringParameters"] = dict(part.split("=", 1) for part in query.split("&"))
+    return event
+
+
+def get_event(session_id: str) -> dict[str, Any]:
+    event = copy.deepcopy(load_event("get_memory-ok"))
+    event["pathParameters"] = {"session_id": session_id}
+    event["requestContext"]["http"]["path"] = f"/sessions/{session_id}/memory"
+    event["rawPath"] = event["requestContext"]["http"]["path"]
+    return event
+
+
+def messages(n: int, start: int = 0) -> list[dict[str, str]]:
+    return [{"role": "Human" if i % 2 == 0 else "AI", "content": f"message {i}"} for i in range(start, start + n)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import time
 from typing import Any
@@ -12,36 +11,9 @@ import pytest
 import redis
 
 from devserver.embedded_redis import EmbeddedRedis
-from tests.support import Api, body, cold_start, load_event
+from tests.support import Api, body, cold_start, get_event, load_event, messages, post_event
 
 HOSTILE_ID = "user@example.com:{chat} *1 ünï"
-
-
-def post_event(session_id: str, payload: Any, *, query: str = "") -> dict[str, Any]:
-    """The sample POST event, re-aimed at another session and body."""
-    event = copy.deepcopy(load_event("post_memory-ok"))
-    event["pathParameters"] = {"session_id": session_id}
-    event["requestContext"]["http"]["path"] = f"/sessions/{session_id}/memory"
-    event["rawPath"] = event["requestContext"]["http"]["path"]
-    raw = payload if isinstance(payload, str) else json.dumps(payload)
-    event["body"] = raw
-    event["headers"]["content-length"] = str(len(raw.encode()))
-    event["rawQueryString"] = query
-    if query:
-        event["queryStringParameters"] = dict(part.split("=", 1) for part in query.split("&"))
-    return event
-
-
-def get_event(session_id: str) -> dict[str, Any]:
-    event = copy.deepcopy(load_event("get_memory-ok"))
-    event["pathParameters"] = {"session_id": session_id}
-    event["requestContext"]["http"]["path"] = f"/sessions/{session_id}/memory"
-    event["rawPath"] = event["requestContext"]["http"]["path"]
-    return event
-
-
-def messages(n: int, start: int = 0) -> list[dict[str, str]]:
-    return [{"role": "Human" if i % 2 == 0 else "AI", "content": f"message {i}"} for i in range(start, start + n)]
 
 
 def test_post_then_get_given_langchain_messages_returns_them_newest_first(api: Api) -> None:

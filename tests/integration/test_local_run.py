@@ -68,3 +68,25 @@ def test_local_run_given_no_redis_url_serves_and_keeps_data_across_restarts(tmp_
     # And after a restart on the same data folder, the message is still there
     with local_server(tmp_path, port):
         assert [m["content"] for m in requests.get(url, timeout=5).json()["messages"]] == ["remember me"]
+
+
+def test_local_run_given_window_overflow_summarizes_in_the_background(tmp_path: Path) -> None:
+    # Given the local server (local SQS FIFO queue + the summarizer handler, offline extractive summarizer)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/sessions/overflow/memory"
+    with local_server(tmp_path, port):
+        # When a conversation goes over the default window of 12
+        for turn in range(8):
+            messages = [
+                {"role": "Human", "content": f"Question {turn}: how warm is Bogotá in month number {turn + 1}?"},
+                {"role": "AI", "content": f"In month {turn + 1} Bogotá averages {14 + turn % 3} degrees Celsius."},
+            ]
+            assert requests.post(url, json={"messages": messages}, timeout=5).ok
+        # Then, shortly after, GET returns the newest messages and a summary of the older ones that were folded
+        deadline = time.monotonic() + 20
+        while (memory := requests.get(url, timeout=5).json())["context"] is None:
+            assert time.monotonic() < deadline, "no summary within 20 s"
+            time.sleep(0.2)
+    ids = [m["id"] for m in memory["messages"]]
+    assert 6 <= len(ids) < 12 and ids == list(range(16, 16 - len(ids), -1))
+    assert "month number 1" in memory["context"]

@@ -11,6 +11,7 @@ from redis.cluster import RedisCluster
 
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from motorhead.keys import Keys
+from motorhead.ports import AppendResult, Folded
 from motorhead.redis_client import RedisConnector
 from motorhead.redis_store import RedisMemoryStore
 from motorhead.settings import Settings
@@ -46,8 +47,8 @@ def test_connector_given_auto_mode_picks_the_right_client(
 
 def test_append_given_messages_assigns_increasing_ids_and_counts(store: RedisMemoryStore) -> None:
     # Given two appends / When the session is read
-    assert store.append("s", [("Human", "a"), ("AI", "b")], context=None, namespace="", now_ms=1) == 2
-    assert store.append("s", [("Human", "c")], context="sum", namespace="", now_ms=2) == 3
+    assert store.append("s", [("Human", "a"), ("AI", "b")], context=None, namespace="", now_ms=1).count == 2
+    assert store.append("s", [("Human", "c")], context="sum", namespace="", now_ms=2).last_id == 3
     snapshot = store.read("s", limit=10)
     # Then ids follow the order of arrival and the newest comes first
     assert [(m.id, m.content) for m in snapshot.messages] == [(3, "c"), (2, "b"), (1, "a")]
@@ -118,3 +119,91 @@ def test_list_sessions_given_offset_pages_in_write_order(store: RedisMemoryStore
     store.append("s0", [("Human", "again")], context=None, namespace="", now_ms=200)
     assert store.list_sessions(namespace="", offset=0, limit=2) == (["s1", "s2"], 5)
     assert store.list_sessions(namespace="", offset=4, limit=2) == (["s0"], 5)
+
+
+# --- summarization: the lease, the fold input and the atomic commit -------------------------------------------------
+
+
+def _fill(store: RedisMemoryStore, session_id: str, n: int, *, above: int | None = None, now: int = 1) -> AppendResult:
+    return store.append(
+        session_id,
+        [("Human", f"m{i}") for i in range(n)],
+        context=None,
+        namespace="",
+        now_ms=now,
+        summarize_above=above,
+    )
+
+
+def test_append_given_window_overflow_claims_the_job_lease_once(store: RedisMemoryStore) -> None:
+    # Given a window of 4 and a lease of 600 s
+    results = [_fill(store, "s", 2, above=4, now=1_000 + i) for i in range(5)]
+    # Then only the POST that first went over the window is told to send a job
+    assert [r.summary_due for r in results] == [False, False, True, False, False]
+    assert [r.count for r in results] == [2, 4, 6, 8, 10]
+    assert results[2].last_id == 6
+    # And once the lease is released (a failed send), the next POST claims it again
+    store.release_summary_lease("s")
+    assert _fill(store, "s", 1, above=4, now=2_000).summary_due is True
+
+
+def test_append_given_an_expired_lease_claims_it_again(store: RedisMemoryStore) -> None:
+    assert _fill(store, "s", 5, above=4, now=1_000).summary_due is True
+    assert _fill(store, "s", 1, above=4, now=1_000 + 599_999).summary_due is False
+    assert _fill(store, "s", 1, above=4, now=1_000 + 600_000).summary_due is True
+
+
+def test_fold_input_given_at_most_the_window_is_none(store: RedisMemoryStore) -> None:
+    _fill(store, "s", 4)
+    assert store.fold_input("s", window=4, keep=2) is None
+    assert store.fold_input("unknown", window=4, keep=2) is None
+
+
+def test_commit_fold_given_current_summary_removes_exactly_the_folded(store: RedisMemoryStore) -> None:
+    # Given 10 messages, a window of 4 (keep 2)
+    _fill(store, "s", 10)
+    start = store.fold_input("s", window=4, keep=2)
+    assert start is not None and [m.content for m in start.messages] == [f"m{i}" for i in range(8)]
+    # And two messages posted while the job works
+    store.append("s", [("Human", "late1"), ("AI", "late2")], context=None, namespace="", now_ms=5)
+    # When the job commits
+    assert store.commit_fold("s", start=start, folded=Folded(context="sum", tokens=7, calls=1)) is True
+    # Then exactly the 8 folded are gone, the late ones and the kept ones stay, the summary and tokens are stored
+    snapshot = store.read("s", limit=100)
+    assert [m.content for m in snapshot.messages] == ["late2", "late1", "m9", "m8"]
+    assert (snapshot.context, snapshot.tokens) == ("sum", 7)
+    # And the same start cannot commit twice (a redelivered job)
+    assert store.commit_fold("s", start=start, folded=Folded(context="again", tokens=5, calls=1)) is False
+    assert store.read("s", limit=100).context == "sum"
+
+
+def test_commit_fold_given_context_posted_meanwhile_changes_nothing(store: RedisMemoryStore) -> None:
+    _fill(store, "s", 10)
+    start = store.fold_input("s", window=4, keep=2)
+    assert start is not None
+    store.append("s", [], context="from the client", namespace="", now_ms=5)
+    assert store.commit_fold("s", start=start, folded=Folded(context="stale", tokens=3, calls=1)) is False
+    snapshot = store.read("s", limit=100)
+    assert (len(snapshot.messages), snapshot.context, snapshot.tokens) == (10, "from the client", 0)
+
+
+def test_commit_fold_given_session_deleted_meanwhile_resurrects_nothing(store: RedisMemoryStore) -> None:
+    # Given a job that read a session which is then deleted and re-created
+    _fill(store, "s", 10)
+    start = store.fold_input("s", window=4, keep=2)
+    assert start is not None
+    store.delete("s", namespace="")
+    _fill(store, "s", 10)
+    # When the stale job commits / Then nothing changes: the deleted session's summary never comes back
+    assert store.commit_fold("s", start=start, folded=Folded(context="old secrets", tokens=3, calls=1)) is False
+    snapshot = store.read("s", limit=100)
+    assert (len(snapshot.messages), snapshot.context) == (10, None)
+
+
+def test_commit_fold_given_a_large_backlog_removes_it_in_one_commit(store: RedisMemoryStore) -> None:
+    for _ in range(30):
+        _fill(store, "big", 100)
+    start = store.fold_input("big", window=12, keep=6)
+    assert start is not None and len(start.messages) == 2994
+    assert store.commit_fold("big", start=start, folded=Folded(context="c", tokens=1, calls=1)) is True
+    assert len(store.read("big", limit=100).messages) == 6

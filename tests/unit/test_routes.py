@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -9,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from devserver.template import load_routes, load_template
+from devserver.template import load_queue_consumers, load_routes, load_template
 from tests.support import EVENTS, REPO
 
 ROUTES = load_routes()
 
 
 def test_template_given_functions_dir_has_one_function_per_folder() -> None:
-    # Given the functions/ folders / Then each is the CodeUri of exactly one template function, and vice versa
+    # Given the functions/ folders / Then each is the CodeUri of a template function (HTTP or queue), and vice versa
     folders = {p.parent.resolve() for p in (REPO / "functions").glob("*/app.py")}
-    assert folders == {route.code_uri for route in ROUTES}
+    assert folders == {route.code_uri for route in ROUTES} | {c.code_uri for c in load_queue_consumers()}
 
 
 def test_template_given_each_function_declares_exactly_its_app_routes() -> None:
@@ -31,6 +32,13 @@ def test_template_given_each_function_declares_exactly_its_app_routes() -> None:
         assert source[route.code_uri].count("@app.") == sum(r.code_uri == route.code_uri for r in ROUTES)
 
 
+def test_template_given_summarizer_is_fed_by_the_fifo_queue_only() -> None:
+    # Given the template / Then the summarizer has no HTTP route and reads the FIFO summary queue
+    (consumer,) = load_queue_consumers()
+    assert (consumer.function_id, consumer.queue_id, consumer.fifo) == ("SummarizerFunction", "SummaryQueue", True)
+    assert consumer.function_id not in {route.function_id for route in ROUTES}
+
+
 def test_template_given_routes_covers_motorhead_api() -> None:
     assert {route.route_key for route in ROUTES} == {
         "GET /",
@@ -41,7 +49,11 @@ def test_template_given_routes_covers_motorhead_api() -> None:
     }
 
 
-@pytest.mark.parametrize("event_file", sorted(EVENTS.glob("*.json")), ids=lambda p: p.stem)
+HTTP_EVENTS = sorted(p for p in EVENTS.glob("*.json") if "Records" not in json.loads(p.read_text(encoding="utf-8")))
+SQS_EVENTS = sorted(set(EVENTS.glob("*.json")) - set(HTTP_EVENTS))
+
+
+@pytest.mark.parametrize("event_file", HTTP_EVENTS, ids=lambda p: p.stem)
 def test_events_given_sample_event_match_a_template_route(event_file: Path) -> None:
     # Given a sample event / Then its routeKey and path fit the route of the function it is named after
     event = json.loads(event_file.read_text(encoding="utf-8"))
@@ -51,6 +63,18 @@ def test_events_given_sample_event_match_a_template_route(event_file: Path) -> N
     route = matching[0]
     assert route.code_uri.name == event_file.stem.split("-")[0]
     assert (route.match(event["rawPath"]) or {}) == event.get("pathParameters", {})
+
+
+@pytest.mark.parametrize("event_file", SQS_EVENTS, ids=lambda p: p.stem)
+def test_events_given_sqs_sample_event_is_for_a_queue_consumer(event_file: Path) -> None:
+    # Given an SQS sample event / Then it is named after a queue consumer and its records are intact FIFO records
+    event = json.loads(event_file.read_text(encoding="utf-8"))
+    consumers = {c.code_uri.name for c in load_queue_consumers()}
+    assert event_file.stem.split("-")[0] in consumers
+    for record in event["Records"]:
+        assert record["eventSource"] == "aws:sqs"
+        assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()
+        assert record["attributes"]["MessageGroupId"]
 
 
 def test_route_match_given_encoded_hostile_id_decodes_the_parameter() -> None:

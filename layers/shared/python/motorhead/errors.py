@@ -21,3 +21,11 @@ class PayloadTooLargeError(MotorheadError):
 
 class StoreUnavailableError(MotorheadError):
     """Redis could not be reached or did not answer in time."""
+
+
+class SummarizerError(MotorheadError):
+    """The summary could not be produced (LLM outage, timeout, malformed answer); the job is retried by SQS."""
+
+
+class SummaryConflictError(MotorheadError):
+    """The summary kept changing under the job; the job is retried by SQS."""

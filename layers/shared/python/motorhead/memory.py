@@ -4,20 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from aws_lambda_powertools.logging import Logger
+
 from motorhead.clock import now_ms
 from motorhead.errors import InvalidInputError, PayloadTooLargeError
 from motorhead.keys import DEFAULT_NAMESPACE
 from motorhead.models import MemoryIn, MemoryOut, MessageOut, SessionPage, StatusOut
-from motorhead.ports import MemoryStore
+from motorhead.ports import JobQueue, MemoryStore, SummaryJob
 from motorhead.settings import Settings
 
 MAX_NAMESPACE_BYTES = 256
 
+logger = Logger(service="motorhead")
+
 
 class MemoryService:
-    def __init__(self, *, store: MemoryStore, settings: Settings, clock: Callable[[], int] = now_ms) -> None:
+    def __init__(
+        self,
+        *,
+        store: MemoryStore,
+        settings: Settings,
+        jobs: JobQueue | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
         self._store = store
         self._settings = settings
+        self._jobs = jobs
         self._clock = clock
 
     def get_memory(self, session_id: str) -> MemoryOut:
@@ -48,14 +60,25 @@ class MemoryService:
                 )
         if body.context is not None and len(body.context.encode("utf-8")) > limits.max_context_bytes:
             raise PayloadTooLargeError(f"context is over the limit of {limits.max_context_bytes} bytes")
-        self._store.append(
+        result = self._store.append(
             session_id,
             [(m.role, m.content) for m in body.messages],
             context=body.context,
             namespace=self._namespace(namespace),
             now_ms=self._clock(),
+            summarize_above=limits.max_window_size if self._jobs is not None else None,
         )
+        if result.summary_due and self._jobs is not None:
+            self._request_summary(self._jobs, SummaryJob(session_id=session_id, last_id=result.last_id))
         return StatusOut()
+
+    def _request_summary(self, jobs: JobQueue, job: SummaryJob) -> None:
+        """Send the job; if that fails the messages are still stored, and the next POST asks again."""
+        try:
+            jobs.send(job)
+        except Exception:
+            logger.exception("could not queue a summary job; the next POST will retry", extra={"last_id": job.last_id})
+            self._store.release_summary_lease(job.session_id)
 
     def delete_memory(self, session_id: str, *, namespace: str | None = None) -> StatusOut:
         """Forget the session: messages, summary, counters and its place in every session list."""

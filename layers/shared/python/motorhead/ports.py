@@ -24,6 +24,65 @@ class SessionSnapshot:
     tokens: int
 
 
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What a POST changed: the session's message count, its newest id, and whether a summary job is due."""
+
+    count: int
+    last_id: int
+    summary_due: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryJob:
+    """One SQS message: summarize this session as of ``last_id`` (which also makes the job's deduplication id)."""
+
+    session_id: str
+    last_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class FoldInput:
+    """What a summarizer job starts from: the summary, its version token, and the messages to fold (oldest first)."""
+
+    context: str | None
+    version: str
+    messages: list[StoredMessage]
+    raw_members: list[str]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """A new summary, what producing it cost, and how many model calls it took."""
+
+    context: str | None
+    tokens: int
+    calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    text: str
+    total_tokens: int
+
+
+class ChatModel(Protocol):
+    """An LLM that answers one chat completion."""
+
+    def complete(self, *, system: str, user: str, max_tokens: int) -> ChatResult: ...
+
+
+class SummaryWriter(Protocol):
+    """Folds messages into a summary, incrementally."""
+
+    def fold(self, context: str | None, messages: list[StoredMessage]) -> Folded: ...
+
+
+class JobQueue(Protocol):
+    def send(self, job: SummaryJob) -> None: ...
+
+
 class MemoryStore(Protocol):
     def append(
         self,
@@ -33,8 +92,13 @@ class MemoryStore(Protocol):
         context: str | None,
         namespace: str,
         now_ms: int,
-    ) -> int:
-        """Store every message or none (with ``context`` replacing the summary when given); return the count."""
+        summarize_above: int | None = None,
+    ) -> AppendResult:
+        """Store every message or none (``context``, when given, replaces the summary).
+
+        With ``summarize_above``, also claim the session's summary-job lease when the count exceeds it and no job was
+        claimed recently: ``summary_due`` tells the caller to send one job.
+        """
         ...
 
     def read(self, session_id: str, *, limit: int) -> SessionSnapshot: ...
@@ -42,3 +106,16 @@ class MemoryStore(Protocol):
     def delete(self, session_id: str, *, namespace: str) -> None: ...
 
     def list_sessions(self, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]: ...
+
+    def release_summary_lease(self, session_id: str) -> None:
+        """Let the next POST send a job again (after a failed send)."""
+        ...
+
+    def fold_input(self, session_id: str, *, window: int, keep: int) -> FoldInput | None:
+        """Everything but the newest ``keep`` messages when more than ``window`` are stored; None otherwise."""
+        ...
+
+    def commit_fold(self, session_id: str, *, start: FoldInput, folded: Folded) -> bool:
+        """Atomically remove exactly ``start``'s messages, store the new summary and add the tokens, if the summary
+        is still the one ``start`` read; False (and no change at all) otherwise."""
+        ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -11,32 +12,93 @@ from redis import exceptions as redis_errors
 
 from motorhead.errors import StoreUnavailableError
 from motorhead.keys import DEFAULT_NAMESPACE, Keys
-from motorhead.ports import SessionSnapshot, StoredMessage
+from motorhead.ports import AppendResult, Folded, FoldInput, SessionSnapshot, StoredMessage
 from motorhead.redis_client import RedisConnector
 
-# KEYS: messages, meta, namespaces. ARGV: session id, now ms, namespace, has-context flag, context, then one JSON
-# object per message without its id. Ids come from the session's own counter, so they are unique and increasing,
-# and every message of the call is stored, or none is.
+# KEYS: messages, meta, namespaces. ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag, 5 context,
+# 6 a fresh version token, 7 summarize above this count (0: never), 8 job lease in ms, then one JSON object per
+# message without its id. Ids come from the session's own counter, so they are unique and increasing; every
+# message of the call is stored, or none is. The summary's version token changes whenever the summary does, so a
+# summarizer can tell that the summary it started from is still current. The lease (meta.job_at) lets one POST in
+# a lease period ask for a summary job, so a busy session does not flood the queue.
 _APPEND = """
-local n = #ARGV - 5
+local first = 9
+local n = #ARGV - first + 1
 local last = redis.call('HINCRBY', KEYS[2], 'seq', n)
 if n > 0 then
   local args = {}
   for i = 1, n do
     local id = last - n + i
     args[#args + 1] = id
-    args[#args + 1] = '{"id":' .. id .. ',' .. string.sub(ARGV[5 + i], 2)
+    args[#args + 1] = '{"id":' .. id .. ',' .. string.sub(ARGV[first + i - 1], 2)
   end
   redis.call('ZADD', KEYS[1], unpack(args))
 end
 redis.call('HSETNX', KEYS[2], 'id', ARGV[1])
 redis.call('HSETNX', KEYS[2], 'created_at', ARGV[2])
+redis.call('HSETNX', KEYS[2], 'version', ARGV[6])
 redis.call('HSET', KEYS[2], 'updated_at', ARGV[2])
 if ARGV[4] == '1' then
-  redis.call('HSET', KEYS[2], 'context', ARGV[5])
+  redis.call('HSET', KEYS[2], 'context', ARGV[5], 'version', ARGV[6])
 end
 redis.call('SADD', KEYS[3], ARGV[3])
-return redis.call('ZCARD', KEYS[1])
+local count = redis.call('ZCARD', KEYS[1])
+local due = 0
+local above = tonumber(ARGV[7])
+if above > 0 and count > above then
+  local claimed = redis.call('HGET', KEYS[2], 'job_at')
+  if not claimed or tonumber(ARGV[2]) - tonumber(claimed) >= tonumber(ARGV[8]) then
+    redis.call('HSET', KEYS[2], 'job_at', ARGV[2])
+    due = 1
+  end
+end
+return {count, last, due}
+"""
+
+# KEYS: messages, meta. ARGV: window, keep. One consistent read of what a summarizer job starts from.
+_FOLD_INPUT = """
+local count = redis.call('ZCARD', KEYS[1])
+local meta = redis.call('HMGET', KEYS[2], 'context', 'version')
+if count <= tonumber(ARGV[1]) then
+  return {count, meta[1], meta[2], {}}
+end
+return {count, meta[1], meta[2], redis.call('ZRANGE', KEYS[1], 0, count - tonumber(ARGV[2]) - 1)}
+"""
+
+# KEYS: messages, meta. ARGV: 1 expected version, 2 new version, 3 has-context flag, 4 context, 5 tokens to add,
+# then the exact members that were folded. Commits only if the summary is still the one the job read and every
+# folded message is still there; then removes exactly those members (by id and content, never by index).
+_COMMIT_FOLD = """
+local current = redis.call('HGET', KEYS[2], 'version') or ''
+if current ~= ARGV[1] then
+  return 0
+end
+local first, chunk_size = 6, 500
+for i = first, #ARGV, chunk_size do
+  local chunk = {}
+  for j = i, math.min(i + chunk_size - 1, #ARGV) do
+    chunk[#chunk + 1] = ARGV[j]
+  end
+  for _, score in ipairs(redis.call('ZMSCORE', KEYS[1], unpack(chunk))) do
+    if not score then
+      return 0
+    end
+  end
+end
+for i = first, #ARGV, chunk_size do
+  local chunk = {}
+  for j = i, math.min(i + chunk_size - 1, #ARGV) do
+    chunk[#chunk + 1] = ARGV[j]
+  end
+  redis.call('ZREM', KEYS[1], unpack(chunk))
+end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[2], 'context', ARGV[4])
+end
+redis.call('HSET', KEYS[2], 'version', ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[5])
+redis.call('HDEL', KEYS[2], 'job_at')
+return 1
 """
 
 _UNAVAILABLE = (
@@ -59,10 +121,17 @@ def _mapped_errors() -> Iterator[None]:
 class RedisMemoryStore:
     """Implements ``motorhead.ports.MemoryStore``."""
 
-    def __init__(self, connector: RedisConnector, keys: Keys) -> None:
+    def __init__(self, connector: RedisConnector, keys: Keys, *, summary_lease_ms: int = 600_000) -> None:
         self._connector = connector
         self._keys = keys
-        self._append_script: Callable[..., Any] | None = None
+        self._lease_ms = summary_lease_ms
+        self._scripts: dict[str, Callable[..., Any]] = {}
+
+    def _run(self, source: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self._connector.client().register_script(source)
+        return script(keys=list(keys), args=list(args))
 
     def append(
         self,
@@ -72,18 +141,30 @@ class RedisMemoryStore:
         context: str | None,
         namespace: str,
         now_ms: int,
-    ) -> int:
+        summarize_above: int | None = None,
+    ) -> AppendResult:
         keys = self._keys.session(session_id)
         bodies = [json.dumps({"role": role, "content": content, "created_at": now_ms}) for role, content in messages]
         flag, ctx = ("1", context) if context is not None else ("0", "")
         with _mapped_errors():
-            client = self._connector.client()
             # The index first: if the session write then fails, a retried POST lands in the same place.
-            client.zadd(self._keys.sessions_index(namespace), {session_id: now_ms})
-            if self._append_script is None:
-                self._append_script = client.register_script(_APPEND)
-            count = self._append_script(keys=list(keys.all()), args=[session_id, now_ms, namespace, flag, ctx, *bodies])
-        return int(count)
+            self._connector.client().zadd(self._keys.sessions_index(namespace), {session_id: now_ms})
+            count, last_id, due = self._run(
+                _APPEND,
+                keys.all(),
+                [
+                    session_id,
+                    now_ms,
+                    namespace,
+                    flag,
+                    ctx,
+                    new_version(),
+                    summarize_above or 0,
+                    self._lease_ms,
+                    *bodies,
+                ],
+            )
+        return AppendResult(count=int(count), last_id=int(last_id), summary_due=bool(due))
 
     def read(self, session_id: str, *, limit: int) -> SessionSnapshot:
         keys = self._keys.session(session_id)
@@ -117,6 +198,40 @@ class RedisMemoryStore:
             pipe.zcard(index)
             ids, total = pipe.execute()
         return list(ids), int(total)
+
+    def release_summary_lease(self, session_id: str) -> None:
+        with _mapped_errors():
+            self._connector.client().hdel(self._keys.session(session_id).meta, "job_at")
+
+    def fold_input(self, session_id: str, *, window: int, keep: int) -> FoldInput | None:
+        keys = self._keys.session(session_id)
+        with _mapped_errors():
+            count, context, version, members = self._run(_FOLD_INPUT, (keys.messages, keys.meta), [window, keep])
+        if not members:
+            return None
+        return FoldInput(
+            context=context,
+            version=version or "",
+            messages=[_decode(raw) for raw in members],
+            raw_members=list(members),
+            count=int(count),
+        )
+
+    def commit_fold(self, session_id: str, *, start: FoldInput, folded: Folded) -> bool:
+        keys = self._keys.session(session_id)
+        flag, ctx = ("1", folded.context) if folded.context is not None else ("0", "")
+        with _mapped_errors():
+            committed = self._run(
+                _COMMIT_FOLD,
+                (keys.messages, keys.meta),
+                [start.version, new_version(), flag, ctx, folded.tokens, *start.raw_members],
+            )
+        return bool(committed)
+
+
+def new_version() -> str:
+    """A summary version token: unique across sessions, deletions and re-creations."""
+    return uuid.uuid4().hex
 
 
 def _decode(raw: str) -> StoredMessage:

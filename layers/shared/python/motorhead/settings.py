@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from motorhead.errors import ConfigError
@@ -44,6 +44,48 @@ class Settings(BaseSettings):
     max_messages_per_request: int = Field(100, ge=1, validation_alias="MOTORHEAD_MAX_MESSAGES_PER_REQUEST")
     max_context_bytes: int = Field(65_536, ge=16, validation_alias="MOTORHEAD_MAX_CONTEXT_BYTES")
     max_session_id_bytes: int = Field(256, ge=1, le=1024, validation_alias="MOTORHEAD_MAX_SESSION_ID_BYTES")
+    # --- summarization ------------------------------------------------------------------------------------------
+    summary_queue_url: str | None = Field(None, validation_alias="MOTORHEAD_SUMMARY_QUEUE_URL")
+    summarizer: Literal["auto", "openai", "azure", "extractive"] = Field(
+        "auto", validation_alias="MOTORHEAD_SUMMARIZER"
+    )
+    openai_api_key_secret: str | None = Field(None, validation_alias="MOTORHEAD_OPENAI_API_KEY_SECRET")
+    azure_api_version: str = Field("2024-10-21", validation_alias="AZURE_API_VERSION")
+    llm_timeout: float = Field(30.0, gt=0, le=600, validation_alias="MOTORHEAD_LLM_TIMEOUT")
+    llm_max_retries: int = Field(3, ge=0, le=10, validation_alias="MOTORHEAD_LLM_MAX_RETRIES")
+    model_context_tokens: int | None = Field(None, ge=1024, validation_alias="MOTORHEAD_MODEL_CONTEXT_TOKENS")
+    summary_max_tokens: int = Field(512, ge=32, le=16_384, validation_alias="MOTORHEAD_SUMMARY_MAX_TOKENS")
+    summary_lease_seconds: int = Field(600, ge=1, validation_alias="MOTORHEAD_SUMMARY_LEASE_SECONDS")
+
+    @field_validator(
+        "redis_url",
+        "openai_api_key",
+        "openai_api_base",
+        "azure_api_key",
+        "azure_deployment_id",
+        "azure_deployment_id_ada",
+        "azure_api_base",
+        "summary_queue_url",
+        "openai_api_key_secret",
+        "model_context_tokens",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """CloudFormation passes optional parameters as empty strings: treat them as not set."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def summarizer_kind(self) -> Literal["openai", "azure", "extractive"]:
+        """Which summarizer runs: the one asked for, else OpenAI when a key, secret or base URL is configured,
+        else Azure when its variables are, else the offline extractive one."""
+        if self.summarizer != "auto":
+            return self.summarizer
+        if self.openai_api_key or self.openai_api_key_secret or self.openai_api_base:
+            return "openai"
+        if self.azure_api_key and self.azure_api_base and self.azure_deployment_id:
+            return "azure"
+        return "extractive"
+
     tiktoken_cache_dir: Path = Field(PACKAGED_TIKTOKEN_CACHE, validation_alias="TIKTOKEN_CACHE_DIR")
     data_dir: Path = Field(Path(".data"), validation_alias="MOTORHEAD_DATA_DIR")
 

@@ -1,0 +1,68 @@
+"""The OpenAI chat adapter: OpenAI, Azure OpenAI, or any OpenAI-compatible server (llama.cpp, vLLM, ...).
+
+Imported only by the summarizer, so the HTTP functions never pay for the ``openai`` package. The client's own retry
+loop handles 408/409/429/5xx and connection errors with exponential backoff (``MOTORHEAD_LLM_MAX_RETRIES``); every
+call is bounded by ``MOTORHEAD_LLM_TIMEOUT``. Anything still failing, or an answer without text, raises
+``SummarizerError`` so the SQS job is retried and, after the queue's maxReceiveCount, lands in the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import openai
+
+from motorhead.errors import ConfigError, SummarizerError
+from motorhead.ports import ChatResult
+from motorhead.settings import Settings
+
+
+class OpenAIChatModel:
+    """Implements ``motorhead.ports.ChatModel``."""
+
+    def __init__(self, client: openai.OpenAI, *, model: str) -> None:
+        self._client = client
+        self._model = model
+
+    def complete(self, *, system: str, user: str, max_tokens: int) -> ChatResult:
+        try:
+            response = self._client.chat.completions.create(
+                model=self._model,
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+                temperature=0,
+                max_tokens=max_tokens,
+            )
+        except openai.OpenAIError as exc:
+            raise SummarizerError(f"LLM call failed: {type(exc).__name__}: {exc}") from exc
+        choices = getattr(response, "choices", None)
+        text = choices[0].message.content if choices else None
+        if not isinstance(text, str):
+            raise SummarizerError("LLM answer has no text")
+        usage = getattr(response, "usage", None)
+        return ChatResult(text=text, total_tokens=int(getattr(usage, "total_tokens", 0) or 0))
+
+
+def openai_chat_model(settings: Settings, *, api_key: str | Callable[[], str]) -> OpenAIChatModel:
+    """OpenAI or an OpenAI-compatible server at ``OPENAI_API_BASE``."""
+    client = openai.OpenAI(
+        api_key=api_key,
+        base_url=settings.openai_api_base or None,
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,
+    )
+    return OpenAIChatModel(client, model=settings.model)
+
+
+def azure_chat_model(settings: Settings) -> OpenAIChatModel:
+    """Azure OpenAI with Motorhead's variables: AZURE_API_KEY, AZURE_API_BASE, AZURE_DEPLOYMENT_ID."""
+    if not (settings.azure_api_key and settings.azure_api_base and settings.azure_deployment_id):
+        raise ConfigError("AZURE_API_KEY, AZURE_API_BASE and AZURE_DEPLOYMENT_ID must all be set for Azure")
+    client = openai.AzureOpenAI(
+        api_key=settings.azure_api_key.get_secret_value(),
+        azure_endpoint=settings.azure_api_base,
+        azure_deployment=settings.azure_deployment_id,
+        api_version=settings.azure_api_version,
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,
+    )
+    return OpenAIChatModel(client, model=settings.azure_deployment_id)

@@ -1,0 +1,218 @@
+"""template.yaml's asynchronous summarization: FIFO queue, dead-letter queue, summarizer function, least privilege.
+
+``load_template()`` keeps each CloudFormation tag's argument as a plain value: ``!Ref SummaryQueue`` is
+``"SummaryQueue"``, ``!GetAtt SummaryQueue.Arn`` is ``"SummaryQueue.Arn"``, ``!If [C, a, b]`` is ``["C", a, b]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devserver.template import load_routes, load_template
+from motorhead.keys import session_tag
+from tests.support import EVENTS
+
+TEMPLATE = load_template()
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+PARAMETERS: dict[str, Any] = TEMPLATE["Parameters"]
+GLOBAL_ENV: dict[str, Any] = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+FUNCTIONS = {name: res["Properties"] for name, res in RESOURCES.items() if res["Type"] == "AWS::Serverless::Function"}
+QUEUE = RESOURCES["SummaryQueue"]["Properties"]
+DLQ = RESOURCES["SummaryDeadLetterQueue"]["Properties"]
+SUMMARIZER = FUNCTIONS["SummarizerFunction"]
+
+# SAM policy templates and AWS managed policies that can send to an SQS queue / read a Secrets Manager secret.
+SQS_SEND_POLICIES = {"SQSSendMessagePolicy", "AmazonSQSFullAccess"}
+SECRET_READ_POLICIES = {"AWSSecretsManagerGetSecretValuePolicy", "SecretsManagerReadWrite"}
+DAY = 24 * 60 * 60
+
+
+def policy_names(props: dict[str, Any]) -> Iterator[str]:
+    """Names of the policy templates and managed policies of a function, including both branches of an ``!If``,
+    and the actions of inline statements."""
+
+    def walk(item: Any) -> Iterator[str]:
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, list):  # !If [Condition, when-true, when-false]
+            for branch in item[1:]:
+                yield from walk(branch)
+        elif isinstance(item, dict):
+            for statement in item.get("Statement", []):
+                actions = statement.get("Action", [])
+                yield from [actions] if isinstance(actions, str) else actions
+            yield from (key for key in item if key not in {"Statement", "Version"})
+
+    for policy in props.get("Policies", []):
+        yield from walk(policy)
+
+
+def can_send_to_sqs(props: dict[str, Any]) -> bool:
+    return any(
+        name in SQS_SEND_POLICIES or name.lower().startswith(("sqs:send", "sqs:*")) for name in policy_names(props)
+    )
+
+
+def can_read_secrets(props: dict[str, Any]) -> bool:
+    return any(
+        name in SECRET_READ_POLICIES or name.lower().startswith(("secretsmanager:get", "secretsmanager:*"))
+        for name in policy_names(props)
+    )
+
+
+def sqs_events(props: dict[str, Any]) -> list[dict[str, Any]]:
+    return [event["Properties"] for event in props.get("Events", {}).values() if event["Type"] == "SQS"]
+
+
+def test_summary_queue_given_template_is_fifo_with_app_deduplication_and_sse() -> None:
+    # Given the summary job queue / Then it is FIFO, dedups by the app's MessageDeduplicationId, and is encrypted
+    assert RESOURCES["SummaryQueue"]["Type"] == "AWS::SQS::Queue"
+    assert QUEUE["FifoQueue"] is True
+    assert QUEUE["ContentBasedDeduplication"] is False
+    assert QUEUE["SqsManagedSseEnabled"] is True
+    assert QUEUE["MessageRetentionPeriod"] == 4 * DAY
+
+
+def test_summary_queue_given_redrive_policy_targets_fifo_dlq_with_parameter_count() -> None:
+    # Given the queue's redrive policy / Then failed jobs go to the FIFO dead-letter queue after
+    # SummaryMaxReceiveCount deliveries, a Number parameter defaulting to 5 within 1..100
+    redrive = QUEUE["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == "SummaryDeadLetterQueue.Arn"
+    assert redrive["maxReceiveCount"] == "SummaryMaxReceiveCount"
+    param = PARAMETERS["SummaryMaxReceiveCount"]
+    assert (param["Type"], param["Default"], param["MinValue"], param["MaxValue"]) == ("Number", 5, 1, 100)
+    assert RESOURCES["SummaryDeadLetterQueue"]["Type"] == "AWS::SQS::Queue"
+    assert DLQ["FifoQueue"] is True  # a FIFO queue's dead-letter queue must be FIFO too
+    assert DLQ["SqsManagedSseEnabled"] is True
+    assert DLQ["MessageRetentionPeriod"] == 14 * DAY >= QUEUE["MessageRetentionPeriod"]
+
+
+def test_summary_queue_given_summarizer_timeout_has_six_times_the_visibility() -> None:
+    # Given the summarizer's timeout / Then the queue hides a received job at least 6 times as long (AWS's advice),
+    # so a slow batch is not delivered twice while it still runs
+    assert QUEUE["VisibilityTimeout"] >= 6 * SUMMARIZER["Timeout"]
+    assert SUMMARIZER["Timeout"] == 60
+
+
+def test_summarizer_given_sqs_event_reports_item_failures_with_bounded_concurrency() -> None:
+    # Given the summarizer's events / Then it has exactly one SQS event on the queue, reporting failed records
+    # one by one, with a MaximumConcurrency from a parameter whose floor is AWS's minimum of 2
+    (event,) = sqs_events(SUMMARIZER)
+    assert event["Queue"] == "SummaryQueue.Arn"
+    assert event["BatchSize"] == 10
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["ScalingConfig"]["MaximumConcurrency"] == "SummarizerMaxConcurrency"
+    param = PARAMETERS["SummarizerMaxConcurrency"]
+    assert (param["Type"], param["Default"], param["MinValue"], param["MaxValue"]) == ("Number", 5, 2, 1000)
+    assert "ReservedConcurrentExecutions" not in SUMMARIZER
+
+
+def test_summarizer_given_template_has_no_http_route_and_other_functions_no_sqs_event() -> None:
+    # Given every function / Then only the summarizer reads the queue, and it has no HttpApi event (so the local
+    # gateway, which loads HttpApi routes only, never sees it)
+    assert all(event["Type"] == "SQS" for event in SUMMARIZER["Events"].values())
+    assert "SummarizerFunction" not in {route.function_id for route in load_routes()}
+    assert {name for name, props in FUNCTIONS.items() if sqs_events(props)} == {"SummarizerFunction"}
+    assert (SUMMARIZER["CodeUri"], SUMMARIZER["Handler"], SUMMARIZER["MemorySize"]) == (
+        "functions/summarizer/",
+        "app.handler",
+        512,
+    )
+
+
+def test_policies_given_every_function_only_post_memory_can_send_jobs() -> None:
+    # Given every function's policies / Then only PostMemoryFunction may send to SQS, and only to SummaryQueue
+    assert {name for name, props in FUNCTIONS.items() if can_send_to_sqs(props)} == {"PostMemoryFunction"}
+    assert FUNCTIONS["PostMemoryFunction"]["Policies"] == [
+        {"SQSSendMessagePolicy": {"QueueName": "SummaryQueue.QueueName"}}
+    ]
+
+
+def test_environment_given_every_function_only_post_memory_has_the_queue_url() -> None:
+    # Given Globals and every function's environment / Then the queue URL (!Ref of a queue) is PostMemoryFunction's
+    assert "MOTORHEAD_SUMMARY_QUEUE_URL" not in GLOBAL_ENV
+    holders = {
+        name
+        for name, props in FUNCTIONS.items()
+        if "MOTORHEAD_SUMMARY_QUEUE_URL" in props.get("Environment", {}).get("Variables", {})
+    }
+    assert holders == {"PostMemoryFunction"}
+    assert FUNCTIONS["PostMemoryFunction"]["Environment"]["Variables"]["MOTORHEAD_SUMMARY_QUEUE_URL"] == "SummaryQueue"
+
+
+def test_policies_given_every_function_only_summarizer_reads_the_secret_when_given() -> None:
+    # Given every function's policies / Then only the summarizer may read a secret: the OpenAI key's ARN parameter,
+    # and only under HasOpenAiSecret (no policy at all when the ARN is left empty)
+    assert {name for name, props in FUNCTIONS.items() if can_read_secrets(props)} == {"SummarizerFunction"}
+    assert SUMMARIZER["Policies"] == [
+        [
+            "HasOpenAiSecret",
+            {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": "OpenAiApiKeySecretArn"}},
+            "AWS::NoValue",
+        ]
+    ]
+    assert TEMPLATE["Conditions"]["HasOpenAiSecret"] == [["OpenAiApiKeySecretArn", ""]]  # !Not [!Equals [...]]
+    assert PARAMETERS["OpenAiApiKeySecretArn"]["Default"] == ""
+
+
+def test_environment_given_summarizer_gets_llm_settings_from_parameters() -> None:
+    # Given the summarizer's own environment / Then the LLM settings come from parameters, on top of Globals
+    env = SUMMARIZER["Environment"]["Variables"]
+    assert env == {
+        "MOTORHEAD_SUMMARIZER": "Summarizer",
+        "MOTORHEAD_OPENAI_API_KEY_SECRET": "OpenAiApiKeySecretArn",
+        "OPENAI_API_BASE": "OpenAiApiBase",
+        "AZURE_API_BASE": "AzureApiBase",
+        "AZURE_DEPLOYMENT_ID": "AzureDeploymentId",
+        "MOTORHEAD_LLM_TIMEOUT": "20",
+        "POWERTOOLS_PARAMETERS_MAX_AGE": "300",
+    }
+    assert PARAMETERS["Summarizer"]["AllowedValues"] == ["auto", "openai", "azure", "extractive"]
+    assert all(PARAMETERS[name]["Default"] == "" for name in ("OpenAiApiBase", "AzureApiBase", "AzureDeploymentId"))
+    assert float(env["MOTORHEAD_LLM_TIMEOUT"]) < SUMMARIZER["Timeout"]
+
+
+def test_environment_given_globals_post_and_summarizer_share_window_and_lease() -> None:
+    # Given the settings both sides of the queue must agree on / Then they live in Globals and no function
+    # overrides them
+    shared = {"MOTORHEAD_MAX_WINDOW_SIZE", "MOTORHEAD_SUMMARY_LEASE_SECONDS", "MOTORHEAD_KEY_PREFIX", "REDIS_URL"}
+    assert shared <= GLOBAL_ENV.keys()
+    assert GLOBAL_ENV["MOTORHEAD_SUMMARY_LEASE_SECONDS"] == "SummaryLeaseSeconds"
+    lease = PARAMETERS["SummaryLeaseSeconds"]
+    assert (lease["Type"], lease["Default"], lease["MinValue"]) == ("Number", 600, 30)
+    for name, props in FUNCTIONS.items():
+        assert not shared & props.get("Environment", {}).get("Variables", {}).keys(), name
+
+
+def test_outputs_given_template_name_queues_and_summarizer() -> None:
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["SummaryQueueUrl"]["Value"] == "SummaryQueue"
+    assert outputs["SummaryDeadLetterQueueUrl"]["Value"] == "SummaryDeadLetterQueue"
+    assert outputs["SummaryDeadLetterQueueArn"]["Value"] == "SummaryDeadLetterQueue.Arn"
+    assert outputs["SummarizerFunctionName"]["Value"] == "SummarizerFunction"
+
+
+@pytest.mark.parametrize("event_file", sorted(EVENTS.glob("summarizer-*.json")), ids=lambda p: p.stem)
+def test_events_given_summarizer_sample_event_is_a_fifo_sqs_batch(event_file: Path) -> None:
+    # Given a summarizer sample event / Then each record is a FIFO SQS record: true MD5, distinct ids, and for a
+    # valid job the session's tag as group and "<tag>-<last_id>" as deduplication id, as motorhead.sqs_queue sends
+    records = json.loads(event_file.read_text(encoding="utf-8"))["Records"]
+    assert 1 <= len(records) <= SUMMARIZER["Events"]["SummaryJobs"]["Properties"]["BatchSize"]
+    assert len({record["messageId"] for record in records}) == len(records)
+    for record in records:
+        assert record["eventSource"] == "aws:sqs"
+        assert record["eventSourceARN"].endswith(".fifo")
+        assert record["md5OfBody"] == hashlib.md5(record["body"].encode("utf-8")).hexdigest()
+        try:
+            job = json.loads(record["body"])
+        except ValueError:
+            continue
+        tag = session_tag(job["session_id"])
+        assert record["attributes"]["MessageGroupId"] == tag
+        assert record["attributes"]["MessageDeduplicationId"] == f"{tag}-{job['last_id']}"
