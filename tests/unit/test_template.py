@@ -147,18 +147,24 @@ def test_environment_given_every_function_only_post_memory_has_the_queue_url() -
 
 
 def test_policies_given_every_function_only_summarizer_reads_the_secret_when_given() -> None:
-    # Given every function's policies / Then only the summarizer may read a secret: the OpenAI key's ARN parameter,
-    # and only under HasOpenAiSecret (no policy at all when the ARN is left empty)
+    # Given every function's policies / Then only the summarizer may read a secret: the OpenAI or Azure key's ARN
+    # parameter, each only under its condition (no policy at all when the ARN is left empty)
     assert {name for name, props in FUNCTIONS.items() if can_read_secrets(props)} == {"SummarizerFunction"}
     assert SUMMARIZER["Policies"] == [
         [
             "HasOpenAiSecret",
             {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": "OpenAiApiKeySecretArn"}},
             "AWS::NoValue",
-        ]
+        ],
+        [
+            "HasAzureSecret",
+            {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": "AzureApiKeySecretArn"}},
+            "AWS::NoValue",
+        ],
     ]
     assert TEMPLATE["Conditions"]["HasOpenAiSecret"] == [["OpenAiApiKeySecretArn", ""]]  # !Not [!Equals [...]]
-    assert PARAMETERS["OpenAiApiKeySecretArn"]["Default"] == ""
+    assert TEMPLATE["Conditions"]["HasAzureSecret"] == [["AzureApiKeySecretArn", ""]]
+    assert PARAMETERS["OpenAiApiKeySecretArn"]["Default"] == PARAMETERS["AzureApiKeySecretArn"]["Default"] == ""
 
 
 def test_environment_given_summarizer_gets_llm_settings_from_parameters() -> None:
@@ -170,6 +176,7 @@ def test_environment_given_summarizer_gets_llm_settings_from_parameters() -> Non
         "OPENAI_API_BASE": "OpenAiApiBase",
         "AZURE_API_BASE": "AzureApiBase",
         "AZURE_DEPLOYMENT_ID": "AzureDeploymentId",
+        "MOTORHEAD_AZURE_API_KEY_SECRET": "AzureApiKeySecretArn",
         "MOTORHEAD_LLM_TIMEOUT": "20",
         "POWERTOOLS_PARAMETERS_MAX_AGE": "300",
     }

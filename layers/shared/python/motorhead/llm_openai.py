@@ -53,12 +53,12 @@ def openai_chat_model(settings: Settings, *, api_key: str | Callable[[], str]) -
     return OpenAIChatModel(client, model=settings.model)
 
 
-def azure_chat_model(settings: Settings) -> OpenAIChatModel:
-    """Azure OpenAI with Motorhead's variables: AZURE_API_KEY, AZURE_API_BASE, AZURE_DEPLOYMENT_ID."""
-    if not (settings.azure_api_key and settings.azure_api_base and settings.azure_deployment_id):
-        raise ConfigError("AZURE_API_KEY, AZURE_API_BASE and AZURE_DEPLOYMENT_ID must all be set for Azure")
+def azure_chat_model(settings: Settings, *, api_key: str | Callable[[], str]) -> OpenAIChatModel:
+    """Azure OpenAI with Motorhead's variables: AZURE_API_BASE, AZURE_DEPLOYMENT_ID and the key."""
+    if not (settings.azure_api_base and settings.azure_deployment_id):
+        raise ConfigError("AZURE_API_BASE and AZURE_DEPLOYMENT_ID must both be set for Azure")
     client = openai.AzureOpenAI(
-        api_key=settings.azure_api_key.get_secret_value(),
+        api_key=api_key,
         azure_endpoint=settings.azure_api_base,
         azure_deployment=settings.azure_deployment_id,
         api_version=settings.azure_api_version,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 
+from pydantic import SecretStr
+
+from motorhead.errors import ConfigError
 from motorhead.keys import Keys
 from motorhead.memory import MemoryService
 from motorhead.ports import ChatModel, SummaryWriter
@@ -58,22 +61,26 @@ def summary_writer(settings: Settings) -> SummaryWriter:
 
 
 def chat_model(settings: Settings) -> ChatModel:
-    """OpenAI (key from OPENAI_API_KEY, or from Secrets Manager through powertools Parameters) or Azure OpenAI."""
+    """OpenAI or Azure OpenAI; the key from the environment, or from Secrets Manager through powertools Parameters."""
     from motorhead import llm_openai  # the openai package only where a summary is written
 
     if settings.summarizer_kind() == "azure":
-        return llm_openai.azure_chat_model(settings)
-    return llm_openai.openai_chat_model(settings, api_key=openai_api_key(settings))
+        azure_key = api_key(settings.azure_api_key, settings.azure_api_key_secret)
+        if azure_key is None:
+            raise ConfigError("AZURE_API_KEY or MOTORHEAD_AZURE_API_KEY_SECRET must be set for Azure")
+        return llm_openai.azure_chat_model(settings, api_key=azure_key)
+    openai_key = api_key(settings.openai_api_key, settings.openai_api_key_secret)
+    # no key at all: an OpenAI-compatible server at OPENAI_API_BASE that takes none (llama.cpp, vLLM)
+    return llm_openai.openai_chat_model(settings, api_key=openai_key or "not-needed")
 
 
-def openai_api_key(settings: Settings) -> str | Callable[[], str]:
+def api_key(value: SecretStr | None, secret_name: str | None) -> str | Callable[[], str] | None:
     """The key itself, or a getter that reads it from Secrets Manager on each call (cached by powertools for
     POWERTOOLS_PARAMETERS_MAX_AGE seconds), so a rotated key is picked up without a cold start."""
-    if settings.openai_api_key is not None:
-        return settings.openai_api_key.get_secret_value()
-    secret = settings.openai_api_key_secret
-    if secret:
+    if value is not None:
+        return value.get_secret_value()
+    if secret_name:
         from aws_lambda_powertools.utilities import parameters
 
-        return lambda: str(parameters.get_secret(secret))
-    return "not-needed"  # an OpenAI-compatible server at OPENAI_API_BASE that takes no key
+        return lambda: str(parameters.get_secret(secret_name))
+    return None

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
         "auto", validation_alias="MOTORHEAD_SUMMARIZER"
     )
     openai_api_key_secret: str | None = Field(None, validation_alias="MOTORHEAD_OPENAI_API_KEY_SECRET")
+    azure_api_key_secret: str | None = Field(None, validation_alias="MOTORHEAD_AZURE_API_KEY_SECRET")
     azure_api_version: str = Field("2024-10-21", validation_alias="AZURE_API_VERSION")
     llm_timeout: float = Field(30.0, gt=0, le=600, validation_alias="MOTORHEAD_LLM_TIMEOUT")
     llm_max_retries: int = Field(3, ge=0, le=10, validation_alias="MOTORHEAD_LLM_MAX_RETRIES")
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
         "azure_api_base",
         "summary_queue_url",
         "openai_api_key_secret",
+        "azure_api_key_secret",
         "model_context_tokens",
         mode="before",
     )
@@ -82,7 +84,7 @@ class Settings(BaseSettings):
             return self.summarizer
         if self.openai_api_key or self.openai_api_key_secret or self.openai_api_base:
             return "openai"
-        if self.azure_api_key and self.azure_api_base and self.azure_deployment_id:
+        if (self.azure_api_key or self.azure_api_key_secret) and self.azure_api_base and self.azure_deployment_id:
             return "azure"
         return "extractive"
 
