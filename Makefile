@@ -43,7 +43,7 @@ unit: install ## the unit tests only (no Redis)
 integration: install ## the integration tests only (real Redis servers started by fixtures)
 	$(PY) -m pytest tests/integration
 
-bench: install ## benchmarks: cold init per function and warm GET, printed as ratios
+bench: install ## benchmarks: cold init, warm GET, summarizer jobs, LLM calls per backlog (figures and ratios)
 	$(PY) bench/run.py
 
 build: ## sam build (offline) and report the built sizes

@@ -6,9 +6,10 @@
    the modes run interleaved, in a shuffled order each round.
 2. Warm GET: the real ``GetMemoryFunction`` handler against a session of 14 messages and a context, compared with
    a no-op FastAPI app behind Mangum plus one bare redis-py pipeline doing the store's read. Interleaved rounds.
+3. Summarizer jobs as the backlog grows, and 4. LLM calls per summarization: see ``bench/summarizer.py``.
 
 Every Redis server is an ``EmbeddedRedis`` started here, never the machine's own. Run with ``make bench``, or
-``PYTHONPATH=layers/shared/python:. .venv/bin/python bench/run.py [--quick] [--json PATH]``.
+``PYTHONPATH=layers/shared/python:. .venv/bin/python bench/run.py [--quick] [--only SECTION] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import redis
 from fastapi import FastAPI
 from mangum import Mangum
 
+from bench import summarizer as summarizer_bench
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
 from devserver.template import Route, load_routes
@@ -424,7 +426,24 @@ def print_header(facts: dict[str, Any], settings: Settings, redis_version: str, 
     print("Figures and ratios measured side by side in this run, on a possibly noisy machine: compare ratios.")
 
 
-def summary_lines(facts: dict[str, Any], cold: list[ColdRow], warm: WarmResult, settings: Settings) -> list[str]:
+def summary_lines(
+    facts: dict[str, Any],
+    cold: list[ColdRow] | None,
+    warm: WarmResult | None,
+    summarizing: summarizer_bench.SummarizerResult | None,
+    settings: Settings,
+) -> list[str]:
+    lines = [f"Benchmarks ({facts['date'][:10]}, Python {facts['python']}, {facts['cpu_count']} CPUs; `make bench`)"]
+    if cold is not None:
+        lines += cold_summary_lines(cold, settings)
+    if warm is not None:
+        lines += warm_summary_lines(warm, settings)
+    if summarizing is not None:
+        lines += summarizer_bench.summary_lines(summarizing)
+    return lines
+
+
+def cold_summary_lines(cold: list[ColdRow], settings: Settings) -> list[str]:
     by_name = {row.name: row for row in cold}
     functions = [row for row in cold if row.name not in (PASS, FLOOR)]
     heaviest = max(functions, key=lambda row: row.median_ms)
@@ -436,7 +455,6 @@ def summary_lines(facts: dict[str, Any], cold: list[ColdRow], warm: WarmResult, 
                 watched[pkg] = max(watched.get(pkg, 0), count)
     heavy_loaded = ", ".join(f"{pkg} ({n} module{'s' if n > 1 else ''})" for pkg, n in sorted(watched.items()))
     lines = [
-        f"Benchmarks ({facts['date'][:10]}, Python {facts['python']}, {facts['cpu_count']} CPUs; `make bench`)",
         f"Cold init (import + first invoke, median of {settings.cold_rounds} fresh processes, ratio to a process "
         f"importing only fastapi+mangum+redis = {by_name[FLOOR].median_ms:.0f} ms):",
     ]
@@ -449,6 +467,12 @@ def summary_lines(facts: dict[str, Any], cold: list[ColdRow], warm: WarmResult, 
         " apart)",
         f"  {'/'.join(HEAVY)} imported at cold start: {'yes' if any(pkg in HEAVY for pkg in watched) else 'none'};"
         f" watched packages loaded: {heavy_loaded or 'none'}",
+    ]
+    return lines
+
+
+def warm_summary_lines(warm: WarmResult, settings: Settings) -> list[str]:
+    return [
         f"Warm GET (session of {SEED_MESSAGES} messages + context, window {WINDOW}; "
         f"{settings.warm_rounds}x{settings.calls} interleaved calls):",
         f"  handler p50 {warm.variants['a'].p50_us:.0f} us / p95 {warm.variants['a'].p95_us:.0f} us; "
@@ -457,13 +481,18 @@ def summary_lines(facts: dict[str, Any], cold: list[ColdRow], warm: WarmResult, 
         f"  ratio handler/baseline: p50 {warm.ratio_p50:.2f}x, p95 {warm.ratio_p95:.2f}x "
         f"(per-round p50 ratio {warm.round_ratio_p50_min:.2f}-{warm.round_ratio_p50_max:.2f}x)",
     ]
-    return lines
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (a rough figure in a few seconds)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument(
+        "--only",
+        choices=("cold", "warm", "summarizer", "all"),
+        default="all",
+        help="run one section: cold init, warm GET, or the summarizer jobs and LLM calls (default: all)",
+    )
     parser.add_argument("--cold-rounds", type=int, help="override the number of cold-init rounds")
     parser.add_argument("--warm-rounds", type=int, help="override the number of warm GET rounds")
     return parser.parse_args(argv)
@@ -484,24 +513,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
+    sections = {"cold", "warm", "summarizer"} if args.only == "all" else {args.only}
+    cold: list[ColdRow] | None = None
+    warm: WarmResult | None = None
+    summarizing: summarizer_bench.SummarizerResult | None = None
+    summarizer_settings = summarizer_bench.QUICK if args.quick else summarizer_bench.DEFAULT
+
     with EmbeddedRedis() as cold_server:
         with cold_server.client(decode_responses=True) as info_client:
             redis_version = str(info_client.info("server")["redis_version"])
         print_header(facts, settings, redis_version, args.quick)
-        cold = cold_init(settings, cold_server.url, progress)
-    print_cold(cold, settings)
+        if "cold" in sections:
+            cold = cold_init(settings, cold_server.url, progress)
+    if cold is not None:
+        print_cold(cold, settings)
 
-    with EmbeddedRedis() as warm_server:
-        loop = asyncio.new_event_loop()  # Mangum calls asyncio.get_event_loop(): one loop for the whole run
-        asyncio.set_event_loop(loop)
-        try:
-            warm = warm_get(settings, warm_server.url, progress)
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
-    print_warm(warm, settings)
+    if "warm" in sections:
+        with EmbeddedRedis() as warm_server:
+            loop = asyncio.new_event_loop()  # Mangum calls asyncio.get_event_loop(): one loop for the whole run
+            asyncio.set_event_loop(loop)
+            try:
+                warm = warm_get(settings, warm_server.url, progress)
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+        print_warm(warm, settings)
 
-    lines = summary_lines(facts, cold, warm, settings)
+    if "summarizer" in sections:
+        summarizing = summarizer_bench.benchmark(summarizer_settings, progress)
+        summarizer_bench.print_result(summarizing, 3)
+
+    lines = summary_lines(facts, cold, warm, summarizing, settings)
     print("\nSummary (paste into the README):\n")
     print("```text")
     print("\n".join(lines))
@@ -512,8 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = {
             "environment": {**facts, "redis_server": redis_version},
             "settings": asdict(settings),
-            "cold_init": [asdict(row) for row in cold],
-            "warm_get": asdict(warm),
+            "cold_init": None if cold is None else [asdict(row) for row in cold],
+            "warm_get": None if warm is None else asdict(warm),
+            "summarizer": None if summarizing is None else asdict(summarizing),
             "summary": lines,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ PROMPT = re.compile(
     r"^Current summary:\n(?P<summary>.*?)\n\nNew lines of the conversation:\n(?P<lines>.*?)\n\nUpdated summary:$", re.S
 )
 SECRET_NAME = "motorhead/test/openai-api-key"
+AZURE_SECRET_NAME = "motorhead/test/azure-api-key"
 
 
 # --- fixtures and helpers ---------------------------------------------------------------------------------------
@@ -66,10 +67,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
     with mock_aws():
         yield
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 def conversation(n: int, *, words: int = 3) -> list[StoredMessage]:
@@ -231,10 +232,6 @@ def test_fold_given_a_malformed_answer_raises_summarizer_error(
         writer.fold("Ana likes tea.", conversation(2))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="layer bug: OpenAIChatModel.complete lets json.JSONDecodeError / AttributeError escape (llm_openai.py)",
-)
 @pytest.mark.parametrize("body", ["<html>proxy error</html>", '{"choices": "x"}'], ids=["not-json", "choices-str"])
 def test_fold_given_an_unparseable_answer_raises_summarizer_error(
     stub: OpenAIStub, writer: LlmSummaryWriter, body: str
@@ -346,9 +343,6 @@ def test_chat_model_given_a_key_secret_sends_the_secret_and_picks_up_its_rotatio
     ]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="layer bug: a Secrets Manager failure escapes as GetSecretError, not SummarizerError"
-)
 def test_chat_model_given_a_missing_secret_raises_summarizer_error(stub: OpenAIStub, aws: None) -> None:
     # Given a secret name that does not exist
     settings = Settings(OPENAI_API_BASE=stub.base_url, OPENAI_API_KEY=None, MOTORHEAD_OPENAI_API_KEY_SECRET="absent")
@@ -382,3 +376,29 @@ def test_chat_model_given_azure_settings_calls_the_deployment_with_an_api_key(st
     assert request.headers["api-key"] == "az-key"
     assert "authorization" not in request.headers
     assert request.body["model"] == "dep"
+
+
+def test_chat_model_given_an_azure_key_secret_sends_it_as_api_key_and_picks_up_its_rotation(
+    stub: OpenAIStub, aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Azure's key only in Secrets Manager, with powertools' cache expiring at once
+    monkeypatch.setenv("POWERTOOLS_PARAMETERS_MAX_AGE", "0")
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    secrets.create_secret(Name=AZURE_SECRET_NAME, SecretString="az-from-secret")
+    settings = Settings(
+        AZURE_API_KEY=None,
+        MOTORHEAD_AZURE_API_KEY_SECRET=AZURE_SECRET_NAME,
+        AZURE_API_BASE=stub.root_url,
+        AZURE_DEPLOYMENT_ID="dep",
+        MOTORHEAD_LLM_TIMEOUT="0.5",
+    )
+    model = service.chat_model(settings)
+
+    # When the model is called, the secret rotated, and the model called again
+    model.complete(system="s", user="u", max_tokens=32)
+    secrets.put_secret_value(SecretId=AZURE_SECRET_NAME, SecretString="az-rotated")
+    model.complete(system="s", user="u", max_tokens=32)
+
+    # Then each request went to the deployment with the key current at the time
+    assert [request.deployment for request in stub.requests] == ["dep", "dep"]
+    assert [request.headers["api-key"] for request in stub.requests] == ["az-from-secret", "az-rotated"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 
 from motorhead.errors import ConfigError, SummarizerError
 from motorhead.ports import ChatResult
@@ -25,21 +26,34 @@ class OpenAIChatModel:
         self._model = model
 
     def complete(self, *, system: str, user: str, max_tokens: int) -> ChatResult:
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ]
         try:
-            response = self._client.chat.completions.create(
-                model=self._model,
-                messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
-                temperature=0,
-                max_tokens=max_tokens,
-            )
-        except openai.OpenAIError as exc:
+            if is_reasoning_model(self._model):  # they take max_completion_tokens and only the default temperature
+                response = self._client.chat.completions.create(
+                    model=self._model, messages=messages, max_completion_tokens=max_tokens
+                )
+            else:
+                response = self._client.chat.completions.create(
+                    model=self._model, messages=messages, temperature=0, max_tokens=max_tokens
+                )
+        except (openai.OpenAIError, ValueError) as exc:  # ValueError: a 200 whose body is not JSON
             raise SummarizerError(f"LLM call failed: {type(exc).__name__}: {exc}") from exc
-        choices = getattr(response, "choices", None)
-        text = choices[0].message.content if choices else None
+        try:
+            choices = response.choices
+            text = choices[0].message.content if choices else None
+            total_tokens = int(getattr(response.usage, "total_tokens", 0) or 0)
+        except (AttributeError, IndexError, TypeError, ValueError) as exc:
+            raise SummarizerError(f"malformed LLM answer: {type(exc).__name__}") from exc
         if not isinstance(text, str):
             raise SummarizerError("LLM answer has no text")
-        usage = getattr(response, "usage", None)
-        return ChatResult(text=text, total_tokens=int(getattr(usage, "total_tokens", 0) or 0))
+        return ChatResult(text=text, total_tokens=total_tokens)
+
+
+def is_reasoning_model(model: str) -> bool:
+    return model.startswith(("o1", "o3", "o4", "gpt-5"))
 
 
 def openai_chat_model(settings: Settings, *, api_key: str | Callable[[], str]) -> OpenAIChatModel:

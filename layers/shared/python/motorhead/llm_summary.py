@@ -106,15 +106,13 @@ class LlmSummaryWriter:
         for message in messages:
             line = f"{message.role}: {message.content}"
             size = self._counter.count(line) + 1
-            if size > budget:
-                line = self._counter.encoding.decode(
-                    self._counter.encoding.encode(line, disallowed_special=())[: budget - 1]
-                )
-                size = budget
             if batch and used + size > budget:
                 yield batch
                 batch, used = [], 0
                 budget = self._line_budget
+            if size > budget:
+                tokens = self._counter.encoding.encode(line, disallowed_special=())
+                line, size = self._counter.encoding.decode(tokens[: budget - 1]), budget
             batch.append(line)
             used += size
         if batch:

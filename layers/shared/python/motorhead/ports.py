@@ -48,7 +48,6 @@ class FoldInput:
     context: str | None
     version: str
     messages: list[StoredMessage]
-    raw_members: list[str]
     count: int
 
 

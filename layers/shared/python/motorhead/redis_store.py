@@ -66,32 +66,18 @@ return {count, meta[1], meta[2], redis.call('ZRANGE', KEYS[1], 0, count - tonumb
 """
 
 # KEYS: messages, meta. ARGV: 1 expected version, 2 new version, 3 has-context flag, 4 context, 5 tokens to add,
-# then the exact members that were folded. Commits only if the summary is still the one the job read and every
-# folded message is still there; then removes exactly those members (by id and content, never by index).
+# 6 first id, 7 last id, 8 how many messages were folded. Commits only if the summary is still the one the job read
+# and every folded message is still there; then removes exactly the folded ids (a range of ids, never of positions:
+# ids only grow, so a message posted meanwhile always has a larger id), replaces the summary and adds the tokens.
 _COMMIT_FOLD = """
 local current = redis.call('HGET', KEYS[2], 'version') or ''
 if current ~= ARGV[1] then
   return 0
 end
-local first, chunk_size = 6, 500
-for i = first, #ARGV, chunk_size do
-  local chunk = {}
-  for j = i, math.min(i + chunk_size - 1, #ARGV) do
-    chunk[#chunk + 1] = ARGV[j]
-  end
-  for _, score in ipairs(redis.call('ZMSCORE', KEYS[1], unpack(chunk))) do
-    if not score then
-      return 0
-    end
-  end
+if redis.call('ZCOUNT', KEYS[1], ARGV[6], ARGV[7]) ~= tonumber(ARGV[8]) then
+  return 0
 end
-for i = first, #ARGV, chunk_size do
-  local chunk = {}
-  for j = i, math.min(i + chunk_size - 1, #ARGV) do
-    chunk[#chunk + 1] = ARGV[j]
-  end
-  redis.call('ZREM', KEYS[1], unpack(chunk))
-end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[6], ARGV[7])
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[2], 'context', ARGV[4])
 end
@@ -210,11 +196,7 @@ class RedisMemoryStore:
         if not members:
             return None
         return FoldInput(
-            context=context,
-            version=version or "",
-            messages=[_decode(raw) for raw in members],
-            raw_members=list(members),
-            count=int(count),
+            context=context, version=version or "", messages=[_decode(raw) for raw in members], count=int(count)
         )
 
     def commit_fold(self, session_id: str, *, start: FoldInput, folded: Folded) -> bool:
@@ -224,7 +206,16 @@ class RedisMemoryStore:
             committed = self._run(
                 _COMMIT_FOLD,
                 (keys.messages, keys.meta),
-                [start.version, new_version(), flag, ctx, folded.tokens, *start.raw_members],
+                [
+                    start.version,
+                    new_version(),
+                    flag,
+                    ctx,
+                    folded.tokens,
+                    start.messages[0].id,
+                    start.messages[-1].id,
+                    len(start.messages),
+                ],
             )
         return bool(committed)
 

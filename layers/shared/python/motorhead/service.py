@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from pydantic import SecretStr
 
-from motorhead.errors import ConfigError
+from motorhead.errors import ConfigError, SummarizerError
 from motorhead.keys import Keys
 from motorhead.memory import MemoryService
 from motorhead.ports import ChatModel, SummaryWriter
@@ -80,7 +80,18 @@ def api_key(value: SecretStr | None, secret_name: str | None) -> str | Callable[
     if value is not None:
         return value.get_secret_value()
     if secret_name:
-        from aws_lambda_powertools.utilities import parameters
-
-        return lambda: str(parameters.get_secret(secret_name))
+        return lambda: secret_value(secret_name)
     return None
+
+
+def secret_value(name: str) -> str:
+    """A secret's string from Secrets Manager (powertools caches it); a failure fails the job, which SQS retries."""
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        value = parameters.get_secret(name)
+    except parameters.exceptions.GetParameterError as exc:
+        raise SummarizerError(f"cannot read secret {name}: {exc}") from exc
+    if isinstance(value, bytes):
+        return value.decode("utf-8").strip()
+    return str(value).strip()

@@ -2,8 +2,8 @@
 
 A job reads, in one Lua call, the summary with its version token and every message older than the newest half of the
 window; folds them with a ``SummaryWriter``; then commits in one Lua call that removes exactly those messages (by
-their exact stored members, never by index), replaces the summary and adds the tokens used, but only if the summary
-is still the one it read. Messages posted meanwhile are newer than anything read, so they are never touched; a
+their ids, never by index), replaces the summary and adds the tokens used, but only if the summary is still the one
+it read. Messages posted meanwhile are newer than anything read, so they are never touched; a
 redelivered or concurrent job either finds nothing to do or loses the compare-and-set and starts over.
 """
 
