@@ -34,7 +34,7 @@ import redis
 from devserver.embedded_redis import EmbeddedRedis
 from motorhead.keys import Keys
 from motorhead.llm_summary import LlmSummaryWriter
-from motorhead.ports import ChatResult, Folded, FoldInput, StoredMessage, SummaryJob, SummaryWriter
+from motorhead.ports import ChatResult, Folded, FoldInput, StoredMessage, SessionJob, SummaryWriter
 from motorhead.redis_client import RedisConnector
 from motorhead.redis_store import RedisMemoryStore
 from motorhead.service import summary_writer
@@ -319,7 +319,7 @@ class JobBench:
         client = self.connector.client()  # the first job connects (and asks whether the server is a cluster)
         assert isinstance(client, redis.Redis)
         with counted_commands(client, sent):
-            outcome = self.service.run(SummaryJob(session_id=session_id, last_id=len(messages)))
+            outcome = self.service.run(SessionJob(session_id=session_id, last_id=len(messages)))
             seconds = time.perf_counter() - start
         calls_after, usec_after = command_stats(self.observer)
         bytes_after = net_bytes(self.observer, self.client_id) if self.client_id is not None else (0, 0)

@@ -43,12 +43,14 @@ def main() -> int:
         if consumers:
             sqs = LocalSqs().start()
             stack.callback(sqs.stop)
-        for consumer in consumers:
-            queue = sqs.create_queues(consumer)
-            os.environ["MOTORHEAD_SUMMARY_QUEUE_URL"] = queue.url  # the post function sends jobs here
+        queues = [sqs.create_queues(consumer) for consumer in consumers]
+        for queue in queues:  # every URL is in the environment before any function reads its settings
+            if queue.consumer.url_env:
+                os.environ[queue.consumer.url_env] = queue.url  # where the post function sends its jobs
+        for queue in queues:
             poller = SqsPoller(sqs, queue).start()
             stack.callback(poller.stop)
-            print(f"motorhead: local SQS {queue.url} -> {consumer.function_id}", flush=True)
+            print(f"motorhead: local SQS {queue.url} -> {queue.consumer.function_id}", flush=True)
         functions = load_functions(load_routes())
         openapi = merged_openapi(functions, title="Motorhead Serverless", version=__version__)
         gateway = LocalGateway(("127.0.0.1", settings.port), functions, openapi)

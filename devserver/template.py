@@ -98,6 +98,7 @@ class QueueConsumer:
     visibility_timeout: int
     max_receive_count: int | None
     batch_size: int
+    url_env: str | None  # the environment variable through which producers get the queue's URL (!Ref Queue)
 
 
 def _parameter_default(template: dict[str, Any], value: Any) -> Any:
@@ -112,6 +113,13 @@ def load_queue_consumers(path: Path = TEMPLATE) -> list[QueueConsumer]:
     resources = template.get("Resources", {})
     globals_handler = template.get("Globals", {}).get("Function", {}).get("Handler")
     consumers: list[QueueConsumer] = []
+    url_envs = {
+        value: name
+        for resource in resources.values()
+        if resource.get("Type") == "AWS::Serverless::Function"
+        for name, value in (resource.get("Properties", {}).get("Environment") or {}).get("Variables", {}).items()
+        if isinstance(value, str)
+    }
     for function_id, resource in resources.items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
@@ -134,6 +142,7 @@ def load_queue_consumers(path: Path = TEMPLATE) -> list[QueueConsumer]:
                     visibility_timeout=int(_parameter_default(template, queue.get("VisibilityTimeout", 30))),
                     max_receive_count=int(receive) if receive is not None else None,
                     batch_size=int(event["Properties"].get("BatchSize", 10)),
+                    url_env=url_envs.get(queue_id),
                 )
             )
     return consumers

@@ -18,7 +18,7 @@ from motorhead.keys import Keys
 from motorhead.llm_summary import NO_SUMMARY, LlmSummaryWriter
 from motorhead.memory import MemoryService
 from motorhead.models import MemoryIn, MessageIn
-from motorhead.ports import ChatResult, SummaryJob
+from motorhead.ports import ChatResult, SessionJob
 from motorhead.redis_client import RedisConnector
 from motorhead.redis_store import RedisMemoryStore
 from motorhead.settings import PACKAGED_TIKTOKEN_CACHE, Settings
@@ -76,7 +76,7 @@ def test_summarize_given_concurrent_writers_and_redelivered_jobs_loses_and_dupli
         max_batch_tokens=300,  # several model calls per job: the incremental path is exercised
     )
     summarizer = SummarizerService(store=store, writer=writer, window=WINDOW)
-    session, job = "busy:{session} ü", SummaryJob(session_id="busy:{session} ü", last_id=0)
+    session, job = "busy:{session} ü", SessionJob(session_id="busy:{session} ü", last_id=0)
     done = threading.Event()
     stats: Counter[str] = Counter()
     stats_lock = threading.Lock()

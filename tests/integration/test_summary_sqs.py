@@ -27,7 +27,7 @@ def local_sqs() -> Iterator[LocalSqs]:
 @pytest.fixture
 def queue(local_sqs: LocalSqs) -> LocalQueue:
     """A fresh copy of the template's summary queue and its dead-letter queue, for this test only."""
-    (consumer,) = load_queue_consumers()
+    consumer = next(c for c in load_queue_consumers() if c.function_id == "SummarizerFunction")
     return local_sqs.create_queues(consumer, prefix=f"t{uuid.uuid4().hex[:12]}-")
 
 

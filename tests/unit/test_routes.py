@@ -32,11 +32,15 @@ def test_template_given_each_function_declares_exactly_its_app_routes() -> None:
         assert source[route.code_uri].count("@app.") == sum(r.code_uri == route.code_uri for r in ROUTES)
 
 
-def test_template_given_summarizer_is_fed_by_the_fifo_queue_only() -> None:
-    # Given the template / Then the summarizer has no HTTP route and reads the FIFO summary queue
-    (consumer,) = load_queue_consumers()
-    assert (consumer.function_id, consumer.queue_id, consumer.fifo) == ("SummarizerFunction", "SummaryQueue", True)
-    assert consumer.function_id not in {route.function_id for route in ROUTES}
+def test_template_given_queue_consumers_are_fed_by_their_fifo_queues_only() -> None:
+    # Given the template / Then the summarizer and the indexer have no HTTP route, each reads its own FIFO queue,
+    # and the post function gets each queue's URL through its own variable
+    consumers = {(c.function_id, c.queue_id, c.fifo, c.url_env) for c in load_queue_consumers()}
+    assert consumers == {
+        ("SummarizerFunction", "SummaryQueue", True, "MOTORHEAD_SUMMARY_QUEUE_URL"),
+        ("IndexerFunction", "IndexQueue", True, "MOTORHEAD_INDEX_QUEUE_URL"),
+    }
+    assert not {c.function_id for c in load_queue_consumers()} & {route.function_id for route in ROUTES}
 
 
 def test_template_given_routes_covers_motorhead_api() -> None:
@@ -46,6 +50,7 @@ def test_template_given_routes_covers_motorhead_api() -> None:
         "GET /sessions/{session_id}/memory",
         "POST /sessions/{session_id}/memory",
         "DELETE /sessions/{session_id}/memory",
+        "POST /sessions/{session_id}/retrieval",
     }
 
 

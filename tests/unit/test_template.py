@@ -114,11 +114,12 @@ def test_summarizer_given_sqs_event_reports_item_failures_with_bounded_concurren
 
 
 def test_summarizer_given_template_has_no_http_route_and_other_functions_no_sqs_event() -> None:
-    # Given every function / Then only the summarizer reads the queue, and it has no HttpApi event (so the local
-    # gateway, which loads HttpApi routes only, never sees it)
+    # Given every function / Then only the summarizer and the indexer read queues, and they have no HttpApi event
+    # (so the local gateway, which loads HttpApi routes only, never sees them)
     assert all(event["Type"] == "SQS" for event in SUMMARIZER["Events"].values())
-    assert "SummarizerFunction" not in {route.function_id for route in load_routes()}
-    assert {name for name, props in FUNCTIONS.items() if sqs_events(props)} == {"SummarizerFunction"}
+    assert all(event["Type"] == "SQS" for event in FUNCTIONS["IndexerFunction"]["Events"].values())
+    assert not {"SummarizerFunction", "IndexerFunction"} & {route.function_id for route in load_routes()}
+    assert {name for name, props in FUNCTIONS.items() if sqs_events(props)} == {"SummarizerFunction", "IndexerFunction"}
     assert (SUMMARIZER["CodeUri"], SUMMARIZER["Handler"], SUMMARIZER["MemorySize"]) == (
         "functions/summarizer/",
         "app.handler",
@@ -127,10 +128,11 @@ def test_summarizer_given_template_has_no_http_route_and_other_functions_no_sqs_
 
 
 def test_policies_given_every_function_only_post_memory_can_send_jobs() -> None:
-    # Given every function's policies / Then only PostMemoryFunction may send to SQS, and only to SummaryQueue
+    # Given every function's policies / Then only PostMemoryFunction may send to SQS, and only to the two job queues
     assert {name for name, props in FUNCTIONS.items() if can_send_to_sqs(props)} == {"PostMemoryFunction"}
     assert FUNCTIONS["PostMemoryFunction"]["Policies"] == [
-        {"SQSSendMessagePolicy": {"QueueName": "SummaryQueue.QueueName"}}
+        {"SQSSendMessagePolicy": {"QueueName": "SummaryQueue.QueueName"}},
+        {"SQSSendMessagePolicy": {"QueueName": "IndexQueue.QueueName"}},
     ]
 
 
@@ -149,7 +151,15 @@ def test_environment_given_every_function_only_post_memory_has_the_queue_url() -
 def test_policies_given_every_function_only_summarizer_reads_the_secret_when_given() -> None:
     # Given every function's policies / Then only the summarizer may read a secret: the OpenAI or Azure key's ARN
     # parameter, each only under its condition (no policy at all when the ARN is left empty)
-    assert {name for name, props in FUNCTIONS.items() if can_read_secrets(props)} == {"SummarizerFunction"}
+    # (the indexer and the retrieval function read the same keys, for embeddings)
+    assert {name for name, props in FUNCTIONS.items() if can_read_secrets(props)} == {
+        "SummarizerFunction",
+        "IndexerFunction",
+        "RetrievalFunction",
+    }
+    assert (
+        FUNCTIONS["IndexerFunction"]["Policies"] == FUNCTIONS["RetrievalFunction"]["Policies"] == SUMMARIZER["Policies"]
+    )
     assert SUMMARIZER["Policies"] == [
         [
             "HasOpenAiSecret",

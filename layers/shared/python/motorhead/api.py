@@ -16,7 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from motorhead import __version__
 from motorhead.errors import (
     ConfigError,
+    EmbeddingError,
     InvalidInputError,
+    LongTermMemoryDisabledError,
     MotorheadError,
     PayloadTooLargeError,
     StoreUnavailableError,
@@ -28,6 +30,8 @@ logger = Logger(service="motorhead")
 
 STATUS_OF: dict[type[MotorheadError], int] = {
     InvalidInputError: 400,
+    LongTermMemoryDisabledError: 400,
+    EmbeddingError: 502,
     PayloadTooLargeError: 413,
     StoreUnavailableError: 503,
     ConfigError: 500,
@@ -38,6 +42,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, text in {
         400: "Malformed JSON or an unacceptable value",
         413: "Body, message, context or message count over the configured limit",
+        502: "The embedding provider failed",
         422: "Missing field or wrong type",
         503: "Redis unavailable",
     }.items()

@@ -29,3 +29,11 @@ class SummarizerError(MotorheadError):
 
 class SummaryConflictError(MotorheadError):
     """The summary kept changing under the job; the job is retried by SQS."""
+
+
+class EmbeddingError(MotorheadError):
+    """Texts could not be embedded (provider outage, timeout, malformed answer); an index job is retried by SQS."""
+
+
+class LongTermMemoryDisabledError(MotorheadError):
+    """Retrieval was asked for while MOTORHEAD_LONG_TERM_MEMORY is off."""

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from motorhead.ports import Folded, StoredMessage
+from motorhead.text import STOPWORDS, WORDS, content_words
 from motorhead.tokens import TokenCounter
 
 MIN_CONTENT_WORDS = 3  # fewer and the sentence is a greeting or filler: "ok thanks", "sure!", "hi there"
@@ -25,28 +26,11 @@ STABILITY_BONUS = 1.1  # lines already in the summary stay unless something clea
 DUPLICATE_JACCARD = 0.7  # this much word overlap with a kept sentence and a candidate says nothing new
 ELLIPSIS = "…"
 
-_IDEOGRAPHS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK writes no spaces: each ideograph counts as a word
-_WORD = re.compile(rf"[{_IDEOGRAPHS}]|[^\W_{_IDEOGRAPHS}]+")
 _DIGIT = re.compile(r"\d")
 # After . ! ? … (possibly closed by a quote or bracket) and whitespace, after 。！？, and at every line break.
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?…])\s+|(?<=[.!?…][\"'”’)\]])\s+|(?<=[。！？])|\s*\n\s*")
 # The ``role: `` a line of a summary we wrote starts with.
 _ROLE_PREFIX = re.compile(r"^[^\W\d_][\w-]{0,31}: ")
-
-# English function words, contraction pieces (don't -> don, t) and chat filler: none of them says what a line is about.
-_STOPWORD_TEXT = """
-    a about above after again against all also am an and any are as at be because been before being below between both
-    but by can could did do does doing don down during each either else even ever few for from further get gets got had
-    has have having he her here hers herself him himself his how however i if in into is it its itself just let me might
-    more most much must my myself neither no nor not now of off on once only or other our ours ourselves out over own
-    quite rather really same shall she should so some such than that the their theirs them themselves then there these
-    they this those through to too under until up upon us very was we well were what when where which while who whom
-    whose why will with would yet you your yours yourself yourselves
-    s t d m ll re ve isn aren wasn weren doesn didn hasn haven hadn won wouldn shouldn couldn cannot
-    hi hello hey bye goodbye thanks thank thx ok okay yes yeah yep nope sure please great cool nice good fine right
-    oh ah hmm um uh lol sorry welcome
-"""
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def split_sentences(text: str) -> list[str]:
@@ -54,16 +38,11 @@ def split_sentences(text: str) -> list[str]:
     return [sentence for part in _SENTENCE_BREAK.split(text) if (sentence := part.strip())]
 
 
-def content_words(text: str) -> list[str]:
-    """Lowercase word tokens of ``text`` (digits kept, each CJK ideograph a word), minus stopwords."""
-    return [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS]
-
-
 def is_specific(text: str) -> bool:
     """Whether ``text`` has a digit or a capitalised content word after its first word (a name, place or date)."""
     if _DIGIT.search(text):
         return True
-    return any(word[0].isupper() and word.lower() not in STOPWORDS for word in _WORD.findall(text)[1:])
+    return any(word[0].isupper() and word.lower() not in STOPWORDS for word in WORDS.findall(text)[1:])
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ from motorhead.clock import now_ms
 from motorhead.errors import InvalidInputError, PayloadTooLargeError
 from motorhead.keys import DEFAULT_NAMESPACE
 from motorhead.models import MemoryIn, MemoryOut, MessageOut, SessionPage, StatusOut
-from motorhead.ports import JobQueue, MemoryStore, SummaryJob
+from motorhead.ports import JobQueue, MemoryStore, SessionJob
 from motorhead.settings import Settings
 
 MAX_NAMESPACE_BYTES = 256
@@ -25,11 +25,13 @@ class MemoryService:
         store: MemoryStore,
         settings: Settings,
         jobs: JobQueue | None = None,
+        index_jobs: JobQueue | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._store = store
         self._settings = settings
         self._jobs = jobs
+        self._index_jobs = index_jobs if settings.long_term_memory else None
         self._clock = clock
 
     def get_memory(self, session_id: str) -> MemoryOut:
@@ -67,18 +69,25 @@ class MemoryService:
             namespace=self._namespace(namespace),
             now_ms=self._clock(),
             summarize_above=limits.max_window_size if self._jobs is not None else None,
+            index=self._index_jobs is not None,
         )
-        if result.summary_due and self._jobs is not None:
-            self._request_summary(self._jobs, SummaryJob(session_id=session_id, last_id=result.last_id))
+        job = SessionJob(session_id=session_id, last_id=result.last_id)
+        if result.summary_due and self._jobs is not None and not self._send(self._jobs, job, "summary"):
+            self._store.release_summary_lease(session_id)
+        if result.index_due and self._index_jobs is not None and not self._send(self._index_jobs, job, "index"):
+            self._store.release_index_lease(session_id, only_if_idle=False)
         return StatusOut()
 
-    def _request_summary(self, jobs: JobQueue, job: SummaryJob) -> None:
-        """Send the job; if that fails the messages are still stored, and the next POST asks again."""
+    @staticmethod
+    def _send(jobs: JobQueue, job: SessionJob, kind: str) -> bool:
+        """Send the job; if that fails the messages are still stored (and, for indexing, still pending): the lease
+        is released and the next POST asks again."""
         try:
             jobs.send(job)
         except Exception:
-            logger.exception("could not queue a summary job; the next POST will retry", extra={"last_id": job.last_id})
-            self._store.release_summary_lease(job.session_id)
+            logger.exception("could not queue a job; the next POST will retry", extra={"kind": kind})
+            return False
+        return True
 
     def delete_memory(self, session_id: str, *, namespace: str | None = None) -> StatusOut:
         """Forget the session: messages, summary, counters and its place in every session list."""

@@ -85,3 +85,25 @@ class SessionPage(BaseModel):
         if self.next_page is not None:
             headers["X-Next-Page"] = str(self.next_page)
         return headers
+
+
+class RetrievalIn(BaseModel):
+    """Body of ``POST /sessions/{id}/retrieval``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    text: str = Field(min_length=1, max_length=8_192)
+    k: int = Field(10, ge=1, le=100, description="How many messages to return")
+
+
+class RetrievalHitOut(BaseModel):
+    """One retrieved message: Motorhead's ``role``/``content``/``dist`` plus fields old clients ignore."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: str
+    content: str
+    dist: float = Field(description="Cosine distance to the query (0 = same meaning, 2 = opposite)")
+    id: int
+    created_at: int
+    score: float = Field(description="Relevance used for the order (hybrid: reciprocal rank fusion)")

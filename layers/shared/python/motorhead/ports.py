@@ -26,16 +26,17 @@ class SessionSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
-    """What a POST changed: the session's message count, its newest id, and whether a summary job is due."""
+    """What a POST changed: the session's message count, its newest id, and which background jobs are due."""
 
     count: int
     last_id: int
     summary_due: bool
+    index_due: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class SummaryJob:
-    """One SQS message: summarize this session as of ``last_id`` (which also makes the job's deduplication id)."""
+class SessionJob:
+    """One SQS message: work on this session as of ``last_id`` (which also makes the job's deduplication id)."""
 
     session_id: str
     last_id: int
@@ -79,7 +80,7 @@ class SummaryWriter(Protocol):
 
 
 class JobQueue(Protocol):
-    def send(self, job: SummaryJob) -> None: ...
+    def send(self, job: SessionJob) -> None: ...
 
 
 class MemoryStore(Protocol):
@@ -92,11 +93,13 @@ class MemoryStore(Protocol):
         namespace: str,
         now_ms: int,
         summarize_above: int | None = None,
+        index: bool = False,
     ) -> AppendResult:
         """Store every message or none (``context``, when given, replaces the summary).
 
         With ``summarize_above``, also claim the session's summary-job lease when the count exceeds it and no job was
-        claimed recently: ``summary_due`` tells the caller to send one job.
+        claimed recently: ``summary_due`` tells the caller to send one job. With ``index``, also record the messages
+        as pending for long-term memory and claim the index-job lease (``index_due``).
         """
         ...
 
@@ -107,7 +110,21 @@ class MemoryStore(Protocol):
     def list_sessions(self, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]: ...
 
     def release_summary_lease(self, session_id: str) -> None:
-        """Let the next POST send a job again (after a failed send)."""
+        """Let the next POST send a summary job again (after a failed send)."""
+        ...
+
+    def release_index_lease(self, session_id: str, *, only_if_idle: bool) -> bool:
+        """Let the next POST send an index job again: after a failed send, or (``only_if_idle``) once an indexer
+        finds nothing pending — atomically, so a message posted meanwhile is never left without a job."""
+        ...
+
+    def pending(self, session_id: str, *, limit: int) -> tuple[str, list[StoredMessage]]:
+        """The session's generation token and up to ``limit`` messages awaiting indexing, oldest first."""
+        ...
+
+    def ack_indexed(self, session_id: str, generation: str, ids: list[int]) -> None:
+        """Forget these pending entries (they are indexed), unless the session was deleted and re-created since
+        ``generation`` was read (its new pending entries may reuse the ids)."""
         ...
 
     def fold_input(self, session_id: str, *, window: int, keep: int) -> FoldInput | None:

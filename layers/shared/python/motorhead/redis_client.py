@@ -34,31 +34,39 @@ class RedisConnector:
             "socket_timeout": settings.redis_socket_timeout,
             "health_check_interval": 30,
         }
-        self._client: Redis | RedisCluster | None = None
+        self._clients: dict[bool, Redis | RedisCluster] = {}
+        self._is_cluster: bool | None = None
         self._lock = threading.Lock()
 
-    def client(self) -> Redis | RedisCluster:
-        if self._client is None:
+    def client(self, *, binary: bool = False) -> Redis | RedisCluster:
+        """The shared client; ``binary`` gives one that returns bytes (vectors) instead of decoded text."""
+        found = self._clients.get(binary)
+        if found is None:
             with self._lock:
-                if self._client is None:
-                    self._client = self._connect()
-        return self._client
+                found = self._clients.get(binary)
+                if found is None:
+                    found = self._clients[binary] = self._connect(decode=not binary)
+        return found
 
-    def _connect(self) -> Redis | RedisCluster:
-        if self._mode == "cluster":
-            return self._cluster()
-        standalone = Redis.from_url(
-            self._url, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1), **self._options
-        )
-        if self._mode == "auto" and int(standalone.info("cluster").get("cluster_enabled", 0)) == 1:
-            standalone.close()
-            return self._cluster()
-        return standalone
+    def is_cluster(self) -> bool:
+        self.client()
+        return bool(self._is_cluster)
 
-    def _cluster(self) -> RedisCluster:
-        return RedisCluster.from_url(self._url, **self._options)
+    def _connect(self, *, decode: bool) -> Redis | RedisCluster:
+        options = {**self._options, "decode_responses": decode}
+        if self._is_cluster is None:
+            if self._mode == "cluster":
+                self._is_cluster = True
+            elif self._mode == "standalone":
+                self._is_cluster = False
+            else:
+                with Redis.from_url(self._url, **options) as probe:
+                    self._is_cluster = int(probe.info("cluster").get("cluster_enabled", 0)) == 1
+        if self._is_cluster:
+            return RedisCluster.from_url(self._url, **options)
+        return Redis.from_url(self._url, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1), **options)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()

@@ -15,44 +15,86 @@ from motorhead.keys import DEFAULT_NAMESPACE, Keys
 from motorhead.ports import AppendResult, Folded, FoldInput, SessionSnapshot, StoredMessage
 from motorhead.redis_client import RedisConnector
 
-# KEYS: messages, meta, namespaces. ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag, 5 context,
-# 6 a fresh version token, 7 summarize above this count (0: never), 8 job lease in ms, then one JSON object per
-# message without its id. Ids come from the session's own counter, so they are unique and increasing; every
-# message of the call is stored, or none is. The summary's version token changes whenever the summary does, so a
-# summarizer can tell that the summary it started from is still current. The lease (meta.job_at) lets one POST in
-# a lease period ask for a summary job, so a busy session does not flood the queue.
+# KEYS: messages, meta, namespaces, pending. ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag,
+# 5 context, 6 a fresh random token, 7 summarize above this count (0: never), 8 summary lease ms, 9 index flag,
+# 10 index lease ms, then one JSON object per message without its id. Ids come from the session's own counter, so
+# they are unique and increasing; every message of the call is stored, or none is. The summary's version token
+# changes whenever the summary does, so a summarizer can tell that the summary it started from is still current;
+# the generation token (gen) is set once, when the session is created, so a job can tell that the session was not
+# deleted meanwhile. A lease (meta.job_at, meta.idx_at) lets one POST per lease period ask for a job, so a busy
+# session does not flood the queues. Messages to index are also kept in `pending` until the indexer has them.
 _APPEND = """
-local first = 9
+local first = 11
 local n = #ARGV - first + 1
+local now = tonumber(ARGV[2])
 local last = redis.call('HINCRBY', KEYS[2], 'seq', n)
 if n > 0 then
   local args = {}
   for i = 1, n do
     local id = last - n + i
+    local member = '{"id":' .. id .. ',' .. string.sub(ARGV[first + i - 1], 2)
     args[#args + 1] = id
-    args[#args + 1] = '{"id":' .. id .. ',' .. string.sub(ARGV[first + i - 1], 2)
+    args[#args + 1] = member
+    if ARGV[9] == '1' then
+      redis.call('HSET', KEYS[4], id, member)
+    end
   end
   redis.call('ZADD', KEYS[1], unpack(args))
 end
 redis.call('HSETNX', KEYS[2], 'id', ARGV[1])
 redis.call('HSETNX', KEYS[2], 'created_at', ARGV[2])
 redis.call('HSETNX', KEYS[2], 'version', ARGV[6])
+redis.call('HSETNX', KEYS[2], 'gen', ARGV[6])
 redis.call('HSET', KEYS[2], 'updated_at', ARGV[2])
 if ARGV[4] == '1' then
   redis.call('HSET', KEYS[2], 'context', ARGV[5], 'version', ARGV[6])
 end
 redis.call('SADD', KEYS[3], ARGV[3])
+local function claim(field, lease)
+  local claimed = redis.call('HGET', KEYS[2], field)
+  if not claimed or now - tonumber(claimed) >= lease then
+    redis.call('HSET', KEYS[2], field, ARGV[2])
+    return 1
+  end
+  return 0
+end
 local count = redis.call('ZCARD', KEYS[1])
-local due = 0
+local summary_due = 0
 local above = tonumber(ARGV[7])
 if above > 0 and count > above then
-  local claimed = redis.call('HGET', KEYS[2], 'job_at')
-  if not claimed or tonumber(ARGV[2]) - tonumber(claimed) >= tonumber(ARGV[8]) then
-    redis.call('HSET', KEYS[2], 'job_at', ARGV[2])
-    due = 1
-  end
+  summary_due = claim('job_at', tonumber(ARGV[8]))
 end
-return {count, last, due}
+local index_due = 0
+if ARGV[9] == '1' and n > 0 then
+  index_due = claim('idx_at', tonumber(ARGV[10]))
+end
+return {count, last, summary_due, index_due}
+"""
+
+# KEYS: pending, meta. Releases the index lease only when nothing is pending (see MemoryStore.release_index_lease).
+_RELEASE_INDEX_LEASE = """
+if redis.call('HLEN', KEYS[1]) > 0 then
+  return 0
+end
+redis.call('HDEL', KEYS[2], 'idx_at')
+return 1
+"""
+
+# KEYS: meta, pending. ARGV: 1 generation, then ids. Forgets indexed pending entries of that generation only.
+_ACK_INDEXED = """
+if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then
+  return 0
+end
+return redis.call('HDEL', KEYS[2], unpack(ARGV, 2))
+"""
+
+# KEYS: the session's fixed keys. ARGV: 1 prefix of its search documents. Deletes every document listed in
+# doc_ids (same hash tag, same slot), then every fixed key: one atomic step.
+_DELETE = """
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[8])) do
+  redis.call('DEL', ARGV[1] .. id)
+end
+return redis.call('DEL', unpack(KEYS))
 """
 
 # KEYS: messages, meta. ARGV: window, keep. One consistent read of what a summarizer job starts from.
@@ -107,10 +149,18 @@ def _mapped_errors() -> Iterator[None]:
 class RedisMemoryStore:
     """Implements ``motorhead.ports.MemoryStore``."""
 
-    def __init__(self, connector: RedisConnector, keys: Keys, *, summary_lease_ms: int = 600_000) -> None:
+    def __init__(
+        self,
+        connector: RedisConnector,
+        keys: Keys,
+        *,
+        summary_lease_ms: int = 600_000,
+        index_lease_ms: int = 300_000,
+    ) -> None:
         self._connector = connector
         self._keys = keys
         self._lease_ms = summary_lease_ms
+        self._index_lease_ms = index_lease_ms
         self._scripts: dict[str, Callable[..., Any]] = {}
 
     def _run(self, source: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
@@ -128,6 +178,7 @@ class RedisMemoryStore:
         namespace: str,
         now_ms: int,
         summarize_above: int | None = None,
+        index: bool = False,
     ) -> AppendResult:
         keys = self._keys.session(session_id)
         bodies = [json.dumps({"role": role, "content": content, "created_at": now_ms}) for role, content in messages]
@@ -135,9 +186,9 @@ class RedisMemoryStore:
         with _mapped_errors():
             # The index first: if the session write then fails, a retried POST lands in the same place.
             self._connector.client().zadd(self._keys.sessions_index(namespace), {session_id: now_ms})
-            count, last_id, due = self._run(
+            count, last_id, summary_due, index_due = self._run(
                 _APPEND,
-                keys.all(),
+                (keys.messages, keys.meta, keys.namespaces, keys.pending),
                 [
                     session_id,
                     now_ms,
@@ -147,10 +198,14 @@ class RedisMemoryStore:
                     new_version(),
                     summarize_above or 0,
                     self._lease_ms,
+                    "1" if index else "0",
+                    self._index_lease_ms,
                     *bodies,
                 ],
             )
-        return AppendResult(count=int(count), last_id=int(last_id), summary_due=bool(due))
+        return AppendResult(
+            count=int(count), last_id=int(last_id), summary_due=bool(summary_due), index_due=bool(index_due)
+        )
 
     def read(self, session_id: str, *, limit: int) -> SessionSnapshot:
         keys = self._keys.session(session_id)
@@ -174,7 +229,7 @@ class RedisMemoryStore:
             for ns in sorted(namespaces):
                 pipe.zrem(self._keys.sessions_index(ns), session_id)
             pipe.execute()
-            client.delete(*keys.all())
+            self._run(_DELETE, keys.all(), [self._keys.doc_prefix(session_id)])
 
     def list_sessions(self, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]:
         index = self._keys.sessions_index(namespace)
@@ -188,6 +243,30 @@ class RedisMemoryStore:
     def release_summary_lease(self, session_id: str) -> None:
         with _mapped_errors():
             self._connector.client().hdel(self._keys.session(session_id).meta, "job_at")
+
+    def release_index_lease(self, session_id: str, *, only_if_idle: bool) -> bool:
+        keys = self._keys.session(session_id)
+        with _mapped_errors():
+            if not only_if_idle:
+                self._connector.client().hdel(keys.meta, "idx_at")
+                return True
+            return bool(self._run(_RELEASE_INDEX_LEASE, (keys.pending, keys.meta), []))
+
+    def pending(self, session_id: str, *, limit: int) -> tuple[str, list[StoredMessage]]:
+        keys = self._keys.session(session_id)
+        with _mapped_errors():
+            pipe = self._connector.client().pipeline(transaction=False)
+            pipe.hget(keys.meta, "gen")
+            pipe.hvals(keys.pending)
+            generation, values = pipe.execute()
+        messages = sorted((_decode(raw) for raw in values), key=lambda m: m.id)
+        return generation or "", messages[:limit]
+
+    def ack_indexed(self, session_id: str, generation: str, ids: list[int]) -> None:
+        keys = self._keys.session(session_id)
+        if ids:
+            with _mapped_errors():
+                self._run(_ACK_INDEXED, (keys.meta, keys.pending), [generation, *ids])
 
     def fold_input(self, session_id: str, *, window: int, keep: int) -> FoldInput | None:
         keys = self._keys.session(session_id)

@@ -4,34 +4,128 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from motorhead.errors import ConfigError, SummarizerError
 from motorhead.keys import Keys
 from motorhead.memory import MemoryService
-from motorhead.ports import ChatModel, SummaryWriter
+from motorhead.ports import ChatModel, JobQueue, SummaryWriter
 from motorhead.redis_client import RedisConnector
 from motorhead.redis_store import RedisMemoryStore
 from motorhead.settings import Settings, get_settings
 from motorhead.summarizer import SummarizerService
 
+if TYPE_CHECKING:  # numpy and the embedders load only in the functions that search or index
+    from motorhead.ltm_ports import Embedder, VectorIndex
+    from motorhead.retrieval import DisabledRetrieval, IndexerService, RetrievalService
 
-def redis_store(settings: Settings) -> RedisMemoryStore:
+
+def redis_store(settings: Settings, connector: RedisConnector | None = None) -> RedisMemoryStore:
     return RedisMemoryStore(
-        RedisConnector(settings), Keys(settings.key_prefix), summary_lease_ms=settings.summary_lease_seconds * 1000
+        connector or RedisConnector(settings),
+        Keys(settings.key_prefix),
+        summary_lease_ms=settings.summary_lease_seconds * 1000,
+        index_lease_ms=settings.index_lease_seconds * 1000,
     )
+
+
+def job_queue(url: str | None) -> JobQueue | None:
+    if not url:
+        return None
+    from motorhead.sqs_queue import SqsJobQueue
+
+    return SqsJobQueue(url)
 
 
 @lru_cache(maxsize=1)
 def memory_service() -> MemoryService:
     settings = get_settings()
-    jobs = None
-    if settings.summary_queue_url:
-        from motorhead.sqs_queue import SqsJobQueue
+    return MemoryService(
+        store=redis_store(settings),
+        settings=settings,
+        jobs=job_queue(settings.summary_queue_url),
+        index_jobs=job_queue(settings.index_queue_url),
+    )
 
-        jobs = SqsJobQueue(settings.summary_queue_url)
-    return MemoryService(store=redis_store(settings), settings=settings, jobs=jobs)
+
+@lru_cache(maxsize=1)
+def retrieval_service() -> RetrievalService | DisabledRetrieval:
+    from motorhead.retrieval import DisabledRetrieval, RetrievalService
+
+    settings = get_settings()
+    if not settings.long_term_memory:
+        return DisabledRetrieval()
+    from motorhead.keyword import KeywordIndex
+
+    connector = RedisConnector(settings)
+    embed = embedder(settings)
+    keys = Keys(settings.key_prefix)
+    return RetrievalService(
+        embedder=embed,
+        index=vector_index(settings, connector, dimensions=embed.dimensions),
+        keywords=KeywordIndex(connector, keys),
+        hybrid=settings.retrieval_hybrid,
+    )
+
+
+@lru_cache(maxsize=1)
+def indexer_service() -> IndexerService:
+    from motorhead.retrieval import IndexerService
+
+    settings = get_settings()
+    connector = RedisConnector(settings)
+    embed = embedder(settings)
+    return IndexerService(
+        store=redis_store(settings, connector),
+        embedder=embed,
+        index=vector_index(settings, connector, dimensions=embed.dimensions),
+    )
+
+
+def embedder(settings: Settings) -> Embedder:
+    """The local ONNX model, or OpenAI / Azure embeddings (keys as for the summarizer)."""
+    from motorhead import embeddings
+
+    kind = settings.embedder_kind()
+    if kind == "local":
+        return embeddings.local_embedder(settings)
+    if kind == "azure":
+        azure_key = api_key(settings.azure_api_key, settings.azure_api_key_secret)
+        if azure_key is None:
+            raise ConfigError("AZURE_API_KEY or MOTORHEAD_AZURE_API_KEY_SECRET must be set for Azure")
+        return embeddings.azure_embedder(settings, api_key=azure_key)
+    openai_key = api_key(settings.openai_api_key, settings.openai_api_key_secret)
+    return embeddings.openai_embedder(settings, api_key=openai_key or "not-needed")
+
+
+def vector_index(settings: Settings, connector: RedisConnector, *, dimensions: int) -> VectorIndex:
+    """``search`` (RediSearch FT.*) when the server has it and is not an OSS cluster, else ``exact``; or as set."""
+    keys = Keys(settings.key_prefix)
+    backend = settings.vector_backend
+    if backend == "auto":
+        backend = "search" if has_search(connector) else "exact"
+    if backend == "search":
+        from motorhead.search_index import SearchVectorIndex
+
+        return SearchVectorIndex(connector, keys)
+    from motorhead.exact_index import ExactVectorIndex
+
+    return ExactVectorIndex(connector, keys, dimensions=dimensions)
+
+
+def has_search(connector: RedisConnector) -> bool:
+    """Whether the server answers FT._LIST (Redis Stack, Redis 8, MemoryDB, valkey-search); never on OSS cluster."""
+    from redis.exceptions import ResponseError
+
+    if connector.is_cluster():
+        return False
+    try:
+        connector.client().execute_command("FT._LIST")  # type: ignore[no-untyped-call]
+    except ResponseError:
+        return False
+    return True
 
 
 @lru_cache(maxsize=1)

@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     summary_max_tokens: int = Field(512, ge=32, le=16_384, validation_alias="MOTORHEAD_SUMMARY_MAX_TOKENS")
     summary_lease_seconds: int = Field(600, ge=1, validation_alias="MOTORHEAD_SUMMARY_LEASE_SECONDS")
 
+    # --- long-term memory and retrieval -----------------------------------------------------------------------
+    index_queue_url: str | None = Field(None, validation_alias="MOTORHEAD_INDEX_QUEUE_URL")
+    embedder: Literal["auto", "local", "openai", "azure"] = Field("auto", validation_alias="MOTORHEAD_EMBEDDER")
+    embedding_model: str = Field("text-embedding-3-small", min_length=1, validation_alias="MOTORHEAD_EMBEDDING_MODEL")
+    embedding_dimensions: int | None = Field(None, ge=8, le=8192, validation_alias="MOTORHEAD_EMBEDDING_DIMENSIONS")
+    vector_backend: Literal["auto", "exact", "search"] = Field("auto", validation_alias="MOTORHEAD_VECTOR_BACKEND")
+    retrieval_hybrid: bool = Field(True, validation_alias="MOTORHEAD_RETRIEVAL_HYBRID")
+    index_lease_seconds: int = Field(300, ge=1, validation_alias="MOTORHEAD_INDEX_LEASE_SECONDS")
+
+    tiktoken_cache_dir: Path = Field(PACKAGED_TIKTOKEN_CACHE, validation_alias="TIKTOKEN_CACHE_DIR")
+    data_dir: Path = Field(Path(".data"), validation_alias="MOTORHEAD_DATA_DIR")
+
     @field_validator(
         "redis_url",
         "openai_api_key",
@@ -70,6 +82,8 @@ class Settings(BaseSettings):
         "openai_api_key_secret",
         "azure_api_key_secret",
         "model_context_tokens",
+        "index_queue_url",
+        "embedding_dimensions",
         mode="before",
     )
     @classmethod
@@ -88,8 +102,16 @@ class Settings(BaseSettings):
             return "azure"
         return "extractive"
 
-    tiktoken_cache_dir: Path = Field(PACKAGED_TIKTOKEN_CACHE, validation_alias="TIKTOKEN_CACHE_DIR")
-    data_dir: Path = Field(Path(".data"), validation_alias="MOTORHEAD_DATA_DIR")
+    def embedder_kind(self) -> Literal["local", "openai", "azure"]:
+        """Which embedder runs: the one asked for, else OpenAI when a key, secret or base URL is configured, else
+        Azure when its embeddings deployment is, else the local ONNX model."""
+        if self.embedder != "auto":
+            return self.embedder
+        if self.openai_api_key or self.openai_api_key_secret or self.openai_api_base:
+            return "openai"
+        if (self.azure_api_key or self.azure_api_key_secret) and self.azure_api_base and self.azure_deployment_id_ada:
+            return "azure"
+        return "local"
 
 
 def load_settings() -> Settings:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from motorhead.jobs import encode_job
 from motorhead.keys import session_tag
-from motorhead.ports import SummaryJob
-from motorhead.summarizer import encode_job
+from motorhead.ports import SessionJob
 
 
 class SqsJobQueue:
@@ -21,7 +21,7 @@ class SqsJobQueue:
         self._queue_url = queue_url
         self._client: Any = None
 
-    def send(self, job: SummaryJob) -> None:
+    def send(self, job: SessionJob) -> None:
         if self._client is None:
             import boto3  # only a POST that overflows the window pays for boto3
 

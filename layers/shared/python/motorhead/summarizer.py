@@ -9,42 +9,15 @@ redelivered or concurrent job either finds nothing to do or loses the compare-an
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 
 from aws_lambda_powertools.logging import Logger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from motorhead.errors import SummaryConflictError
-from motorhead.ports import MemoryStore, SummaryJob, SummaryWriter
+from motorhead.jobs import decode_job
+from motorhead.ports import MemoryStore, SessionJob, SummaryWriter
 
 logger = Logger(service="motorhead")
-
-JOB_FORMAT_VERSION = 1
-
-
-class SummaryJobBody(BaseModel):
-    """The SQS message body of a job."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    v: int = Field(JOB_FORMAT_VERSION, ge=1, le=JOB_FORMAT_VERSION)
-    session_id: str = Field(min_length=1, max_length=1024)
-    last_id: int = Field(ge=0)
-
-
-def encode_job(job: SummaryJob) -> str:
-    return SummaryJobBody(session_id=job.session_id, last_id=job.last_id).model_dump_json()
-
-
-def decode_job(body: str) -> SummaryJob | None:
-    """The job in an SQS body, or None for a poison body (logged; retrying it could never succeed)."""
-    try:
-        parsed = SummaryJobBody.model_validate(json.loads(body))
-    except (ValueError, ValidationError) as exc:
-        logger.error("dropping a malformed summary job", extra={"error": str(exc)[:300], "body": body[:200]})
-        return None
-    return SummaryJob(session_id=parsed.session_id, last_id=parsed.last_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +42,7 @@ class SummarizerService:
         job = decode_job(body)
         return None if job is None else self.run(job)
 
-    def run(self, job: SummaryJob) -> JobOutcome:
+    def run(self, job: SessionJob) -> JobOutcome:
         """Fold until the session fits the window; an unknown or already summarized session is a no-op."""
         folded = commits = conflicts = calls = tokens = 0
         last_round_conflicted = False
