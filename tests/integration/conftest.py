@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
 
 from devserver.embedded_redis import EmbeddedRedis
+from devserver.local_sqs import LocalQueue, LocalSqs
 from devserver.server import LocalGateway, merged_openapi
+from devserver.template import load_queue_consumers
 from tests.support import cold_start
 
 
@@ -23,3 +26,17 @@ def base_url(redis_server: EmbeddedRedis, redis_client: redis.Redis) -> Iterator
         gateway.shutdown()
         gateway.server_close()
         thread.join()
+
+
+@pytest.fixture(scope="session")
+def local_sqs() -> Iterator[LocalSqs]:
+    """moto's SQS server on loopback, for the whole run (each test makes its own queues)."""
+    sqs = LocalSqs().start()
+    yield sqs
+    sqs.stop()
+
+
+def fresh_queue(sqs: LocalSqs, function_id: str) -> LocalQueue:
+    """A new copy of the template's queue (and dead-letter queue) of ``function_id``, for one test only."""
+    consumer = next(c for c in load_queue_consumers() if c.function_id == function_id)
+    return sqs.create_queues(consumer, prefix=f"t{uuid.uuid4().hex[:12]}-")

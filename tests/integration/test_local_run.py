@@ -18,9 +18,10 @@ from tests.support import REPO
 
 
 @contextmanager
-def local_server(data_dir: Path, port: int) -> Iterator[subprocess.Popen[str]]:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+def local_server(data_dir: Path, port: int, **extra: str) -> Iterator[subprocess.Popen[str]]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith(("MOTORHEAD_", "AWS_"))}
     env.update(PORT=str(port), MOTORHEAD_DATA_DIR=str(data_dir), PYTHONPATH=f"{REPO / 'layers/shared/python'}:{REPO}")
+    env.update(extra)
     proc = subprocess.Popen(
         [sys.executable, "-m", "devserver"],
         cwd=REPO,
@@ -90,3 +91,23 @@ def test_local_run_given_window_overflow_summarizes_in_the_background(tmp_path: 
     ids = [m["id"] for m in memory["messages"]]
     assert 6 <= len(ids) < 12 and ids == list(range(16, 16 - len(ids), -1))
     assert "month number 1" in memory["context"]
+
+
+def test_local_run_given_long_term_memory_on_retrieves_with_the_local_model(tmp_path: Path) -> None:
+    # Given the local server with long-term memory on (local ONNX embedder, exact backend on the embedded Redis)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/sessions/trip"
+    with local_server(tmp_path, port, MOTORHEAD_LONG_TERM_MEMORY="true"):
+        messages = [
+            {"role": "Human", "content": "How do I dance to electronic music?"},
+            {"role": "AI", "content": "Keep your knees loose and move with the beat."},
+            {"role": "Human", "content": "My sister is allergic to peanuts."},
+        ]
+        assert requests.post(f"{base}/memory", json={"messages": messages}, timeout=5).ok
+        # When the app asks for what is relevant, until the index job has run (a second or two)
+        deadline = time.monotonic() + 30
+        while not (hits := requests.post(f"{base}/retrieval", json={"text": "dancing to EDM"}, timeout=10).json()):
+            assert time.monotonic() < deadline, "nothing indexed within 30 s"
+            time.sleep(0.2)
+    # Then the paraphrased message comes first
+    assert hits[0]["content"] == "How do I dance to electronic music?"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,23 +11,14 @@ import redis
 
 from devserver.embedded_redis import EmbeddedRedis, free_port
 from devserver.local_sqs import LocalQueue, LocalSqs, SqsPoller
-from devserver.template import load_queue_consumers
 from motorhead.keys import Keys, session_tag
+from tests.integration.conftest import fresh_queue
 from tests.support import Api, body, cold_start, get_event, load_event, messages, post_event
-
-
-@pytest.fixture(scope="session")
-def local_sqs() -> Iterator[LocalSqs]:
-    sqs = LocalSqs().start()
-    yield sqs
-    sqs.stop()
 
 
 @pytest.fixture
 def queue(local_sqs: LocalSqs) -> LocalQueue:
-    """A fresh copy of the template's summary queue and its dead-letter queue, for this test only."""
-    consumer = next(c for c in load_queue_consumers() if c.function_id == "SummarizerFunction")
-    return local_sqs.create_queues(consumer, prefix=f"t{uuid.uuid4().hex[:12]}-")
+    return fresh_queue(local_sqs, "SummarizerFunction")
 
 
 @pytest.fixture

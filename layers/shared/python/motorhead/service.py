@@ -86,7 +86,7 @@ def indexer_service() -> IndexerService:
 
 def embedder(settings: Settings) -> Embedder:
     """The local ONNX model, or OpenAI / Azure embeddings (keys as for the summarizer)."""
-    from motorhead import embeddings
+    import motorhead.embeddings as embeddings
 
     kind = settings.embedder_kind()
     if kind == "local":

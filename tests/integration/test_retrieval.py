@@ -1,0 +1,154 @@
+"""Long-term memory end to end: POST → index job (SQS FIFO) → indexer → POST /retrieval, with the real local model."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from devserver.embedded_redis import EmbeddedRedis
+from devserver.local_sqs import LocalQueue, LocalSqs, SqsPoller
+from motorhead.keys import Keys
+from tests.integration.conftest import fresh_queue
+from tests.support import Api, body, cold_start, get_event, load_event, post_event
+
+CONVERSATION = [
+    ("Human", "We are planning a trip to Colombia in March."),
+    ("AI", "Great, Bogotá and Medellín are both lovely in March."),
+    ("Human", "How do I dance to electronic music?"),
+    ("AI", "Move with the beat, keep your knees loose and let the drop carry you."),
+    ("Human", "My sister Ana is allergic to peanuts."),
+    ("AI", "Noted: no peanuts in any restaurant suggestion."),
+    ("Human", "What is the weather like in Bogotá?"),
+    ("AI", "Mild, about 14 degrees, with afternoon rain."),
+    ("Human", "Book the hotel near La Candelaria for five nights."),
+    ("AI", "Hotel de la Opera is held for five nights from 12 March."),
+]
+
+
+def retrieval_event(session_id: str, payload: Any) -> dict[str, Any]:
+    event = post_event(session_id, payload)
+    event["routeKey"] = event["requestContext"]["routeKey"] = "POST /sessions/{session_id}/retrieval"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/sessions/{session_id}/retrieval"
+    return event
+
+
+class Ltm:
+    """The functions with long-term memory on, their two queues, and pollers standing in for Lambda's SQS triggers."""
+
+    def __init__(self, api: Api, sqs: LocalSqs, index_queue: LocalQueue, summary_queue: LocalQueue) -> None:
+        self.api = api
+        self.indexer = SqsPoller(sqs, index_queue, handler=api.consumer("IndexerFunction"), max_backoff=0)
+        self.summarizer = SqsPoller(sqs, summary_queue, handler=api.consumer("SummarizerFunction"), max_backoff=0)
+        self.index_queue = index_queue
+        self.sqs = sqs
+
+    def post(self, session_id: str, messages: list[tuple[str, str]]) -> None:
+        payload = {"messages": [{"role": r, "content": c} for r, c in messages]}
+        assert self.api.invoke("PostMemoryFunction", post_event(session_id, payload))["statusCode"] == 200
+
+    def retrieve(self, session_id: str, text: str, **extra: Any) -> dict[str, Any]:
+        return self.api.invoke("RetrievalFunction", retrieval_event(session_id, {"text": text, **extra}))
+
+
+@pytest.fixture
+def ltm(local_sqs: LocalSqs, redis_server: EmbeddedRedis, redis_client: redis.Redis) -> Iterator[Ltm]:
+    index_queue = fresh_queue(local_sqs, "IndexerFunction")
+    summary_queue = fresh_queue(local_sqs, "SummarizerFunction")
+    with cold_start(
+        REDIS_URL=redis_server.url,
+        MOTORHEAD_LONG_TERM_MEMORY="true",
+        MOTORHEAD_MAX_WINDOW_SIZE="4",
+        MOTORHEAD_SUMMARY_QUEUE_URL=summary_queue.url,
+        MOTORHEAD_INDEX_QUEUE_URL=index_queue.url,
+        MOTORHEAD_EMBEDDER="local",
+        MOTORHEAD_VECTOR_BACKEND="exact",
+        MOTORHEAD_SUMMARIZER="extractive",
+    ) as api:
+        yield Ltm(api, local_sqs, index_queue, summary_queue)
+
+
+def test_retrieval_given_an_indexed_conversation_returns_the_nearest_messages_first(ltm: Ltm) -> None:
+    # Given a conversation stored and indexed (one index job, handled by the indexer)
+    ltm.post("trip", CONVERSATION[:6])
+    ltm.post("trip", CONVERSATION[6:])
+    assert ltm.indexer.drain() == 1
+    # When the user's app asks for what is relevant to a paraphrase
+    response = ltm.retrieve("trip", "dancing to EDM")
+    # Then the matching message comes first, in Motorhead's shape plus fields old clients ignore
+    assert response["statusCode"] == 200
+    hits = body(response)
+    assert hits[0]["content"] == "How do I dance to electronic music?"
+    assert set(hits[0]) == {"role", "content", "dist", "id", "created_at", "score"}
+    assert len(hits) == 10 and len({h["id"] for h in hits}) == 10
+    assert 0 <= hits[0]["dist"] < hits[-1]["dist"] + 1
+    assert [h["content"] for h in body(ltm.retrieve("trip", "food allergy", k=2))][0] == CONVERSATION[4][1]
+    assert len(body(ltm.retrieve("trip", "food allergy", k=3))) == 3
+
+
+def test_retrieval_given_messages_summarized_out_of_the_window_still_finds_them(ltm: Ltm) -> None:
+    # Given a conversation long past the window (4), summarized, and indexed
+    ltm.post("trip", CONVERSATION)
+    ltm.summarizer.drain()
+    ltm.indexer.drain()
+    memory = body(ltm.api.invoke("GetMemoryFunction", get_event("trip")))
+    assert len(memory["messages"]) == 2 and memory["context"]
+    # When an early message is searched for / Then it is found although GET no longer returns it
+    assert body(ltm.retrieve("trip", "peanut allergy"))[0]["content"] == "My sister Ana is allergic to peanuts."
+
+
+def test_delete_given_an_indexed_session_forgets_its_vectors_too(ltm: Ltm, redis_client: redis.Redis) -> None:
+    # Given an indexed session
+    ltm.post("trip", CONVERSATION)
+    ltm.indexer.drain()
+    assert body(ltm.retrieve("trip", "hotel"))
+    # When it is deleted
+    delete = copy.deepcopy(load_event("delete_memory-ok"))
+    delete["pathParameters"] = {"session_id": "trip"}
+    delete["rawPath"] = delete["requestContext"]["http"]["path"] = "/sessions/trip/memory"
+    assert ltm.api.invoke("DeleteMemoryFunction", delete)["statusCode"] == 200
+    # Then a retrieval finds nothing, and no key of the session remains (only the index's embedder record)
+    assert body(ltm.retrieve("trip", "hotel")) == []
+    assert redis_client.keys("*") == [Keys("mh").ltm_meta()]
+
+
+def test_post_given_many_posts_sends_one_index_job_per_lease(ltm: Ltm) -> None:
+    for i in range(5):
+        ltm.post("busy", [("Human", f"message number {i} about gardening")])
+    received = ltm.sqs.client().receive_message(QueueUrl=ltm.index_queue.url, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["last_id"] for m in received] == [1]
+
+
+def test_indexer_given_posts_during_indexing_leaves_nothing_unindexed(ltm: Ltm, redis_client: redis.Redis) -> None:
+    # Given a job in flight (lease held) and a POST arriving before the indexer lets go of the lease
+    ltm.post("s", [("Human", "first message about tomatoes")])
+    ltm.indexer.drain()
+    ltm.post("s", [("Human", "second message about cucumbers")])
+    ltm.indexer.drain()
+    # Then every message ended up indexed and nothing is pending
+    assert redis_client.hlen(Keys("mh").session("s").pending) == 0
+    assert {h["content"] for h in body(ltm.retrieve("s", "vegetables"))} == {
+        "first message about tomatoes",
+        "second message about cucumbers",
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [({}, 422), ({"text": ""}, 422), ({"text": "x", "k": 0}, 422), ({"text": "x", "k": 101}, 422), ("[", 400)],
+)
+def test_retrieval_given_bad_input_returns_a_json_error(ltm: Ltm, payload: Any, status: int) -> None:
+    event = retrieval_event("s", payload)
+    response = ltm.api.invoke("RetrievalFunction", event)
+    assert response["statusCode"] == status and "error" in body(response)
+
+
+def test_retrieval_given_long_term_memory_off_returns_400(redis_server: EmbeddedRedis) -> None:
+    with cold_start(REDIS_URL=redis_server.url, MOTORHEAD_LONG_TERM_MEMORY="false") as api:
+        response = api.invoke("RetrievalFunction", retrieval_event("s", {"text": "hello"}))
+    assert response["statusCode"] == 400
+    assert "long-term memory is disabled" in body(response)["error"]
