@@ -598,6 +598,8 @@ class RetrievalResult:
     cpus: int | None
     load_average: list[float]  # at the start and...
     load_average_end: list[float]  # ...at the end: other processes share these CPUs
+    blas_threads: str  # OPENBLAS_NUM_THREADS: `exact`'s matrix product is threaded by default, which suffers when
+    # other processes hold a CPU
     quality: QualityResult
     latency: LatencyResult
     throughput: ThroughputResult
@@ -621,6 +623,7 @@ def benchmark(settings: RetrievalSettings, progress: Callable[[str], None]) -> R
         cpus=os.cpu_count(),
         load_average=load_start,
         load_average_end=[round(x, 2) for x in os.getloadavg()],
+        blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default (one per CPU)"),
         quality=quality_result,
         latency=latency_result,
         throughput=throughput_result,
@@ -684,6 +687,7 @@ def print_latency(result: RetrievalResult, number: int) -> None:
         f"   search on Redis {result.redis_version} + RediSearch {result.search_module or '(not installed)'} "
         "(HNSW, one index for all sessions, KNN pre-filtered on the session's tag)"
     )
+    print(f"   numpy's OpenBLAS threads (OPENBLAS_NUM_THREADS): {result.blas_threads}")
     print(f"   {'backend':7} {'messages':>8} {'mode':7} {'p50 ms':>7} {'p95 ms':>7} {'mean ms':>7} {'first ms':>8}")
     for row in lat.rows:
         print(
@@ -770,7 +774,7 @@ def summary_lines(result: RetrievalResult) -> list[str]:
     by_cell = {(row.backend, row.messages, row.mode): row for row in lat.rows}
     lines.append(
         f"Search latency, embedding excluded, warm, k={K}, random {lat.dimensions}-dim vectors: p50 / p95 ms "
-        f"({lat.rounds * lat.queries} searches per cell)"
+        f"({lat.rounds * lat.queries} searches per cell; OpenBLAS threads: {result.blas_threads})"
     )
     lines.append(f"  {'':8}" + "".join(f"{size:>8,} msgs: vector {'hybrid':>11}" for size in sizes))
     for backend in dict.fromkeys(row.backend for row in lat.rows):

@@ -29,6 +29,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"motorhead: {exc}", file=sys.stderr)
         return 2
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the template sets for the functions that use numpy
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop)
     with ExitStack() as stack:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from devserver.embedded_redis import EmbeddedRedis
 from devserver.local_sqs import LocalQueue, LocalSqs, SqsPoller
 from motorhead.keys import Keys
 from tests.integration.conftest import fresh_queue
+from tests.openai_stub import OpenAIStub, Status
 from tests.support import Api, body, cold_start, get_event, load_event, post_event
 
 CONVERSATION = [
@@ -46,6 +48,7 @@ class Ltm:
         self.summarizer = SqsPoller(sqs, summary_queue, handler=api.consumer("SummarizerFunction"), max_backoff=0)
         self.index_queue = index_queue
         self.sqs = sqs
+        self.backend = "exact"
 
     def post(self, session_id: str, messages: list[tuple[str, str]]) -> None:
         payload = {"messages": [{"role": r, "content": c} for r, c in messages]}
@@ -55,21 +58,41 @@ class Ltm:
         return self.api.invoke("RetrievalFunction", retrieval_event(session_id, {"text": text, **extra}))
 
 
+@pytest.fixture(params=["exact", "search"])
+def server(
+    request: pytest.FixtureRequest, redis_server: EmbeddedRedis, search_server: EmbeddedRedis
+) -> Iterator[tuple[str, redis.Redis]]:
+    """Plain Redis with the `exact` backend, or Redis 8.2 + RediSearch with the `search` backend; emptied."""
+    chosen = redis_server if request.param == "exact" else search_server
+    with redis.Redis(port=chosen.port, decode_responses=True) as client:
+        client.flushall()
+        yield request.param, client
+
+
 @pytest.fixture
-def ltm(local_sqs: LocalSqs, redis_server: EmbeddedRedis, redis_client: redis.Redis) -> Iterator[Ltm]:
+def redis_client(server: tuple[str, redis.Redis]) -> redis.Redis:
+    return server[1]
+
+
+@pytest.fixture
+def ltm(local_sqs: LocalSqs, server: tuple[str, redis.Redis]) -> Iterator[Ltm]:
+    backend, client = server
     index_queue = fresh_queue(local_sqs, "IndexerFunction")
     summary_queue = fresh_queue(local_sqs, "SummarizerFunction")
+    port = client.connection_pool.connection_kwargs["port"]
     with cold_start(
-        REDIS_URL=redis_server.url,
+        REDIS_URL=f"redis://127.0.0.1:{port}/0",
         MOTORHEAD_LONG_TERM_MEMORY="true",
         MOTORHEAD_MAX_WINDOW_SIZE="4",
         MOTORHEAD_SUMMARY_QUEUE_URL=summary_queue.url,
         MOTORHEAD_INDEX_QUEUE_URL=index_queue.url,
         MOTORHEAD_EMBEDDER="local",
-        MOTORHEAD_VECTOR_BACKEND="exact",
+        MOTORHEAD_VECTOR_BACKEND="auto",  # auto must pick `search` on the RediSearch server, `exact` elsewhere
         MOTORHEAD_SUMMARIZER="extractive",
     ) as api:
-        yield Ltm(api, local_sqs, index_queue, summary_queue)
+        ltm = Ltm(api, local_sqs, index_queue, summary_queue)
+        ltm.backend = backend
+        yield ltm
 
 
 def test_retrieval_given_an_indexed_conversation_returns_the_nearest_messages_first(ltm: Ltm) -> None:
@@ -114,6 +137,8 @@ def test_delete_given_an_indexed_session_forgets_its_vectors_too(ltm: Ltm, redis
     # Then a retrieval finds nothing, and no key of the session remains (only the index's embedder record)
     assert body(ltm.retrieve("trip", "hotel")) == []
     assert redis_client.keys("*") == [Keys("mh").ltm_meta()]
+    if ltm.backend == "search":  # and the shared search index holds no document of it
+        assert redis_client.ft(Keys("mh").search_index()).search("*").total == 0
 
 
 def test_post_given_many_posts_sends_one_index_job_per_lease(ltm: Ltm) -> None:
@@ -147,8 +172,55 @@ def test_retrieval_given_bad_input_returns_a_json_error(ltm: Ltm, payload: Any, 
     assert response["statusCode"] == status and "error" in body(response)
 
 
+def test_retrieval_given_auto_backend_picks_search_only_where_the_server_has_it(ltm: Ltm) -> None:
+    from motorhead.service import retrieval_service
+
+    ltm.post("s", [("Human", "anything")])
+    ltm.indexer.drain()
+    assert retrieval_service()._index.name == ltm.backend  # type: ignore[union-attr]
+
+
 def test_retrieval_given_long_term_memory_off_returns_400(redis_server: EmbeddedRedis) -> None:
     with cold_start(REDIS_URL=redis_server.url, MOTORHEAD_LONG_TERM_MEMORY="false") as api:
         response = api.invoke("RetrievalFunction", retrieval_event("s", {"text": "hello"}))
     assert response["statusCode"] == 400
     assert "long-term memory is disabled" in body(response)["error"]
+
+
+def test_indexer_given_embedding_outage_dead_letters_keeps_pending_and_recovers(
+    local_sqs: LocalSqs, redis_server: EmbeddedRedis
+) -> None:
+    # Given OpenAI-compatible embeddings (a real HTTP server) that fail for the next 5 calls, no client retries,
+    # and an index lease of 1 s
+    index_queue = fresh_queue(local_sqs, "IndexerFunction")
+    with redis.Redis(port=redis_server.port, decode_responses=True) as client, OpenAIStub() as stub:
+        client.flushall()
+        stub.script(*[Status(500)] * 5)
+        with cold_start(
+            REDIS_URL=redis_server.url,
+            MOTORHEAD_LONG_TERM_MEMORY="true",
+            MOTORHEAD_INDEX_QUEUE_URL=index_queue.url,
+            MOTORHEAD_SUMMARY_QUEUE_URL=None,
+            MOTORHEAD_EMBEDDER="openai",
+            OPENAI_API_BASE=stub.base_url,
+            OPENAI_API_KEY="sk-test",
+            MOTORHEAD_LLM_MAX_RETRIES="0",
+            MOTORHEAD_INDEX_LEASE_SECONDS="1",
+            MOTORHEAD_VECTOR_BACKEND="exact",
+        ) as api:
+            ltm = Ltm(api, local_sqs, index_queue, fresh_queue(local_sqs, "SummarizerFunction"))
+            ltm.post("s", [("Human", "the boiler needs a yearly service in October")])
+            # When the event source mapping keeps delivering the failing job
+            assert ltm.indexer.drain(max_batches=20) == index_queue.consumer.max_receive_count
+            # Then the job is in the dead-letter queue and the message is still pending, not lost
+            dead = local_sqs.client().receive_message(QueueUrl=index_queue.dlq_url)["Messages"]
+            assert json.loads(dead[0]["Body"])["session_id"] == "s"
+            assert client.hlen(Keys("mh").session("s").pending) == 1
+            assert body(ltm.retrieve("s", "boiler service")) == []
+            # And once the provider is back, the session's next POST (after the lease) gets both indexed
+            time.sleep(1.1)
+            ltm.post("s", [("Human", "the plumber comes on Tuesday")])
+            assert ltm.indexer.drain() == 1
+            assert client.hlen(Keys("mh").session("s").pending) == 0
+            found = {h["content"] for h in body(ltm.retrieve("s", "boiler service"))}
+            assert found == {"the boiler needs a yearly service in October", "the plumber comes on Tuesday"}

@@ -38,3 +38,35 @@ def test_cold_start_given_a_function_imports_no_heavy_sdk(function_id: str) -> N
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert loaded == {"openai": False, "boto3": False, "numpy": False, "tiktoken": False}
+
+
+@pytest.mark.parametrize(
+    ("embedder", "must_not_load"),
+    [("local", {"openai", "boto3"}), ("openai", {"onnxruntime", "tokenizers", "boto3"})],
+)
+def test_cold_start_given_retrieval_with_an_embedder_imports_nothing_of_the_other(
+    embedder: str, must_not_load: set[str]
+) -> None:
+    # Given long-term memory on, with the local model or with OpenAI embeddings
+    env = {
+        **os.environ,
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "MOTORHEAD_LONG_TERM_MEMORY": "true",
+        "MOTORHEAD_EMBEDDER": embedder,
+        "MOTORHEAD_VECTOR_BACKEND": "exact",  # auto would ask the (absent) server
+        "OPENAI_API_KEY": "sk-test",
+        "PYTHONPATH": f"{REPO / 'layers/shared/python'}:{REPO}",
+    }
+    probe = PROBE.replace('("openai", "boto3", "numpy", "tiktoken")', repr(tuple(sorted(must_not_load))))
+    # When the retrieval function is imported, as Lambda's init phase does
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "RetrievalFunction"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Then it loads nothing of the other embedder (nor boto3)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == dict.fromkeys(sorted(must_not_load), False)

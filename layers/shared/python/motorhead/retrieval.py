@@ -56,7 +56,7 @@ class RetrievalService:
         embedder: Embedder,
         index: VectorIndex,
         keywords: KeywordIndex,
-        hybrid: bool = True,
+        hybrid: bool = False,
     ) -> None:
         self._embedder = embedder
         self._index = index
