@@ -44,7 +44,7 @@ integration: install ## the integration tests only (real Redis servers started b
 	$(PY) -m pytest tests/integration
 
 bench: install ## benchmarks: cold init, warm GET, summarizer jobs, LLM calls per backlog (figures and ratios)
-	$(PY) bench/run.py
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/run.py
 
 build: ## sam build (offline) and report the built sizes
 	bash scripts/sam_build.sh
