@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import SecretStr
 
@@ -92,12 +92,8 @@ def embedder(settings: Settings) -> Embedder:
     if kind == "local":
         return embeddings.local_embedder(settings)
     if kind == "azure":
-        azure_key = api_key(settings.azure_api_key, settings.azure_api_key_secret)
-        if azure_key is None:
-            raise ConfigError("AZURE_API_KEY or MOTORHEAD_AZURE_API_KEY_SECRET must be set for Azure")
-        return embeddings.azure_embedder(settings, api_key=azure_key)
-    openai_key = api_key(settings.openai_api_key, settings.openai_api_key_secret)
-    return embeddings.openai_embedder(settings, api_key=openai_key or "not-needed")
+        return embeddings.azure_embedder(settings, api_key=provider_key(settings, "azure"))
+    return embeddings.openai_embedder(settings, api_key=provider_key(settings, "openai"))
 
 
 def vector_index(settings: Settings, connector: RedisConnector, *, dimensions: int) -> VectorIndex:
@@ -159,13 +155,19 @@ def chat_model(settings: Settings) -> ChatModel:
     from motorhead import llm_openai  # the openai package only where a summary is written
 
     if settings.summarizer_kind() == "azure":
+        return llm_openai.azure_chat_model(settings, api_key=provider_key(settings, "azure"))
+    return llm_openai.openai_chat_model(settings, api_key=provider_key(settings, "openai"))
+
+
+def provider_key(settings: Settings, provider: Literal["openai", "azure"]) -> str | Callable[[], str]:
+    """The provider's key: from the environment, or from Secrets Manager. OpenAI without any key means an
+    OpenAI-compatible server at OPENAI_API_BASE that takes none (llama.cpp, vLLM); Azure always needs one."""
+    if provider == "azure":
         azure_key = api_key(settings.azure_api_key, settings.azure_api_key_secret)
         if azure_key is None:
             raise ConfigError("AZURE_API_KEY or MOTORHEAD_AZURE_API_KEY_SECRET must be set for Azure")
-        return llm_openai.azure_chat_model(settings, api_key=azure_key)
-    openai_key = api_key(settings.openai_api_key, settings.openai_api_key_secret)
-    # no key at all: an OpenAI-compatible server at OPENAI_API_BASE that takes none (llama.cpp, vLLM)
-    return llm_openai.openai_chat_model(settings, api_key=openai_key or "not-needed")
+        return azure_key
+    return api_key(settings.openai_api_key, settings.openai_api_key_secret) or "not-needed"
 
 
 def api_key(value: SecretStr | None, secret_name: str | None) -> str | Callable[[], str] | None:
