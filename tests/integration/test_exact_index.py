@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-import redis
 
-from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from motorhead.errors import ConfigError
 from motorhead.exact_index import ExactVectorIndex
 from motorhead.keys import Keys
@@ -16,23 +12,9 @@ from motorhead.keyword import KeywordIndex
 from motorhead.ports import StoredMessage
 from motorhead.redis_client import RedisConnector
 from motorhead.redis_store import RedisMemoryStore
-from motorhead.settings import Settings
 
 DIMS = 16
 HOSTILE_IDS = ["user@example.com:{chat} *1 ünï", "{", "}{", "a-b", "*", " ", "会话", "x" * 256]
-
-
-@pytest.fixture(params=["standalone", pytest.param("cluster", marks=pytest.mark.cluster)])
-def connector(
-    request: pytest.FixtureRequest, redis_server: EmbeddedRedis, redis_cluster: EmbeddedRedisCluster
-) -> Iterator[RedisConnector]:
-    url = redis_server.url if request.param == "standalone" else redis_cluster.url
-    for node in [redis_server] if request.param == "standalone" else redis_cluster.nodes:
-        with redis.Redis(port=node.port) as client:
-            client.flushall()
-    conn = RedisConnector(Settings(REDIS_URL=url))
-    yield conn
-    conn.close()
 
 
 @pytest.fixture

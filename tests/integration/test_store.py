@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
-import redis
 from redis.cluster import RedisCluster
 
-from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from motorhead.keys import Keys
 from motorhead.ports import AppendResult, Folded
 from motorhead.redis_client import RedisConnector
 from motorhead.redis_store import RedisMemoryStore
-from motorhead.settings import Settings
 
 HOSTILE_IDS = ["user@example.com:{chat} *1 ünï", "{", "}", "a-b", "*", " ", "会话", "x" * 256, "s:1", "s:{1}"]
-
-
-@pytest.fixture(params=["standalone", pytest.param("cluster", marks=pytest.mark.cluster)])
-def connector(
-    request: pytest.FixtureRequest, redis_server: EmbeddedRedis, redis_cluster: EmbeddedRedisCluster
-) -> Iterator[RedisConnector]:
-    """A connector in auto mode on an emptied server of each kind."""
-    url = redis_server.url if request.param == "standalone" else redis_cluster.url
-    for node in [redis_server] if request.param == "standalone" else redis_cluster.nodes:
-        with redis.Redis(port=node.port) as client:
-            client.flushall()
-    conn = RedisConnector(Settings(REDIS_URL=url, MOTORHEAD_REDIS_MODE="auto"))
-    yield conn
-    conn.close()
 
 
 @pytest.fixture
