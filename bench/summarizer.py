@@ -176,6 +176,9 @@ class TimedWriter:
         finally:
             self.seconds += time.perf_counter() - start
 
+    def take(self, context: str | None, messages: list[StoredMessage]) -> int:
+        return self._inner.take(context, messages)
+
 
 class TimedStore(RedisMemoryStore):
     """The real store, timing the two calls a job makes (network, Redis and decoding included)."""

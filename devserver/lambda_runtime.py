@@ -28,8 +28,10 @@ class FakeLambdaContext:
     log_group_name: str = "/aws/lambda/local"
     log_stream_name: str = "local"
 
+    deadline: float = field(default_factory=lambda: time.monotonic() + 900.0)  # Lambda's longest timeout
+
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 def load_module(code_uri: Path, module_name: str, alias: str) -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from motorhead.service import indexer_service
 
@@ -15,8 +16,8 @@ processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 service = indexer_service()
 
 
-def record_handler(record: SQSRecord) -> None:
-    service.handle_body(record.body)
+def record_handler(record: SQSRecord, lambda_context: LambdaContext) -> None:
+    service.handle_body(record.body, time_left=lambda: lambda_context.get_remaining_time_in_millis() / 1000)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

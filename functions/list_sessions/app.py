@@ -16,7 +16,7 @@ service = memory_service()
 @app.get("/sessions", response_model=list[str])
 def list_sessions(
     response: Response,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 10,
     namespace: str | None = None,
 ) -> list[str]:

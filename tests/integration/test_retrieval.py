@@ -155,7 +155,7 @@ def test_indexer_given_posts_during_indexing_leaves_nothing_unindexed(ltm: Ltm, 
     ltm.post("s", [("Human", "second message about cucumbers")])
     ltm.indexer.drain()
     # Then every message ended up indexed and nothing is pending
-    assert redis_client.hlen(Keys("mh").session("s").pending) == 0
+    assert redis_client.zcard(Keys("mh").session("s").pending) == 0
     assert {h["content"] for h in body(ltm.retrieve("s", "vegetables"))} == {
         "first message about tomatoes",
         "second message about cucumbers",
@@ -215,12 +215,12 @@ def test_indexer_given_embedding_outage_dead_letters_keeps_pending_and_recovers(
             # Then the job is in the dead-letter queue and the message is still pending, not lost
             dead = local_sqs.client().receive_message(QueueUrl=index_queue.dlq_url)["Messages"]
             assert json.loads(dead[0]["Body"])["session_id"] == "s"
-            assert client.hlen(Keys("mh").session("s").pending) == 1
+            assert client.zcard(Keys("mh").session("s").pending) == 1
             assert body(ltm.retrieve("s", "boiler service")) == []
             # And once the provider is back, the session's next POST (after the lease) gets both indexed
             time.sleep(1.1)
             ltm.post("s", [("Human", "the plumber comes on Tuesday")])
             assert ltm.indexer.drain() == 1
-            assert client.hlen(Keys("mh").session("s").pending) == 0
+            assert client.zcard(Keys("mh").session("s").pending) == 0
             found = {h["content"] for h in body(ltm.retrieve("s", "boiler service"))}
             assert found == {"the boiler needs a yearly service in October", "the plumber comes on Tuesday"}

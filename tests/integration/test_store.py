@@ -189,3 +189,19 @@ def test_commit_fold_given_a_large_backlog_removes_it_in_one_commit(store: Redis
     assert start is not None and len(start.messages) == 2994
     assert store.commit_fold("big", start=start, folded=Folded(context="c", tokens=1, calls=1)) is True
     assert len(store.read("big", limit=100).messages) == 6
+
+
+def test_append_given_the_same_call_delivered_twice_stores_the_messages_once(
+    store: RedisMemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a call whose reply was lost: redis-py resends the very same script call (same arguments, same token)
+    monkeypatch.setattr("motorhead.redis_store.new_version", lambda: "token-of-this-call")
+    first = store.append("s", [("Human", "hello once")], context=None, namespace="", now_ms=1)
+    # When it arrives a second time
+    again = store.append("s", [("Human", "hello once")], context=None, namespace="", now_ms=1)
+    # Then nothing more is stored, and the retry reports the same state
+    assert [m.content for m in store.read("s", limit=10).messages] == ["hello once"]
+    assert (again.count, again.last_id) == (first.count, first.last_id) == (1, 1)
+    # And the next, different call is stored as usual
+    monkeypatch.setattr("motorhead.redis_store.new_version", lambda: "token-of-the-next-call")
+    assert store.append("s", [("Human", "next")], context=None, namespace="", now_ms=2).last_id == 2

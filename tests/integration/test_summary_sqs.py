@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -61,7 +62,7 @@ def test_post_given_session_over_window_enqueues_exactly_one_job(
     (job,) = receive_all(local_sqs, queue.url)
     assert json.loads(job["Body"]) == {"v": 1, "session_id": "s-1", "last_id": 6}
     assert job["Attributes"]["MessageGroupId"] == session_tag("s-1")
-    assert job["Attributes"]["MessageDeduplicationId"] == f"{session_tag('s-1')}-6"
+    assert re.fullmatch(rf"{session_tag('s-1')}-[0-9a-f]{{16}}-6", job["Attributes"]["MessageDeduplicationId"])
 
 
 def test_summarizer_given_received_job_commits_a_summary(api: Api, local_sqs: LocalSqs, queue: LocalQueue) -> None:

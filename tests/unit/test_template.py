@@ -97,7 +97,9 @@ def test_summary_queue_given_summarizer_timeout_has_six_times_the_visibility() -
     # Given the summarizer's timeout / Then the queue hides a received job at least 6 times as long (AWS's advice),
     # so a slow batch is not delivered twice while it still runs
     assert QUEUE["VisibilityTimeout"] >= 6 * SUMMARIZER["Timeout"]
-    assert SUMMARIZER["Timeout"] == 60
+    assert SUMMARIZER["Timeout"] == 120
+    indexer, index_queue = FUNCTIONS["IndexerFunction"], RESOURCES["IndexQueue"]["Properties"]
+    assert index_queue["VisibilityTimeout"] >= 6 * indexer["Timeout"]
 
 
 def test_summarizer_given_sqs_event_reports_item_failures_with_bounded_concurrency() -> None:
@@ -188,11 +190,14 @@ def test_environment_given_summarizer_gets_llm_settings_from_parameters() -> Non
         "AZURE_DEPLOYMENT_ID": "AzureDeploymentId",
         "MOTORHEAD_AZURE_API_KEY_SECRET": "AzureApiKeySecretArn",
         "MOTORHEAD_LLM_TIMEOUT": "20",
+        "MOTORHEAD_LLM_MAX_RETRIES": "2",
         "POWERTOOLS_PARAMETERS_MAX_AGE": "300",
     }
     assert PARAMETERS["Summarizer"]["AllowedValues"] == ["auto", "openai", "azure", "extractive"]
     assert all(PARAMETERS[name]["Default"] == "" for name in ("OpenAiApiBase", "AzureApiBase", "AzureDeploymentId"))
-    assert float(env["MOTORHEAD_LLM_TIMEOUT"]) < SUMMARIZER["Timeout"]
+    # every attempt of one model call, and a margin, fit in the function's time: a job never times out mid-call
+    attempts = int(env["MOTORHEAD_LLM_MAX_RETRIES"]) + 1
+    assert float(env["MOTORHEAD_LLM_TIMEOUT"]) * attempts + 5 < SUMMARIZER["Timeout"]
 
 
 def test_environment_given_globals_post_and_summarizer_share_window_and_lease() -> None:

@@ -37,3 +37,7 @@ class EmbeddingError(MotorheadError):
 
 class LongTermMemoryDisabledError(MotorheadError):
     """Retrieval was asked for while MOTORHEAD_LONG_TERM_MEMORY is off."""
+
+
+class IndexingIncompleteError(MotorheadError):
+    """An index job ran out of rounds or time with messages still pending; SQS delivers it again to go on."""

@@ -69,6 +69,10 @@ class ExtractiveSummaryWriter:
         self._counter = counter
         self._max_tokens = max_tokens
 
+    def take(self, context: str | None, messages: list[StoredMessage]) -> int:
+        """Everything at once: folding is local and fast (about 60 µs a message)."""
+        return len(messages)
+
     def fold(self, context: str | None, messages: list[StoredMessage]) -> Folded:
         """The new summary; the previous one, unchanged, when the messages hold no sentence worth keeping."""
         summary = self._summary_candidates(context or "")

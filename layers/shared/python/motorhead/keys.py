@@ -5,7 +5,7 @@ Layout (``P`` is the key prefix, ``MOTORHEAD_KEY_PREFIX``, room for a tenant lat
     P:{T}:messages     sorted set  message JSON, scored by its per-session sequence number (id)
     P:{T}:meta         hash        id, context, tokens, seq, created_at, updated_at
     P:{T}:namespaces   set         namespaces whose index lists the session
-    P:{T}:pending      hash        id -> message JSON, stored but not yet indexed for retrieval (durable queue)
+    P:{T}:pending      sorted set  message JSON scored by id, stored but not yet indexed (the durable queue)
     P:{T}:vectors      string      `exact` backend: the session's float32 vectors, one row per indexed message
     P:{T}:docs         list        `exact` backend: the message JSON of each row, in row order
     P:{T}:indexed      bitmap      bit `id` set once message `id` is indexed (either backend): indexing is idempotent

@@ -95,6 +95,11 @@ class LlmSummaryWriter:
                 summary = answer.text.strip()
         return Folded(context=summary, tokens=tokens, calls=calls)
 
+    def take(self, context: str | None, messages: list[StoredMessage]) -> int:
+        """The size of the first batch: one model call per commit, so a long backlog makes progress call by call."""
+        first = next(self.batches(messages, summary_tokens=self._counter.count(context or "")), [])
+        return max(1, len(first))
+
     def batches(self, messages: list[StoredMessage], *, summary_tokens: int = 0) -> Iterator[list[str]]:
         """Lines ``role: content`` grouped so each call fits; a line longer than a whole batch is cut to fit.
 

@@ -46,7 +46,10 @@ class VectorIndex(Protocol):
     """Where a session's vectors are stored and searched. Both backends also append each indexed message to the
     session's ``docs`` list, which the keyword (BM25) side of hybrid search reads, whatever the backend."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """``exact`` or ``search``."""
+        ...
 
     def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
         """Create what the backend needs (race-safe) and check the recorded embedder; a mismatch raises ConfigError."""

@@ -71,7 +71,7 @@ class MemoryService:
             summarize_above=limits.max_window_size if self._jobs is not None else None,
             index=self._index_jobs is not None,
         )
-        job = SessionJob(session_id=session_id, last_id=result.last_id)
+        job = SessionJob(session_id=session_id, last_id=result.last_id, generation=result.generation)
         if result.summary_due and self._jobs is not None and not self._send(self._jobs, job, "summary"):
             self._store.release_summary_lease(session_id)
         if result.index_due and self._index_jobs is not None and not self._send(self._index_jobs, job, "index"):

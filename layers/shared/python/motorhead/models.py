@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-Role = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+def _valid_unicode(text: str) -> str:
+    """JSON may carry lone surrogates (a JS string cut mid-emoji); they cannot be stored as UTF-8: refuse them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("text must be valid Unicode (no lone surrogate \\uD800-\\uDFFF)") from exc
+    return text
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+Role = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
 
 
 class MessageIn(BaseModel):
@@ -15,7 +26,7 @@ class MessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     role: Role
-    content: str
+    content: Text
 
 
 class MemoryIn(BaseModel):
@@ -24,7 +35,7 @@ class MemoryIn(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     messages: list[MessageIn]
-    context: str | None = None
+    context: Text | None = None
 
 
 class MessageOut(BaseModel):
@@ -92,7 +103,7 @@ class RetrievalIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    text: str = Field(min_length=1, max_length=8_192)
+    text: Text = Field(min_length=1, max_length=8_192)
     k: int = Field(10, ge=1, le=100, description="How many messages to return")
 
 

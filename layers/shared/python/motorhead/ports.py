@@ -32,14 +32,17 @@ class AppendResult:
     last_id: int
     summary_due: bool
     index_due: bool = False
+    generation: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class SessionJob:
-    """One SQS message: work on this session as of ``last_id`` (which also makes the job's deduplication id)."""
+    """One SQS message: work on this session as of ``last_id``; with the session's ``generation`` it makes the job's
+    deduplication id (ids start again at 1 after a DELETE; the generation does not repeat)."""
 
     session_id: str
     last_id: int
+    generation: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,10 @@ class SummaryWriter(Protocol):
     """Folds messages into a summary, incrementally."""
 
     def fold(self, context: str | None, messages: list[StoredMessage]) -> Folded: ...
+
+    def take(self, context: str | None, messages: list[StoredMessage]) -> int:
+        """How many of the oldest ``messages`` to fold in one step (one LLM call), so each step can commit."""
+        ...
 
 
 class JobQueue(Protocol):
@@ -123,8 +130,8 @@ class MemoryStore(Protocol):
         ...
 
     def ack_indexed(self, session_id: str, generation: str, ids: list[int]) -> None:
-        """Forget these pending entries (they are indexed), unless the session was deleted and re-created since
-        ``generation`` was read (its new pending entries may reuse the ids)."""
+        """Forget these pending entries, the oldest ones (they are indexed), unless the session was deleted and
+        re-created since ``generation`` was read (its new pending entries may reuse the ids)."""
         ...
 
     def fold_input(self, session_id: str, *, window: int, keep: int) -> FoldInput | None:

@@ -17,16 +17,22 @@ from motorhead.redis_client import RedisConnector
 
 # KEYS: messages, meta, namespaces, pending. ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag,
 # 5 context, 6 a fresh random token, 7 summarize above this count (0: never), 8 summary lease ms, 9 index flag,
-# 10 index lease ms, then one JSON object per message without its id. Ids come from the session's own counter, so
+# 10 index lease ms, 11 a token unique to this call (a retry of the same call after a lost reply is recognised and
+# changes nothing), then one JSON object per message without its id. Ids come from the session's own counter, so
 # they are unique and increasing; every message of the call is stored, or none is. The summary's version token
 # changes whenever the summary does, so a summarizer can tell that the summary it started from is still current;
 # the generation token (gen) is set once, when the session is created, so a job can tell that the session was not
 # deleted meanwhile. A lease (meta.job_at, meta.idx_at) lets one POST per lease period ask for a job, so a busy
 # session does not flood the queues. Messages to index are also kept in `pending` until the indexer has them.
 _APPEND = """
-local first = 11
+local first = 12
 local n = #ARGV - first + 1
 local now = tonumber(ARGV[2])
+if redis.call('HGET', KEYS[2], 'req') == ARGV[11] then
+  -- the same call again (a client retry after a lost reply): already stored, change nothing
+  local count = redis.call('ZCARD', KEYS[1])
+  return {count, tonumber(redis.call('HGET', KEYS[2], 'seq')), 0, 0, redis.call('HGET', KEYS[2], 'gen')}
+end
 local last = redis.call('HINCRBY', KEYS[2], 'seq', n)
 if n > 0 then
   local args = {}
@@ -36,7 +42,7 @@ if n > 0 then
     args[#args + 1] = id
     args[#args + 1] = member
     if ARGV[9] == '1' then
-      redis.call('HSET', KEYS[4], id, member)
+      redis.call('ZADD', KEYS[4], id, member)
     end
   end
   redis.call('ZADD', KEYS[1], unpack(args))
@@ -45,7 +51,7 @@ redis.call('HSETNX', KEYS[2], 'id', ARGV[1])
 redis.call('HSETNX', KEYS[2], 'created_at', ARGV[2])
 redis.call('HSETNX', KEYS[2], 'version', ARGV[6])
 redis.call('HSETNX', KEYS[2], 'gen', ARGV[6])
-redis.call('HSET', KEYS[2], 'updated_at', ARGV[2])
+redis.call('HSET', KEYS[2], 'updated_at', ARGV[2], 'req', ARGV[11])
 if ARGV[4] == '1' then
   redis.call('HSET', KEYS[2], 'context', ARGV[5], 'version', ARGV[6])
 end
@@ -68,24 +74,25 @@ local index_due = 0
 if ARGV[9] == '1' and n > 0 then
   index_due = claim('idx_at', tonumber(ARGV[10]))
 end
-return {count, last, summary_due, index_due}
+return {count, last, summary_due, index_due, redis.call('HGET', KEYS[2], 'gen')}
 """
 
 # KEYS: pending, meta. Releases the index lease only when nothing is pending (see MemoryStore.release_index_lease).
 _RELEASE_INDEX_LEASE = """
-if redis.call('HLEN', KEYS[1]) > 0 then
+if redis.call('ZCARD', KEYS[1]) > 0 then
   return 0
 end
 redis.call('HDEL', KEYS[2], 'idx_at')
 return 1
 """
 
-# KEYS: meta, pending. ARGV: 1 generation, then ids. Forgets indexed pending entries of that generation only.
+# KEYS: meta, pending. ARGV: 1 generation, 2 first id, 3 last id. Forgets an indexed batch (the oldest pending
+# messages, so every pending id in that range is in the batch) only if the session is still that generation.
 _ACK_INDEXED = """
 if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then
   return 0
 end
-return redis.call('HDEL', KEYS[2], unpack(ARGV, 2))
+return redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[3])
 """
 
 # KEYS: the session's fixed keys. ARGV: 1 prefix of its search documents. Deletes every document listed in
@@ -186,7 +193,7 @@ class RedisMemoryStore:
         with _mapped_errors():
             # The index first: if the session write then fails, a retried POST lands in the same place.
             self._connector.client().zadd(self._keys.sessions_index(namespace), {session_id: now_ms})
-            count, last_id, summary_due, index_due = self._run(
+            count, last_id, summary_due, index_due, generation = self._run(
                 _APPEND,
                 (keys.messages, keys.meta, keys.namespaces, keys.pending),
                 [
@@ -200,11 +207,16 @@ class RedisMemoryStore:
                     self._lease_ms,
                     "1" if index else "0",
                     self._index_lease_ms,
+                    new_version(),
                     *bodies,
                 ],
             )
         return AppendResult(
-            count=int(count), last_id=int(last_id), summary_due=bool(summary_due), index_due=bool(index_due)
+            count=int(count),
+            last_id=int(last_id),
+            summary_due=bool(summary_due),
+            index_due=bool(index_due),
+            generation=str(generation),
         )
 
     def read(self, session_id: str, *, limit: int) -> SessionSnapshot:
@@ -257,16 +269,15 @@ class RedisMemoryStore:
         with _mapped_errors():
             pipe = self._connector.client().pipeline(transaction=False)
             pipe.hget(keys.meta, "gen")
-            pipe.hvals(keys.pending)
+            pipe.zrange(keys.pending, 0, limit - 1)
             generation, values = pipe.execute()
-        messages = sorted((_decode(raw) for raw in values), key=lambda m: m.id)
-        return generation or "", messages[:limit]
+        return generation or "", [_decode(raw) for raw in values]
 
     def ack_indexed(self, session_id: str, generation: str, ids: list[int]) -> None:
         keys = self._keys.session(session_id)
         if ids:
             with _mapped_errors():
-                self._run(_ACK_INDEXED, (keys.meta, keys.pending), [generation, *ids])
+                self._run(_ACK_INDEXED, (keys.meta, keys.pending), [generation, min(ids), max(ids)])
 
     def fold_input(self, session_id: str, *, window: int, keep: int) -> FoldInput | None:
         keys = self._keys.session(session_id)

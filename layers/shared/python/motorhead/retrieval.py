@@ -10,10 +10,12 @@ without a job.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from motorhead.errors import LongTermMemoryDisabledError
+from motorhead.errors import IndexingIncompleteError, LongTermMemoryDisabledError
 from motorhead.jobs import decode_job
 from motorhead.models import RetrievalHitOut
 from motorhead.ports import MemoryStore, SessionJob, StoredMessage
@@ -120,32 +122,52 @@ class IndexOutcome:
 
 
 class IndexerService:
-    def __init__(self, *, store: MemoryStore, embedder: Embedder, index: VectorIndex, max_rounds: int = 50) -> None:
+    def __init__(
+        self,
+        *,
+        store: MemoryStore,
+        embedder: Embedder,
+        index: VectorIndex,
+        max_rounds: int = 50,
+        time_budget: float = 40.0,
+        reserve: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._embedder = embedder
         self._index = index
         self._max_rounds = max_rounds
+        self._time_budget = time_budget
+        self._reserve = reserve
+        self._clock = clock
         self._ready = False
 
-    def handle_body(self, body: str) -> IndexOutcome | None:
+    def handle_body(self, body: str, *, time_left: Callable[[], float] | None = None) -> IndexOutcome | None:
         """Run the job in an SQS body; a malformed body is dropped (None)."""
         job = decode_job(body)
-        return None if job is None else self.run(job)
+        return None if job is None else self.run(job, time_left=time_left)
 
-    def run(self, job: SessionJob) -> IndexOutcome:
-        """Index everything pending for the session; an embedding failure raises (the job is retried by SQS)."""
+    def run(self, job: SessionJob, *, time_left: Callable[[], float] | None = None) -> IndexOutcome:
+        """Index everything pending for the session, then let go of its lease. An embedding failure raises (the
+        messages stay pending); so does a backlog bigger than one job's rounds or time, so that SQS delivers the job
+        again and it goes on where it stopped."""
         if not self._ready:
             self._index.ensure_ready(embedder=self._embedder.identity, dimensions=self._embedder.dimensions)
             self._ready = True
+        started = self._clock()
+        if time_left is None:
+            time_left = lambda: self._time_budget - (self._clock() - started)  # noqa: E731
         indexed = batches = 0
         for _ in range(self._max_rounds):
+            if batches and time_left() < self._reserve:
+                break
             generation, batch = self._store.pending(job.session_id, limit=EMBED_BATCH)
             if not batch:
                 if self._store.release_index_lease(job.session_id, only_if_idle=True):
-                    break
+                    return IndexOutcome(indexed=indexed, batches=batches)
                 continue
             vectors = self._embedder.embed([m.content for m in batch])
             indexed += self._index.add(job.session_id, generation, batch, vectors)
             self._store.ack_indexed(job.session_id, generation, [m.id for m in batch])
             batches += 1
-        return IndexOutcome(indexed=indexed, batches=batches)
+        raise IndexingIncompleteError(f"indexed {indexed} messages in {batches} batches; more are pending")

@@ -81,6 +81,7 @@ def indexer_service() -> IndexerService:
         store=redis_store(settings, connector),
         embedder=embed,
         index=vector_index(settings, connector, dimensions=embed.dimensions),
+        reserve=call_reserve(settings),
     )
 
 
@@ -97,39 +98,29 @@ def embedder(settings: Settings) -> Embedder:
 
 
 def vector_index(settings: Settings, connector: RedisConnector, *, dimensions: int) -> VectorIndex:
-    """``search`` (RediSearch FT.*) when the server has it and is not an OSS cluster, else ``exact``; or as set."""
+    """The configured backend; ``auto`` decides on first use (see motorhead.vector_index)."""
+    from motorhead.vector_index import AutoVectorIndex, make_index
+
     keys = Keys(settings.key_prefix)
-    backend = settings.vector_backend
-    if backend == "auto":
-        backend = "search" if has_search(connector) else "exact"
-    if backend == "search":
-        from motorhead.search_index import SearchVectorIndex
-
-        return SearchVectorIndex(connector, keys)
-    from motorhead.exact_index import ExactVectorIndex
-
-    return ExactVectorIndex(connector, keys, dimensions=dimensions)
-
-
-def has_search(connector: RedisConnector) -> bool:
-    """Whether the server answers FT._LIST (Redis Stack, Redis 8, MemoryDB, valkey-search); never on OSS cluster."""
-    from redis.exceptions import ResponseError
-
-    if connector.is_cluster():
-        return False
-    try:
-        connector.client().execute_command("FT._LIST")  # type: ignore[no-untyped-call]
-    except ResponseError:
-        return False
-    return True
+    if settings.vector_backend == "auto":
+        return AutoVectorIndex(connector, keys, dimensions=dimensions)
+    return make_index(settings.vector_backend, connector, keys, dimensions=dimensions)
 
 
 @lru_cache(maxsize=1)
 def summarizer_service() -> SummarizerService:
     settings = get_settings()
     return SummarizerService(
-        store=redis_store(settings), writer=summary_writer(settings), window=settings.max_window_size
+        store=redis_store(settings),
+        writer=summary_writer(settings),
+        window=settings.max_window_size,
+        reserve=call_reserve(settings),
     )
+
+
+def call_reserve(settings: Settings) -> float:
+    """Seconds one model call may take, retries included: a job starts no new step with less time left."""
+    return settings.llm_timeout * (settings.llm_max_retries + 1) + 5.0
 
 
 def summary_writer(settings: Settings) -> SummaryWriter:

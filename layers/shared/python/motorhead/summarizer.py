@@ -9,7 +9,9 @@ redelivered or concurrent job either finds nothing to do or loses the compare-an
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 
 from aws_lambda_powertools.logging import Logger
 
@@ -29,39 +31,64 @@ class JobOutcome:
     tokens: int
 
 
+MAX_CONFLICTS_IN_A_ROW = 4  # then let SQS deliver the job again later
+
+
 class SummarizerService:
-    def __init__(self, *, store: MemoryStore, writer: SummaryWriter, window: int, max_rounds: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        store: MemoryStore,
+        writer: SummaryWriter,
+        window: int,
+        max_rounds: int = 100,
+        time_budget: float = 40.0,
+        reserve: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._writer = writer
         self._window = window
         self._keep = window // 2
         self._max_rounds = max_rounds
+        self._time_budget = time_budget
+        self._reserve = reserve
+        self._clock = clock
 
-    def handle_body(self, body: str) -> JobOutcome | None:
+    def handle_body(self, body: str, *, time_left: Callable[[], float] | None = None) -> JobOutcome | None:
         """Run the job in an SQS body; a malformed body is dropped (None)."""
         job = decode_job(body)
-        return None if job is None else self.run(job)
+        return None if job is None else self.run(job, time_left=time_left)
 
-    def run(self, job: SessionJob) -> JobOutcome:
-        """Fold until the session fits the window; an unknown or already summarized session is a no-op."""
+    def run(self, job: SessionJob, *, time_left: Callable[[], float] | None = None) -> JobOutcome:
+        """Fold until the session fits the window, one writer step (one LLM call) per commit, so a long backlog
+        makes progress even if a later call fails. No new step starts when less than ``reserve`` seconds are left
+        (``time_left``: the Lambda invocation's remaining time) or the time budget is spent: the rest is the next
+        job's. An unknown or already summarized session is a no-op."""
+        started = self._clock()
+        if time_left is None:
+            time_left = lambda: self._time_budget - (self._clock() - started)  # noqa: E731
         folded = commits = conflicts = calls = tokens = 0
-        last_round_conflicted = False
+        in_a_row = 0
         for _ in range(self._max_rounds):
+            if commits and time_left() < self._reserve:
+                break
             start = self._store.fold_input(job.session_id, window=self._window, keep=self._keep)
             if start is None:
-                last_round_conflicted = False
                 break
-            result = self._writer.fold(start.context, start.messages)
+            step = replace(start, messages=start.messages[: self._writer.take(start.context, start.messages)])
+            result = self._writer.fold(step.context, step.messages)
             calls += result.calls
             tokens += result.tokens
-            last_round_conflicted = not self._store.commit_fold(job.session_id, start=start, folded=result)
-            if last_round_conflicted:
-                conflicts += 1
-            else:
-                folded += len(start.messages)
+            if self._store.commit_fold(job.session_id, start=step, folded=result):
+                folded += len(step.messages)
                 commits += 1
-        if last_round_conflicted:
-            raise SummaryConflictError(f"the summary kept changing during {self._max_rounds} attempts")
+                in_a_row = 0
+                continue
+            conflicts += 1
+            in_a_row += 1
+            if in_a_row >= MAX_CONFLICTS_IN_A_ROW:
+                raise SummaryConflictError(f"the summary changed under {in_a_row} attempts in a row")
         outcome = JobOutcome(folded=folded, commits=commits, conflicts=conflicts, calls=calls, tokens=tokens)
         logger.info("summary job done", extra={"last_id": job.last_id, **asdict(outcome)})
         return outcome
