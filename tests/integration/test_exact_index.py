@@ -147,3 +147,20 @@ def test_keyword_search_given_messages_ranks_by_bm25(
     # Then the message with the rare words ranks first, and messages sharing no word are not returned
     assert [m.content for m, _ in results] == [contents[2]]
     assert [m.content for m, _ in KeywordIndex(connector, keys).search("s", "friday", 10)][0] == contents[3]
+
+
+def test_search_given_rows_lost_behind_the_cache_starts_over(
+    index: ExactVectorIndex, store: RedisMemoryStore, connector: RedisConnector, keys: Keys
+) -> None:
+    # Given a search that cached two rows, then the last row vanished (as after a failover that lost a write)
+    generation, messages = session(store, "s", ["one", "two"])
+    index.add("s", generation, messages, np.stack([unit(1), unit(2)]))
+    keyword = KeywordIndex(connector, keys)
+    assert len(index.vector_search("s", unit(1), 10)) == 2 and len(keyword.search("s", "one two", 10)) == 2
+    client = connector.client(binary=True)
+    client.rpop(keys.session("s").docs)
+    vectors = keys.session("s").vectors
+    client.set(vectors, client.getrange(vectors, 0, DIMS * 4 - 1))
+    # When searching again / Then only what is really there comes back
+    assert [h.message.content for h in index.vector_search("s", unit(1), 10)] == ["one"]
+    assert [m.content for m, _ in keyword.search("s", "one two", 10)] == ["one"]

@@ -43,12 +43,14 @@ return added
 """
 
 # KEYS: meta, vectors, docs. ARGV: byte offset, row offset. One consistent read of the rows a cache has not seen.
+# The generation comes back marked when the list is shorter than the cache (a failover lost the last writes), so the
+# cache starts over then too.
 _READ_FROM = """
-return {
-  redis.call('HGET', KEYS[1], 'gen') or '',
-  redis.call('GETRANGE', KEYS[2], ARGV[1], -1),
-  redis.call('LRANGE', KEYS[3], ARGV[2], -1)
-}
+local generation = redis.call('HGET', KEYS[1], 'gen') or ''
+if redis.call('LLEN', KEYS[3]) < tonumber(ARGV[2]) then
+  generation = generation .. '/shorter'
+end
+return {generation, redis.call('GETRANGE', KEYS[2], ARGV[1], -1), redis.call('LRANGE', KEYS[3], ARGV[2], -1)}
 """
 
 MAX_CACHED_SESSIONS = 16
@@ -127,9 +129,12 @@ class ExactVectorIndex:
             generation, raw, docs = self._run(
                 _READ_FROM, (keys.meta, keys.vectors, keys.docs), [len(cached.raw), len(cached.messages)], binary=True
             )
-            if generation.decode() != cached.generation:  # first read, or deleted and re-created: start over
+            if generation.decode() != cached.generation:  # first read, re-created, or shorter: start over
+                if cached.messages:  # what was read starts at our offset: read it all
+                    generation, raw, docs = self._run(
+                        _READ_FROM, (keys.meta, keys.vectors, keys.docs), [0, 0], binary=True
+                    )
                 cached = _Rows(generation=generation.decode())
-                generation, raw, docs = self._run(_READ_FROM, (keys.meta, keys.vectors, keys.docs), [0, 0], binary=True)
         if docs:
             for doc in docs:
                 data = json.loads(doc)

@@ -24,8 +24,13 @@ K1, B = 1.2, 0.75
 MAX_CACHED_SESSIONS = 16
 
 # KEYS: meta, docs. ARGV: row offset. The generation and the messages a cache has not seen, in one read.
+# Marked when the list is shorter than the cache (a failover lost the last writes): the cache starts over then too.
 _READ_FROM = """
-return {redis.call('HGET', KEYS[1], 'gen') or '', redis.call('LRANGE', KEYS[2], ARGV[1], -1)}
+local generation = redis.call('HGET', KEYS[1], 'gen') or ''
+if redis.call('LLEN', KEYS[2]) < tonumber(ARGV[1]) then
+  generation = generation .. '/shorter'
+end
+return {generation, redis.call('LRANGE', KEYS[2], ARGV[1], -1)}
 """
 
 
@@ -65,11 +70,10 @@ class KeywordIndex:
         with self._lock:
             cached = self._cache.pop(session_id, None) or _Postings()
         generation, docs = self._read(session_id, len(cached.messages))
-        if generation != cached.generation:  # first read, or deleted and re-created: start over
-            stale = bool(cached.messages)
-            cached = _Postings(generation=generation)
-            if stale:
+        if generation != cached.generation:  # first read, re-created, or shorter: start over
+            if cached.messages:  # what was read starts at our offset: read it all
                 generation, docs = self._read(session_id, 0)
+            cached = _Postings(generation=generation)
         for doc in docs:
             data = json.loads(doc)
             cached.add(
