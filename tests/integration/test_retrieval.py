@@ -180,6 +180,13 @@ def test_retrieval_given_auto_backend_picks_search_only_where_the_server_has_it(
     assert retrieval_service()._index.name == ltm.backend  # type: ignore[union-attr]
 
 
+def test_retrieval_given_the_sample_event_answers_in_motorheads_shape(ltm: Ltm) -> None:
+    ltm.post("session-42", CONVERSATION)
+    ltm.indexer.drain()
+    hits = body(ltm.api.invoke("RetrievalFunction", load_event("retrieval-ok")))
+    assert len(hits) == 5 and all({"role", "content", "dist"} <= set(h) for h in hits)
+
+
 def test_retrieval_given_long_term_memory_off_returns_400(redis_server: EmbeddedRedis) -> None:
     with cold_start(REDIS_URL=redis_server.url, MOTORHEAD_LONG_TERM_MEMORY="false") as api:
         response = api.invoke("RetrievalFunction", retrieval_event("s", {"text": "hello"}))
