@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +21,8 @@ from motorhead.errors import ConfigError
 from motorhead.keys import Keys
 from motorhead.ltm_ports import Scored, Vectors
 from motorhead.ports import StoredMessage
-from motorhead.redis_client import RedisConnector
-from motorhead.redis_store import _mapped_errors
+from motorhead.redis_client import RedisConnector, mapped_errors
+from motorhead.vector_index import record_embedder
 
 # KEYS: meta, vectors, docs, indexed. ARGV: 1 generation, then (id, message JSON, float32 row) per message.
 _ADD = """
@@ -56,20 +56,6 @@ return {generation, redis.call('GETRANGE', KEYS[2], ARGV[1], -1), redis.call('LR
 MAX_CACHED_SESSIONS = 16
 
 
-def record_embedder(connector: RedisConnector, keys: Keys, *, embedder: str, dimensions: int) -> None:
-    """Record which embedder made the index's vectors; refuse another one (vectors of two embedders never mix)."""
-    with _mapped_errors():
-        client = connector.client()
-        client.hsetnx(keys.ltm_meta(), "embedder", embedder)
-        client.hsetnx(keys.ltm_meta(), "dimensions", dimensions)
-        recorded, recorded_dims = (str(value) for value in client.hmget(keys.ltm_meta(), ["embedder", "dimensions"]))
-    if recorded != embedder or recorded_dims != str(dimensions):
-        raise ConfigError(
-            f"the long-term index holds vectors of {recorded} ({recorded_dims} dims) but this deployment embeds with "
-            f"{embedder} ({dimensions} dims): keep the embedder, or clear the index (MOTORHEAD_KEY_PREFIX)"
-        )
-
-
 @dataclass
 class _Rows:
     """What this process has read of one session: its generation, vectors and messages, row by row."""
@@ -93,13 +79,6 @@ class ExactVectorIndex:
         self._row_bytes = dimensions * 4
         self._cache: OrderedDict[str, _Rows] = OrderedDict()
         self._lock = threading.Lock()
-        self._scripts: dict[tuple[str, bool], Callable[..., Any]] = {}
-
-    def _run(self, source: str, keys: Sequence[str], args: Sequence[Any], *, binary: bool = False) -> Any:
-        script = self._scripts.get((source, binary))
-        if script is None:
-            script = self._scripts[(source, binary)] = self._connector.client(binary=binary).register_script(source)
-        return script(keys=list(keys), args=list(args))
 
     def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
         if dimensions != self._dimensions:
@@ -118,20 +97,19 @@ class ExactVectorIndex:
                 "created_at": message.created_at,
             }
             args += [message.id, json.dumps(body), row.tobytes()]
-        with _mapped_errors():
-            return int(self._run(_ADD, (keys.meta, keys.vectors, keys.docs, keys.indexed), args))
+        return int(self._connector.run_script(_ADD, (keys.meta, keys.vectors, keys.docs, keys.indexed), args))
 
     def _rows(self, session_id: str) -> _Rows:
         keys = self._keys.session(session_id)
         with self._lock:
             cached = self._cache.pop(session_id, None) or _Rows()
-        with _mapped_errors():
-            generation, raw, docs = self._run(
+        with mapped_errors():
+            generation, raw, docs = self._connector.run_script(
                 _READ_FROM, (keys.meta, keys.vectors, keys.docs), [len(cached.raw), len(cached.messages)], binary=True
             )
             if generation.decode() != cached.generation:  # first read, re-created, or shorter: start over
                 if cached.messages:  # what was read starts at our offset: read it all
-                    generation, raw, docs = self._run(
+                    generation, raw, docs = self._connector.run_script(
                         _READ_FROM, (keys.meta, keys.vectors, keys.docs), [0, 0], binary=True
                     )
                 cached = _Rows(generation=generation.decode())

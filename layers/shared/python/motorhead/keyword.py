@@ -10,14 +10,11 @@ import json
 import math
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from motorhead.keys import Keys
 from motorhead.ports import StoredMessage
 from motorhead.redis_client import RedisConnector
-from motorhead.redis_store import _mapped_errors
 from motorhead.text import content_words
 
 K1, B = 1.2, 0.75
@@ -56,14 +53,10 @@ class KeywordIndex:
         self._keys = keys
         self._cache: OrderedDict[str, _Postings] = OrderedDict()
         self._lock = threading.Lock()
-        self._script: Callable[..., Any] | None = None
 
     def _read(self, session_id: str, offset: int) -> tuple[str, list[str]]:
         keys = self._keys.session(session_id)
-        if self._script is None:
-            self._script = self._connector.client().register_script(_READ_FROM)
-        with _mapped_errors():
-            generation, docs = self._script(keys=[keys.meta, keys.docs], args=[offset])
+        generation, docs = self._connector.run_script(_READ_FROM, (keys.meta, keys.docs), [offset])
         return str(generation), list(docs)
 
     def _postings(self, session_id: str) -> _Postings:

@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import threading
-from typing import TypeAlias
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeAlias
 
 from redis import Redis
+from redis import exceptions as redis_errors
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from motorhead.errors import ConfigError
+from motorhead.errors import ConfigError, StoreUnavailableError
 from motorhead.settings import Settings
 
 RedisClient: TypeAlias = "Redis | RedisCluster"
+
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+)
+
+
+@contextmanager
+def mapped_errors() -> Iterator[None]:
+    """Redis unreachable, silent, loading or resharding becomes ``StoreUnavailableError`` (a 503, or a retried job)."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailableError(f"redis unavailable: {type(exc).__name__}") from exc
 
 
 class RedisConnector:
@@ -35,6 +55,7 @@ class RedisConnector:
             "health_check_interval": 30,
         }
         self._clients: dict[bool, Redis | RedisCluster] = {}
+        self._scripts: dict[tuple[str, bool], Callable[..., Any]] = {}
         self._is_cluster: bool | None = None
         self._lock = threading.Lock()
 
@@ -47,6 +68,14 @@ class RedisConnector:
                 if found is None:
                     found = self._clients[binary] = self._connect(decode=not binary)
         return found
+
+    def run_script(self, source: str, keys: Sequence[str], args: Sequence[Any], *, binary: bool = False) -> Any:
+        """Run a Lua script (registered once per process; EVALSHA, reloaded if the server lost it), errors mapped."""
+        script = self._scripts.get((source, binary))
+        with mapped_errors():
+            if script is None:
+                script = self._scripts[(source, binary)] = self.client(binary=binary).register_script(source)
+            return script(keys=list(keys), args=list(args))
 
     def is_cluster(self) -> bool:
         self.client()

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Sequence
 
-from redis import exceptions as redis_errors
-
-from motorhead.errors import StoreUnavailableError
 from motorhead.keys import DEFAULT_NAMESPACE, Keys
 from motorhead.ports import AppendResult, Folded, FoldInput, SessionSnapshot, StoredMessage
-from motorhead.redis_client import RedisConnector
+from motorhead.redis_client import RedisConnector, mapped_errors
 
 # KEYS: messages, meta, namespaces, pending. ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag,
 # 5 context, 6 a fresh random token, 7 summarize above this count (0: never), 8 summary lease ms, 9 index flag,
@@ -136,22 +131,6 @@ redis.call('HDEL', KEYS[2], 'job_at')
 return 1
 """
 
-_UNAVAILABLE = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.BusyLoadingError,
-    redis_errors.ClusterDownError,
-    redis_errors.TryAgainError,
-)
-
-
-@contextmanager
-def _mapped_errors() -> Iterator[None]:
-    try:
-        yield
-    except _UNAVAILABLE as exc:
-        raise StoreUnavailableError(f"redis unavailable: {type(exc).__name__}") from exc
-
 
 class RedisMemoryStore:
     """Implements ``motorhead.ports.MemoryStore``."""
@@ -168,13 +147,6 @@ class RedisMemoryStore:
         self._keys = keys
         self._lease_ms = summary_lease_ms
         self._index_lease_ms = index_lease_ms
-        self._scripts: dict[str, Callable[..., Any]] = {}
-
-    def _run(self, source: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = self._connector.client().register_script(source)
-        return script(keys=list(keys), args=list(args))
 
     def append(
         self,
@@ -190,10 +162,10 @@ class RedisMemoryStore:
         keys = self._keys.session(session_id)
         bodies = [json.dumps({"role": role, "content": content, "created_at": now_ms}) for role, content in messages]
         flag, ctx = ("1", context) if context is not None else ("0", "")
-        with _mapped_errors():
+        with mapped_errors():
             # The index first: if the session write then fails, a retried POST lands in the same place.
             self._connector.client().zadd(self._keys.sessions_index(namespace), {session_id: now_ms})
-            count, last_id, summary_due, index_due, generation = self._run(
+            count, last_id, summary_due, index_due, generation = self._connector.run_script(
                 _APPEND,
                 (keys.messages, keys.meta, keys.namespaces, keys.pending),
                 [
@@ -221,7 +193,7 @@ class RedisMemoryStore:
 
     def read(self, session_id: str, *, limit: int) -> SessionSnapshot:
         keys = self._keys.session(session_id)
-        with _mapped_errors():
+        with mapped_errors():
             pipe = self._connector.client().pipeline(transaction=False)
             pipe.zrevrange(keys.messages, 0, limit - 1)
             pipe.hmget(keys.meta, ["context", "tokens"])
@@ -232,7 +204,7 @@ class RedisMemoryStore:
 
     def delete(self, session_id: str, *, namespace: str) -> None:
         keys = self._keys.session(session_id)
-        with _mapped_errors():
+        with mapped_errors():
             client = self._connector.client()
             namespaces: set[str] = {str(ns) for ns in client.smembers(keys.namespaces)} | {namespace, DEFAULT_NAMESPACE}
             # Unlist first, then drop the data: if the second step fails, a retried DELETE still finds the list
@@ -241,11 +213,11 @@ class RedisMemoryStore:
             for ns in sorted(namespaces):
                 pipe.zrem(self._keys.sessions_index(ns), session_id)
             pipe.execute()
-            self._run(_DELETE, keys.all(), [self._keys.doc_prefix(session_id)])
+            self._connector.run_script(_DELETE, keys.all(), [self._keys.doc_prefix(session_id)])
 
     def list_sessions(self, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]:
         index = self._keys.sessions_index(namespace)
-        with _mapped_errors():
+        with mapped_errors():
             pipe = self._connector.client().pipeline(transaction=False)
             pipe.zrange(index, offset, offset + limit - 1)
             pipe.zcard(index)
@@ -253,20 +225,20 @@ class RedisMemoryStore:
         return list(ids), int(total)
 
     def release_summary_lease(self, session_id: str) -> None:
-        with _mapped_errors():
+        with mapped_errors():
             self._connector.client().hdel(self._keys.session(session_id).meta, "job_at")
 
     def release_index_lease(self, session_id: str, *, only_if_idle: bool) -> bool:
         keys = self._keys.session(session_id)
-        with _mapped_errors():
+        with mapped_errors():
             if not only_if_idle:
                 self._connector.client().hdel(keys.meta, "idx_at")
                 return True
-            return bool(self._run(_RELEASE_INDEX_LEASE, (keys.pending, keys.meta), []))
+            return bool(self._connector.run_script(_RELEASE_INDEX_LEASE, (keys.pending, keys.meta), []))
 
     def pending(self, session_id: str, *, limit: int) -> tuple[str, list[StoredMessage]]:
         keys = self._keys.session(session_id)
-        with _mapped_errors():
+        with mapped_errors():
             pipe = self._connector.client().pipeline(transaction=False)
             pipe.hget(keys.meta, "gen")
             pipe.zrange(keys.pending, 0, limit - 1)
@@ -276,13 +248,13 @@ class RedisMemoryStore:
     def ack_indexed(self, session_id: str, generation: str, ids: list[int]) -> None:
         keys = self._keys.session(session_id)
         if ids:
-            with _mapped_errors():
-                self._run(_ACK_INDEXED, (keys.meta, keys.pending), [generation, min(ids), max(ids)])
+            self._connector.run_script(_ACK_INDEXED, (keys.meta, keys.pending), [generation, min(ids), max(ids)])
 
     def fold_input(self, session_id: str, *, window: int, keep: int) -> FoldInput | None:
         keys = self._keys.session(session_id)
-        with _mapped_errors():
-            count, context, version, members = self._run(_FOLD_INPUT, (keys.messages, keys.meta), [window, keep])
+        count, context, version, members = self._connector.run_script(
+            _FOLD_INPUT, (keys.messages, keys.meta), [window, keep]
+        )
         if not members:
             return None
         return FoldInput(
@@ -292,21 +264,20 @@ class RedisMemoryStore:
     def commit_fold(self, session_id: str, *, start: FoldInput, folded: Folded) -> bool:
         keys = self._keys.session(session_id)
         flag, ctx = ("1", folded.context) if folded.context is not None else ("0", "")
-        with _mapped_errors():
-            committed = self._run(
-                _COMMIT_FOLD,
-                (keys.messages, keys.meta),
-                [
-                    start.version,
-                    new_version(),
-                    flag,
-                    ctx,
-                    folded.tokens,
-                    start.messages[0].id,
-                    start.messages[-1].id,
-                    len(start.messages),
-                ],
-            )
+        committed = self._connector.run_script(
+            _COMMIT_FOLD,
+            (keys.messages, keys.meta),
+            [
+                start.version,
+                new_version(),
+                flag,
+                ctx,
+                folded.tokens,
+                start.messages[0].id,
+                start.messages[-1].id,
+                len(start.messages),
+            ],
+        )
         return bool(committed)
 
 

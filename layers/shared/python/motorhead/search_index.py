@@ -18,7 +18,7 @@ not ready, so ``vector_search`` checks the index again and retries once, then an
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,12 +27,11 @@ from redis import exceptions as redis_errors
 from redis.cluster import RedisCluster
 
 from motorhead.errors import ConfigError, StoreUnavailableError
-from motorhead.exact_index import record_embedder
 from motorhead.keys import Keys, session_tag
 from motorhead.ltm_ports import Scored, Vectors
 from motorhead.ports import StoredMessage
-from motorhead.redis_client import RedisClient, RedisConnector
-from motorhead.redis_store import _mapped_errors
+from motorhead.redis_client import RedisClient, RedisConnector, mapped_errors
+from motorhead.vector_index import record_embedder
 
 # KEYS: 1 meta, 2 indexed, 3 doc_ids, 4 docs, then the document key of each message. ARGV: 1 generation, 2 session
 # tag, then per message (id, role, content, created_at, message JSON, float32 vector). Writes nothing unless the
@@ -76,7 +75,6 @@ class SearchVectorIndex:
         self._index = keys.search_index()
         self._wanted: tuple[str, int] | None = None  # what ensure_ready was last asked for
         self._ready: tuple[str, int] | None = None  # what this process has checked and found ready
-        self._scripts: dict[str, Callable[..., Any]] = {}
 
     # -- VectorIndex -------------------------------------------------------------------------------------------
 
@@ -90,7 +88,7 @@ class SearchVectorIndex:
             return
         record_embedder(self._connector, self._keys, embedder=embedder, dimensions=dimensions)
         backfilling = False
-        with _mapped_errors():
+        with mapped_errors():
             for server in _primaries(self._connector.client()):
                 info = self._info_or_create(server, dimensions)
                 found = _index_dimensions(info)
@@ -124,8 +122,9 @@ class SearchVectorIndex:
                 "created_at": message.created_at,
             }
             args += [message.id, message.role, message.content, message.created_at, json.dumps(body), row.tobytes()]
-        with _mapped_errors():
-            return int(self._run(_ADD, (keys.meta, keys.indexed, keys.doc_ids, keys.docs, *doc_keys), args))
+        return int(
+            self._connector.run_script(_ADD, (keys.meta, keys.indexed, keys.doc_ids, keys.docs, *doc_keys), args)
+        )
 
     def vector_search(self, session_id: str, query: Vectors, k: int) -> list[Scored]:
         if k <= 0:
@@ -160,7 +159,7 @@ class SearchVectorIndex:
             return {}
         prefix = self._keys.doc_prefix(session_id)
         vector = np.asarray(query, dtype=np.float32).reshape(-1)
-        with _mapped_errors():
+        with mapped_errors():
             pipe = self._connector.client(binary=True).pipeline(transaction=False)
             for message_id in wanted:
                 pipe.hget(f"{prefix}{message_id}", "vector")
@@ -182,7 +181,7 @@ class SearchVectorIndex:
         if not own:
             return []
         vector = np.asarray(query, dtype=np.float32).reshape(-1)
-        with _mapped_errors():
+        with mapped_errors():
             pipe = self._connector.client(binary=True).pipeline(transaction=False)
             for key in own:
                 pipe.hmget(key, ["id", "role", "content", "created_at", "vector"])
@@ -199,12 +198,6 @@ class SearchVectorIndex:
             distance = float(1.0 - np.frombuffer(blob, dtype=_FLOAT32) @ vector)
             loaded.append(Scored(message=message, distance=distance))
         return loaded
-
-    def _run(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = self._connector.client().register_script(source)
-        return script(keys=list(keys), args=list(args))
 
     def _create_args(self, dimensions: int) -> list[str | int]:
         return [
@@ -257,7 +250,7 @@ class SearchVectorIndex:
 
     def _search(self, session_id: str, blob: bytes, k: int) -> Any:
         client = self._connector.client()
-        with _mapped_errors():
+        with mapped_errors():
             if isinstance(client, RedisCluster):  # the session's documents live on the node of its hash tag
                 node = client.get_node_from_key(self._keys.doc_prefix(session_id))  # type: ignore[no-untyped-call]
                 client = client.get_redis_connection(node)

@@ -11,16 +11,16 @@ from collections.abc import Callable, Sequence
 
 from redis.exceptions import ResponseError
 
+from motorhead.errors import ConfigError
 from motorhead.keys import Keys
 from motorhead.ltm_ports import Scored, VectorIndex, Vectors
 from motorhead.ports import StoredMessage
-from motorhead.redis_client import RedisConnector
-from motorhead.redis_store import _mapped_errors
+from motorhead.redis_client import RedisConnector, mapped_errors
 
 
 def has_search(connector: RedisConnector) -> bool:
     """Whether the server answers FT._LIST (Redis Stack, Redis 8, MemoryDB, valkey-search); never on OSS cluster."""
-    with _mapped_errors():
+    with mapped_errors():
         if connector.is_cluster():
             return False
         try:
@@ -28,6 +28,20 @@ def has_search(connector: RedisConnector) -> bool:
         except ResponseError:
             return False
     return True
+
+
+def record_embedder(connector: RedisConnector, keys: Keys, *, embedder: str, dimensions: int) -> None:
+    """Record which embedder made the index's vectors; refuse another one (vectors of two embedders never mix)."""
+    with mapped_errors():
+        client = connector.client()
+        client.hsetnx(keys.ltm_meta(), "embedder", embedder)
+        client.hsetnx(keys.ltm_meta(), "dimensions", dimensions)
+        recorded, recorded_dims = (str(value) for value in client.hmget(keys.ltm_meta(), ["embedder", "dimensions"]))
+    if recorded != embedder or recorded_dims != str(dimensions):
+        raise ConfigError(
+            f"the long-term index holds vectors of {recorded} ({recorded_dims} dims) but this deployment embeds with "
+            f"{embedder} ({dimensions} dims): keep the embedder, or clear the index (MOTORHEAD_KEY_PREFIX)"
+        )
 
 
 def make_index(backend: str, connector: RedisConnector, keys: Keys, *, dimensions: int) -> VectorIndex:
