@@ -313,18 +313,12 @@ def local_embedder(settings: Settings) -> LocalOnnxEmbedder:
 
 def openai_embedder(settings: Settings, *, api_key: str | Callable[[], str]) -> OpenAIEmbedder:
     """OpenAI or an OpenAI-compatible server at ``OPENAI_API_BASE``, model MOTORHEAD_EMBEDDING_MODEL."""
-    import openai
+    from motorhead.llm_openai import openai_client
 
     model = settings.embedding_model
     dimensions, send = dimensions_for(model, settings.embedding_dimensions)
-    client = openai.OpenAI(
-        api_key=api_key,
-        base_url=settings.openai_api_base or None,
-        timeout=settings.llm_timeout,
-        max_retries=settings.llm_max_retries,
-    )
     return OpenAIEmbedder(
-        client,
+        openai_client(settings, api_key=api_key),
         model=model,
         dimensions=dimensions,
         send_dimensions=send,
@@ -336,20 +330,11 @@ def openai_embedder(settings: Settings, *, api_key: str | Callable[[], str]) -> 
 def azure_embedder(settings: Settings, *, api_key: str | Callable[[], str]) -> OpenAIEmbedder:
     """Azure OpenAI with Motorhead's variables: AZURE_API_BASE and the embeddings deployment AZURE_DEPLOYMENT_ID_ADA
     (MOTORHEAD_EMBEDDING_MODEL names the model behind it, for its dimensions)."""
-    import openai
+    from motorhead.llm_openai import azure_client
 
-    deployment = settings.azure_deployment_id_ada
-    if not (settings.azure_api_base and deployment):
-        raise ConfigError("AZURE_API_BASE and AZURE_DEPLOYMENT_ID_ADA must both be set for Azure embeddings")
+    deployment = settings.azure_deployment_id_ada or ""  # azure_client refuses an empty one
+    client = azure_client(settings, api_key=api_key, deployment=deployment, variable="AZURE_DEPLOYMENT_ID_ADA")
     dimensions, send = dimensions_for(settings.embedding_model, settings.embedding_dimensions)
-    client = openai.AzureOpenAI(
-        api_key=api_key,
-        azure_endpoint=settings.azure_api_base,
-        azure_deployment=deployment,
-        api_version=settings.azure_api_version,
-        timeout=settings.llm_timeout,
-        max_retries=settings.llm_max_retries,
-    )
     return OpenAIEmbedder(
         client,
         model=deployment,

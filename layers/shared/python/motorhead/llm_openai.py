@@ -56,27 +56,40 @@ def is_reasoning_model(model: str) -> bool:
     return model.startswith(("o1", "o3", "o4", "gpt-5"))
 
 
-def openai_chat_model(settings: Settings, *, api_key: str | Callable[[], str]) -> OpenAIChatModel:
-    """OpenAI or an OpenAI-compatible server at ``OPENAI_API_BASE``."""
-    client = openai.OpenAI(
+def openai_client(settings: Settings, *, api_key: str | Callable[[], str]) -> openai.OpenAI:
+    """OpenAI, or an OpenAI-compatible server at ``OPENAI_API_BASE``; bounded timeout, retries with backoff."""
+    return openai.OpenAI(
         api_key=api_key,
         base_url=settings.openai_api_base or None,
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
     )
-    return OpenAIChatModel(client, model=settings.model)
 
 
-def azure_chat_model(settings: Settings, *, api_key: str | Callable[[], str]) -> OpenAIChatModel:
-    """Azure OpenAI with Motorhead's variables: AZURE_API_BASE, AZURE_DEPLOYMENT_ID and the key."""
-    if not (settings.azure_api_base and settings.azure_deployment_id):
-        raise ConfigError("AZURE_API_BASE and AZURE_DEPLOYMENT_ID must both be set for Azure")
-    client = openai.AzureOpenAI(
+def azure_client(
+    settings: Settings, *, api_key: str | Callable[[], str], deployment: str, variable: str
+) -> openai.AzureOpenAI:
+    """Azure OpenAI at ``AZURE_API_BASE`` for one deployment, named by ``variable`` (chat: AZURE_DEPLOYMENT_ID;
+    embeddings: AZURE_DEPLOYMENT_ID_ADA)."""
+    if not (settings.azure_api_base and deployment):
+        raise ConfigError(f"AZURE_API_BASE and {variable} must both be set for Azure")
+    return openai.AzureOpenAI(
         api_key=api_key,
         azure_endpoint=settings.azure_api_base,
-        azure_deployment=settings.azure_deployment_id,
+        azure_deployment=deployment,
         api_version=settings.azure_api_version,
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
     )
-    return OpenAIChatModel(client, model=settings.azure_deployment_id)
+
+
+def openai_chat_model(settings: Settings, *, api_key: str | Callable[[], str]) -> OpenAIChatModel:
+    """OpenAI or an OpenAI-compatible server at ``OPENAI_API_BASE``."""
+    return OpenAIChatModel(openai_client(settings, api_key=api_key), model=settings.model)
+
+
+def azure_chat_model(settings: Settings, *, api_key: str | Callable[[], str]) -> OpenAIChatModel:
+    """Azure OpenAI with Motorhead's variables: AZURE_API_BASE, AZURE_DEPLOYMENT_ID and the key."""
+    deployment = settings.azure_deployment_id or ""
+    client = azure_client(settings, api_key=api_key, deployment=deployment, variable="AZURE_DEPLOYMENT_ID")
+    return OpenAIChatModel(client, model=deployment)
