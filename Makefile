@@ -29,10 +29,11 @@ install: $(VENV)/.installed $(TIKTOKEN_CACHE)/.complete ## create .venv, install
 run: install ## serve the API on http://127.0.0.1:8080 (PORT overrides; embedded Redis unless REDIS_URL is set)
 	$(PY) -m devserver
 
-lint: install ## ruff (lint + format check) and mypy
+lint: install ## ruff (lint + format check), mypy, and the import contracts (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/shared/python/motorhead functions devserver bench scripts tests
+	$(VENV)/bin/lint-imports --no-cache
 
 test: install lint ## install, lint, and run the whole test suite (what CI runs)
 	$(PY) -m pytest
@@ -43,8 +44,8 @@ unit: install ## the unit tests only (no Redis)
 integration: install ## the integration tests only (real Redis servers started by fixtures)
 	$(PY) -m pytest tests/integration
 
-bench: install ## benchmarks: cold init, warm GET, summarizer jobs, LLM calls per backlog (figures and ratios)
-	OPENBLAS_NUM_THREADS=1 $(PY) bench/run.py
+bench: install ## benchmarks (figures and ratios); flags through ARGS, e.g. make bench ARGS="--quick --only warm"
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/run.py $(ARGS)
 
 build: ## sam build (offline) and report the built sizes
 	bash scripts/sam_build.sh

@@ -9,7 +9,7 @@
    the first answering message (0 when not in the top 10). Two embedders: the local ONNX model (all-MiniLM-L6-v2
    int8, 384 dims) and ``OpenAIEmbedder`` against ``tests/openai_stub.py`` started here, whose "OpenAI-shaped"
    vectors (1536 dims) are a hashed bag-of-words random projection: lexical, not semantic. Two backends: ``exact``
-   on plain Redis, ``search`` on Redis 8.2 + RediSearch, both wired by ``motorhead.service.vector_index``.
+   on plain Redis, ``search`` on Redis 8.2 + RediSearch, both wired by ``motorhead.composition.long_term.vector_index``.
 2. Search latency without the embedding call: ``RetrievalService.search`` whose embedder returns a precomputed
    vector, on sessions of 1,000 and 10,000 generated messages (Zipf-distributed words of the labelled set) indexed
    with random unit vectors (384 dims; the model would take minutes), asked the 59 questions; warm (after a first
@@ -46,21 +46,24 @@ import numpy as np
 from bench.summarizer import chat_messages, percentile
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.redis_search import search_module_args, search_modules_installed
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
+from motorhead.composition.long_term import embedder as configured_embedder
+from motorhead.composition.long_term import vector_index
+from motorhead.composition.memory import redis_store
+from motorhead.core.values import NewMessage, SessionJob
 from motorhead.errors import EmbeddingError
-from motorhead.keys import Keys
-from motorhead.keyword import KeywordIndex
-from motorhead.ltm_ports import Embedder, Vectors
-from motorhead.ports import SessionJob
-from motorhead.redis_client import RedisConnector
-from motorhead.retrieval import IndexerService, RetrievalService
-from motorhead.service import embedder as configured_embedder
-from motorhead.service import redis_store, vector_index
+from motorhead.ltm.indexing import IndexerService
+from motorhead.ltm.ports import Embedder, Vectors
+from motorhead.ltm.retrieval import Mode, RetrievalService
 from motorhead.settings import Settings
 from tests.openai_stub import OpenAIStub
+from tests.support import ref
 
 DATA = Path(__file__).resolve().parent / "data" / "retrieval_set.json"
-MODES = ("vector", "keyword", "hybrid")
-TIMED_MODES = ("vector", "hybrid")
+MODES: tuple[Mode, ...] = ("vector", "keyword", "hybrid")
+TIMED_MODES: tuple[Mode, ...] = ("vector", "hybrid")
 K = 10
 POST_CHUNK = 100  # messages per POST (the API's default MOTORHEAD_MAX_MESSAGES_PER_REQUEST)
 INDEX_EVERY = 1_000  # a job per 1,000 posted messages when seeding big sessions (an indexer run takes <= 6,400)
@@ -210,7 +213,7 @@ def random_unit_vectors(count: int, dimensions: int, *, seed: int) -> Vectors:
 
 class Wiring:
     """One key prefix on one server: store, vector index (``backend``), keyword index, retrieval and indexer services,
-    built by ``motorhead.service``'s own functions."""
+    built by the composition root's own functions."""
 
     def __init__(self, url: str, backend: str, prefix: str, embedder: Embedder) -> None:
         self.settings = Settings(REDIS_URL=url, MOTORHEAD_KEY_PREFIX=prefix, MOTORHEAD_VECTOR_BACKEND=backend)
@@ -219,7 +222,7 @@ class Wiring:
         self.index = vector_index(self.settings, self.connector, dimensions=embedder.dimensions)
         if self.index.name != backend:
             raise RuntimeError(f"asked for the {backend} backend, got {self.index.name}")
-        keywords = KeywordIndex(self.connector, Keys(prefix))
+        keywords = RedisKeywordIndex(self.connector, Keys(prefix))
         self.retrieval = RetrievalService(embedder=embedder, index=self.index, keywords=keywords)
         self.indexer = IndexerService(store=self.store, embedder=embedder, index=self.index)
 
@@ -227,14 +230,13 @@ class Wiring:
         """POST the messages in chunks, recorded as pending for the indexer; returns the last id."""
         last = 0
         for at in range(0, len(messages), POST_CHUNK):
-            result = self.store.append(
-                session_id, messages[at : at + POST_CHUNK], context=None, namespace=NAMESPACE, now_ms=0, index=True
-            )
+            chunk = [NewMessage(role, text) for role, text in messages[at : at + POST_CHUNK]]
+            result = self.store.append(ref(session_id), chunk, context=None, namespace=NAMESPACE, now_ms=0, index=True)
             last = result.last_id
         return last
 
     def index_all(self, session_id: str, last_id: int) -> int:
-        outcome = self.indexer.run(SessionJob(session_id=session_id, last_id=last_id))
+        outcome = self.indexer.run(SessionJob(session=ref(session_id), last_id=last_id))
         return outcome.indexed
 
     def seed(self, session_id: str, messages: Sequence[tuple[str, str]], *, index_every: int = INDEX_EVERY) -> None:
@@ -368,7 +370,7 @@ def evaluate(
                 wiring.seed(f"quality-{conv.id}", conv.messages)
             for mode in MODES:
                 lists = [
-                    [hit.message.id for hit in wiring.retrieval.search(f"quality-{conv.id}", q.text, K, mode=mode)]
+                    [hit.message.id for hit in wiring.retrieval.search(ref(f"quality-{conv.id}"), q.text, K, mode=mode)]
                     for conv in conversations
                     for q in conv.questions
                 ]
@@ -378,7 +380,7 @@ def evaluate(
         finally:
             wiring.close()
         progress(f"retrieval quality: {label}, {backend} done")
-    same = {
+    same: dict[str, int] = {
         mode: sum(a == b for a, b in zip(top10[("exact", mode)], top10[("search", mode)], strict=True))
         for mode in MODES
         if ("search", mode) in top10
@@ -469,8 +471,8 @@ def latency(
     embedder = LookupEmbedder(vectors, identity=f"random:{RANDOM_DIMENSIONS}", dimensions=RANDOM_DIMENSIONS)
     wirings: dict[str, Wiring] = {}
     seed_seconds: dict[str, float] = {}
-    samples: dict[tuple[str, int, str], list[float]] = {}
-    first: dict[tuple[str, int, str], float] = {}
+    samples: dict[tuple[str, int, Mode], list[float]] = {}
+    first: dict[tuple[str, int, Mode], float] = {}
     try:
         for backend, url in backends(where):
             wiring = wirings[backend] = Wiring(url, backend, "lat", embedder)
@@ -482,7 +484,7 @@ def latency(
             for size in settings.latency_sizes:
                 for mode in TIMED_MODES:
                     began = time.perf_counter()
-                    wiring.retrieval.search(f"latency-{size}", queries[0], K, mode=mode)
+                    wiring.retrieval.search(ref(f"latency-{size}"), queries[0], K, mode=mode)
                     first[(backend, size, mode)] = (time.perf_counter() - began) * 1000
                     samples[(backend, size, mode)] = []
         clock = time.perf_counter_ns
@@ -490,7 +492,7 @@ def latency(
         for round_no in range(1, settings.latency_rounds + 1):
             for backend, size, mode in random.sample(cells, len(cells)):
                 search = wirings[backend].retrieval.search
-                session = f"latency-{size}"
+                session = ref(f"latency-{size}")
                 taken = samples[(backend, size, mode)]
                 for query in queries:
                     start_ns = clock()
@@ -550,7 +552,7 @@ def throughput(
     try:
         last = wiring.post("throughput", messages)
         start = time.perf_counter()
-        outcome = wiring.indexer.run(SessionJob(session_id="throughput", last_id=last))
+        outcome = wiring.indexer.run(SessionJob(session=ref("throughput"), last_id=last))
         seconds = time.perf_counter() - start
     finally:
         wiring.close()
@@ -564,7 +566,7 @@ def throughput(
             last = searching.post("throughput", messages)
             searching.index.ensure_ready(embedder=recorded.identity, dimensions=recorded.dimensions)
             begin = time.perf_counter()
-            again = searching.indexer.run(SessionJob(session_id="throughput", last_id=last))
+            again = searching.indexer.run(SessionJob(session=ref("throughput"), last_id=last))
             search_seconds = time.perf_counter() - begin
         finally:
             searching.close()
@@ -606,7 +608,7 @@ class RetrievalResult:
 
 
 def benchmark(settings: RetrievalSettings, progress: Callable[[str], None]) -> RetrievalResult:
-    from motorhead.embeddings import LocalOnnxEmbedder
+    from motorhead.adapters.onnx_local.embedder import LocalOnnxEmbedder
 
     conversations = load_set()
     load_start = [round(x, 2) for x in os.getloadavg()]

@@ -43,7 +43,8 @@ from bench import summarizer as summarizer_bench
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
 from devserver.template import Route, load_routes
-from motorhead.keys import Keys
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.core.values import NO_TENANT, SessionRef
 
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"
@@ -287,7 +288,7 @@ def set_function_environment(redis_url: str) -> None:
     """What the template gives every function; the handlers read it through Settings when first loaded."""
     os.environ["REDIS_URL"] = redis_url
     os.environ["MOTORHEAD_MAX_WINDOW_SIZE"] = str(WINDOW)
-    from motorhead.service import memory_service
+    from motorhead.composition.memory import memory_service
     from motorhead.settings import get_settings
 
     get_settings.cache_clear()
@@ -323,7 +324,7 @@ def warm_get(settings: Settings, redis_url: str, progress: Callable[[str], None]
     if first["statusCode"] != 200 or len(memory["messages"]) != WINDOW or memory["context"] is None:
         raise RuntimeError(f"unexpected GET response: {first}")
 
-    keys = Keys(get_settings().key_prefix).session(session_id)
+    keys = Keys(get_settings().key_prefix).session(SessionRef(NO_TENANT, session_id))
     client = redis.Redis.from_url(redis_url, decode_responses=True, socket_connect_timeout=1.0, socket_timeout=2.0)
     noop = noop_handler()
     if noop(event, context)["statusCode"] != 200:

@@ -32,16 +32,26 @@ from unittest import mock
 import redis
 
 from devserver.embedded_redis import EmbeddedRedis
-from motorhead.keys import Keys
-from motorhead.llm_summary import LlmSummaryWriter
-from motorhead.ports import ChatResult, Folded, FoldInput, SessionJob, StoredMessage, SummaryWriter
-from motorhead.redis_client import RedisConnector
-from motorhead.redis_store import RedisMemoryStore
-from motorhead.service import summary_writer
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.store import RedisMemoryStore
+from motorhead.adapters.tiktoken_local.counter import TiktokenCounter
+from motorhead.composition.summarization import summary_writer
+from motorhead.core.ports import SummaryWriter, TokenCounter
+from motorhead.core.summarization.llm_writer import LlmSummaryWriter
+from motorhead.core.summarization.service import SummarizerService
+from motorhead.core.values import (
+    NO_TENANT,
+    ChatResult,
+    Folded,
+    FoldInput,
+    NewMessage,
+    SessionJob,
+    SessionRef,
+    StoredMessage,
+)
+from motorhead.observability import logger
 from motorhead.settings import PACKAGED_TIKTOKEN_CACHE, Settings
-from motorhead.summarizer import SummarizerService
-from motorhead.summarizer import logger as summarizer_logger
-from motorhead.tokens import TokenCounter
 
 WINDOW = 12
 MODEL = "gpt-4o-mini"
@@ -185,17 +195,17 @@ class TimedStore(RedisMemoryStore):
 
     seconds = 0.0
 
-    def fold_input(self, session_id: str, *, window: int, keep: int) -> FoldInput | None:
+    def fold_input(self, session: SessionRef, *, window: int, keep: int) -> FoldInput | None:
         start = time.perf_counter()
         try:
-            return super().fold_input(session_id, window=window, keep=keep)
+            return super().fold_input(session, window=window, keep=keep)
         finally:
             self.seconds += time.perf_counter() - start
 
-    def commit_fold(self, session_id: str, *, start: FoldInput, folded: Folded) -> bool:
+    def commit_fold(self, session: SessionRef, *, start: FoldInput, folded: Folded) -> bool:
         began = time.perf_counter()
         try:
-            return super().commit_fold(session_id, start=start, folded=folded)
+            return super().commit_fold(session, start=start, folded=folded)
         finally:
             self.seconds += time.perf_counter() - began
 
@@ -261,7 +271,7 @@ def net_bytes(client: redis.Redis, client_id: int) -> tuple[int, int]:
 @contextmanager
 def quiet_logger() -> Iterator[None]:
     """The job's log line is still formatted (it is part of a job's cost) but written to /dev/null."""
-    handler: Any = summarizer_logger.registered_handler
+    handler: Any = logger.registered_handler
     with open(os.devnull, "w", encoding="utf-8") as sink:
         previous = handler.setStream(sink)
         try:
@@ -293,7 +303,7 @@ class JobBench:
         keys = Keys(self.settings.key_prefix)
         lease_ms = self.settings.summary_lease_seconds * 1000
         self.connector = RedisConnector(self.settings)
-        self.store = TimedStore(self.connector, keys, summary_lease_ms=lease_ms)  # as service.redis_store
+        self.store = TimedStore(self.connector, keys, summary_lease_ms=lease_ms)  # as composition.memory.redis_store
         self.writer = TimedWriter(summary_writer(self.settings))
         self.service = SummarizerService(store=self.store, writer=self.writer, window=self.settings.max_window_size)
         self.seeder_connector = RedisConnector(self.settings)
@@ -309,7 +319,8 @@ class JobBench:
     def seed(self, messages: Sequence[tuple[str, str]]) -> str:
         session_id = f"bench-{uuid.uuid4().hex[:12]}"
         for at in range(0, len(messages), SEED_CHUNK):
-            self.seeder.append(session_id, messages[at : at + SEED_CHUNK], context=None, namespace="bench", now_ms=0)
+            chunk = [NewMessage(role, text) for role, text in messages[at : at + SEED_CHUNK]]
+            self.seeder.append(SessionRef(NO_TENANT, session_id), chunk, context=None, namespace="bench", now_ms=0)
         return session_id
 
     def job(self, messages: Sequence[tuple[str, str]]) -> JobSample:
@@ -322,7 +333,7 @@ class JobBench:
         client = self.connector.client()  # the first job connects (and asks whether the server is a cluster)
         assert isinstance(client, redis.Redis)
         with counted_commands(client, sent):
-            outcome = self.service.run(SessionJob(session_id=session_id, last_id=len(messages)))
+            outcome = self.service.run(SessionJob(session=SessionRef(NO_TENANT, session_id), last_id=len(messages)))
             seconds = time.perf_counter() - start
         calls_after, usec_after = command_stats(self.observer)
         bytes_after = net_bytes(self.observer, self.client_id) if self.client_id is not None else (0, 0)
@@ -448,7 +459,7 @@ class LlmRow:
 
 
 def llm_calls(settings: SummarizerSettings, progress: Callable[[str], None]) -> list[LlmRow]:
-    counter = TokenCounter(model=MODEL, cache_dir=PACKAGED_TIKTOKEN_CACHE)
+    counter = TiktokenCounter(model=MODEL, cache_dir=PACKAGED_TIKTOKEN_CACHE)
     summary_max_tokens = Settings(REDIS_URL="redis://unused").summary_max_tokens
     biggest = max(settings.llm_backlogs)
     corpora = {

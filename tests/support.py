@@ -14,7 +14,10 @@ from typing import Any
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
 from devserver.server import Function, load_functions
 from devserver.template import load_queue_consumers, load_routes
-from motorhead.service import indexer_service, memory_service, retrieval_service, summarizer_service
+from motorhead.composition.long_term import indexer_service, retrieval_service
+from motorhead.composition.memory import memory_service
+from motorhead.composition.summarization import summarizer_service
+from motorhead.core.values import NO_TENANT, SessionRef
 from motorhead.settings import get_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,3 +122,8 @@ def get_event(session_id: str) -> dict[str, Any]:
 
 def messages(n: int, start: int = 0) -> list[dict[str, str]]:
     return [{"role": "Human" if i % 2 == 0 else "AI", "content": f"message {i}"} for i in range(start, start + n)]
+
+
+def ref(session_id: str, tenant: str = NO_TENANT) -> SessionRef:
+    """The session ``session_id`` of ``tenant`` (no tenant by default, as with ``MOTORHEAD_AUTH=none``)."""
+    return SessionRef(tenant=tenant, id=session_id)

@@ -2,9 +2,9 @@
 
 from mangum import Mangum
 
-from motorhead.api import SessionId, create_app
-from motorhead.models import StatusOut
-from motorhead.service import memory_service
+from motorhead.composition.memory import memory_service
+from motorhead.entrypoints.http.app import Session, create_app
+from motorhead.entrypoints.http.models import StatusOut
 from motorhead.settings import get_settings
 
 app = create_app(title="motorhead: delete memory", settings=get_settings())
@@ -12,8 +12,9 @@ service = memory_service()
 
 
 @app.delete("/sessions/{session_id}/memory", response_model=StatusOut)
-def delete_memory(session_id: SessionId, namespace: str | None = None) -> StatusOut:
-    return service.delete_memory(session_id, namespace=namespace)
+def delete_memory(session: Session, namespace: str | None = None) -> StatusOut:
+    service.delete_memory(session, namespace=namespace)
+    return StatusOut()
 
 
 handler = Mangum(app, lifespan="off")

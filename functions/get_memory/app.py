@@ -2,9 +2,9 @@
 
 from mangum import Mangum
 
-from motorhead.api import SessionId, create_app
-from motorhead.models import MemoryOut
-from motorhead.service import memory_service
+from motorhead.composition.memory import memory_service
+from motorhead.entrypoints.http.app import Session, create_app
+from motorhead.entrypoints.http.models import MemoryOut
 from motorhead.settings import get_settings
 
 app = create_app(title="motorhead: get memory", settings=get_settings())
@@ -12,8 +12,8 @@ service = memory_service()
 
 
 @app.get("/sessions/{session_id}/memory", response_model=MemoryOut)
-def get_memory(session_id: SessionId) -> MemoryOut:
-    return service.get_memory(session_id)
+def get_memory(session: Session) -> MemoryOut:
+    return MemoryOut.of(service.get_memory(session))
 
 
 handler = Mangum(app, lifespan="off")

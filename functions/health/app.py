@@ -2,9 +2,9 @@
 
 from mangum import Mangum
 
-from motorhead.api import create_app
-from motorhead.clock import now_ms
-from motorhead.models import HealthOut
+from motorhead.core.clock import now_ms
+from motorhead.entrypoints.http.app import create_app
+from motorhead.entrypoints.http.models import HealthOut
 from motorhead.settings import get_settings
 
 app = create_app(title="motorhead: health", settings=get_settings())

@@ -3,7 +3,7 @@
 A failed job leaves its messages pending; SQS retries it and, in the end, moves it to the dead-letter queue.
 """
 
-from motorhead.service import indexer_service
-from motorhead.sqs_handler import sqs_job_handler
+from motorhead.composition.long_term import indexer_service
+from motorhead.entrypoints.sqs.handler import sqs_job_handler
 
-handler = sqs_job_handler(indexer_service().handle_body)
+handler = sqs_job_handler(indexer_service())

@@ -1,12 +1,13 @@
-"""GET /sessions — session ids, least recently written first; the body stays Motorhead's bare list."""
+"""GET /sessions — the caller's session ids, least recently written first; the body stays Motorhead's bare list."""
 
 from typing import Annotated
 
 from fastapi import Query, Response
 from mangum import Mangum
 
-from motorhead.api import create_app
-from motorhead.service import memory_service
+from motorhead.composition.memory import memory_service
+from motorhead.entrypoints.http.app import Tenant, create_app
+from motorhead.entrypoints.http.models import page_headers
 from motorhead.settings import get_settings
 
 app = create_app(title="motorhead: list sessions", settings=get_settings())
@@ -16,12 +17,13 @@ service = memory_service()
 @app.get("/sessions", response_model=list[str])
 def list_sessions(
     response: Response,
+    tenant: Tenant,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 10,
     namespace: str | None = None,
 ) -> list[str]:
-    result = service.list_sessions(page=page, size=size, namespace=namespace)
-    response.headers.update(result.headers())
+    result = service.list_sessions(tenant, page=page, size=size, namespace=namespace)
+    response.headers.update(page_headers(result))
     return result.session_ids
 
 

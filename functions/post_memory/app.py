@@ -2,9 +2,9 @@
 
 from mangum import Mangum
 
-from motorhead.api import SessionId, create_app
-from motorhead.models import MemoryIn, StatusOut
-from motorhead.service import memory_service
+from motorhead.composition.memory import memory_service
+from motorhead.entrypoints.http.app import Session, create_app
+from motorhead.entrypoints.http.models import MemoryIn, StatusOut
 from motorhead.settings import get_settings
 
 app = create_app(title="motorhead: post memory", settings=get_settings())
@@ -12,8 +12,9 @@ service = memory_service()
 
 
 @app.post("/sessions/{session_id}/memory", response_model=StatusOut)
-def post_memory(session_id: SessionId, body: MemoryIn, namespace: str | None = None) -> StatusOut:
-    return service.add_memory(session_id, body, namespace=namespace)
+def post_memory(session: Session, body: MemoryIn, namespace: str | None = None) -> StatusOut:
+    service.add_memory(session, body.new_messages(), context=body.context, namespace=namespace)
+    return StatusOut()
 
 
 handler = Mangum(app, lifespan="off")

@@ -2,9 +2,9 @@
 
 from mangum import Mangum
 
-from motorhead.api import SessionId, create_app
-from motorhead.models import RetrievalHitOut, RetrievalIn
-from motorhead.service import retrieval_service
+from motorhead.composition.long_term import retrieval_service
+from motorhead.entrypoints.http.app import Session, create_app
+from motorhead.entrypoints.http.models import RetrievalHitOut, RetrievalIn
 from motorhead.settings import get_settings
 
 app = create_app(title="motorhead: retrieval", settings=get_settings())
@@ -12,8 +12,8 @@ service = retrieval_service()
 
 
 @app.post("/sessions/{session_id}/retrieval", response_model=list[RetrievalHitOut])
-def retrieval(session_id: SessionId, body: RetrievalIn) -> list[RetrievalHitOut]:
-    return service.retrieve(session_id, body.text, body.k)
+def retrieval(session: Session, body: RetrievalIn) -> list[RetrievalHitOut]:
+    return [RetrievalHitOut.of(hit) for hit in service.retrieve(session, body.text, body.k)]
 
 
 handler = Mangum(app, lifespan="off")

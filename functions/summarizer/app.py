@@ -4,7 +4,7 @@ A failed job changes nothing (what earlier steps committed stays); SQS retries i
 dead-letter queue.
 """
 
-from motorhead.service import summarizer_service
-from motorhead.sqs_handler import sqs_job_handler
+from motorhead.composition.summarization import summarizer_service
+from motorhead.entrypoints.sqs.handler import sqs_job_handler
 
-handler = sqs_job_handler(summarizer_service().handle_body)
+handler = sqs_job_handler(summarizer_service())

@@ -13,7 +13,7 @@ from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from devserver.local_sqs import LocalQueue, LocalSqs
 from devserver.server import LocalGateway, merged_openapi
 from devserver.template import load_queue_consumers
-from motorhead.redis_client import RedisConnector
+from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.settings import Settings
 from tests.support import cold_start
 

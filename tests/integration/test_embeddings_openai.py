@@ -8,11 +8,17 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from motorhead import service
-from motorhead.embeddings import OPENAI_BATCH, OPENAI_MAX_CHARS, OPENAI_MAX_TOKENS, OpenAIEmbedder, openai_embedder
+from motorhead.adapters.openai_api.embedder import (
+    OPENAI_BATCH,
+    OPENAI_MAX_CHARS,
+    OPENAI_MAX_TOKENS,
+    OpenAIEmbedder,
+    openai_embedder,
+)
+from motorhead.adapters.tiktoken_local.counter import TiktokenCounter
+from motorhead.composition import long_term
 from motorhead.errors import ConfigError, EmbeddingError
 from motorhead.settings import PACKAGED_TIKTOKEN_CACHE, Settings
-from motorhead.tokens import TokenCounter
 from tests.openai_stub import Embeddings, Hang, Malformed, OpenAIStub, Status, stub_embedding
 
 
@@ -36,7 +42,9 @@ def openai_settings(stub: OpenAIStub, **overrides: str) -> Settings:
 
 @pytest.fixture
 def embedder(stub: OpenAIStub) -> OpenAIEmbedder:
-    return openai_embedder(openai_settings(stub), api_key="sk-test")
+    built = long_term.embedder(openai_settings(stub))  # as the composition root builds it (texts cut with tiktoken)
+    assert isinstance(built, OpenAIEmbedder)
+    return built
 
 
 def expected(texts: list[str], dimensions: int = 1536) -> np.ndarray:
@@ -122,7 +130,7 @@ def test_embed_given_a_very_long_text_truncates_it_to_the_character_budget(
     # Then what was sent fits in the character budget and under the model's token limit
     (sent,) = stub.requests[0].inputs
     assert len(sent) <= OPENAI_MAX_CHARS
-    assert TokenCounter(model="text-embedding-3-small", cache_dir=PACKAGED_TIKTOKEN_CACHE).count(sent) < 8_192
+    assert TiktokenCounter(model="text-embedding-3-small", cache_dir=PACKAGED_TIKTOKEN_CACHE).count(sent) < 8_192
 
 
 def test_embed_given_a_long_cjk_text_truncates_it_to_the_token_limit(
@@ -136,7 +144,7 @@ def test_embed_given_a_long_cjk_text_truncates_it_to_the_token_limit(
 
     # Then it was cut to at most 8,000 tokens, from its start
     (sent,) = stub.requests[0].inputs
-    counter = TokenCounter(model="text-embedding-3-small", cache_dir=PACKAGED_TIKTOKEN_CACHE)
+    counter = TiktokenCounter(model="text-embedding-3-small", cache_dir=PACKAGED_TIKTOKEN_CACHE)
     assert counter.count(text) > 8_192
     assert OPENAI_MAX_TOKENS - 5 <= counter.count(sent) <= OPENAI_MAX_TOKENS
     assert text.startswith(sent.rstrip("\ufffd"))
@@ -300,7 +308,7 @@ def test_service_embedder_given_an_openai_base_url_uses_the_stub(stub: OpenAIStu
     settings = openai_settings(stub, MOTORHEAD_EMBEDDING_DIMENSIONS="256")
 
     # When the service's embedder embeds a text
-    embedder = service.embedder(settings)
+    embedder = long_term.embedder(settings)
     vectors = embedder.embed(["hello"])
 
     # Then the server made it, at the configured size
@@ -323,7 +331,7 @@ def test_azure_embedder_calls_the_ada_deployment_with_an_api_key(stub: OpenAIStu
     )
 
     # When the service's embedder embeds texts
-    embedder = service.embedder(settings)
+    embedder = long_term.embedder(settings)
     vectors = embedder.embed(["Ana likes tea", "Lyon"])
 
     # Then the request went to the deployment's route, with the API version and the api-key header (no bearer)
@@ -346,7 +354,7 @@ def test_azure_embedder_given_a_text_embedding_3_deployment_sends_dimensions(stu
         AZURE_DEPLOYMENT_ID_ADA="emb3",
         MOTORHEAD_EMBEDDING_DIMENSIONS="512",
     )
-    embedder = service.embedder(settings)
+    embedder = long_term.embedder(settings)
     assert embedder.embed(["x"]).shape == (1, 512)
     assert embedder.identity == "azure:emb3:512"
     assert stub.requests[0].body["dimensions"] == 512
@@ -357,4 +365,4 @@ def test_azure_embedder_given_no_embeddings_deployment_raises_config_error(stub:
         MOTORHEAD_EMBEDDER="azure", AZURE_API_KEY="az-key", AZURE_API_BASE=stub.root_url, AZURE_DEPLOYMENT_ID_ADA=None
     )
     with pytest.raises(ConfigError, match="AZURE_DEPLOYMENT_ID_ADA"):
-        service.embedder(settings)
+        long_term.embedder(settings)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.exact_index import ExactVectorIndex
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
+from motorhead.adapters.redis_db.store import RedisMemoryStore
+from motorhead.core.values import NewMessage, StoredMessage
 from motorhead.errors import ConfigError
-from motorhead.exact_index import ExactVectorIndex
-from motorhead.keys import Keys
-from motorhead.keyword import KeywordIndex
-from motorhead.ports import StoredMessage
-from motorhead.redis_client import RedisConnector
-from motorhead.redis_store import RedisMemoryStore
+from tests.support import ref
 
 DIMS = 16
 HOSTILE_IDS = ["user@example.com:{chat} *1 ünï", "{", "}{", "a-b", "*", " ", "会话", "x" * 256]
@@ -34,8 +35,10 @@ def unit(seed: int) -> np.ndarray:
 
 def session(store: RedisMemoryStore, session_id: str, contents: list[str]) -> tuple[str, list[StoredMessage]]:
     """Store messages as a POST with long-term memory would; return the generation and the pending messages."""
-    store.append(session_id, [("Human", c) for c in contents], context=None, namespace="", now_ms=1, index=True)
-    return store.pending(session_id, limit=10_000)
+    store.append(
+        ref(session_id), [NewMessage("Human", c) for c in contents], context=None, namespace="", now_ms=1, index=True
+    )
+    return store.pending(ref(session_id), limit=10_000)
 
 
 @pytest.fixture
@@ -49,15 +52,15 @@ def test_vector_search_given_indexed_messages_returns_exact_nearest_first(
     # Given 200 indexed messages with known vectors
     generation, messages = session(store, "s", [f"m{i}" for i in range(200)])
     vectors = np.stack([unit(i) for i in range(200)])
-    assert index.add("s", generation, messages, vectors) == 200
+    assert index.add(ref("s"), generation, messages, vectors) == 200
     # When searching with a query vector
     query = unit(10_000)
-    hits = index.vector_search("s", query, 5)
+    hits = index.vector_search(ref("s"), query, 5)
     # Then the 5 nearest by brute force come back, nearest first, with their cosine distances
     expected = np.argsort(-(vectors @ query))[:5]
     assert [h.message.content for h in hits] == [f"m{i}" for i in expected]
     assert [round(h.distance, 5) for h in hits] == [round(float(1 - vectors[i] @ query), 5) for i in expected]
-    assert index.distances("s", [messages[3].id, 99_999], query) == pytest.approx(
+    assert index.distances(ref("s"), [messages[3].id, 99_999], query) == pytest.approx(
         {messages[3].id: float(1 - vectors[3] @ query)}
     )
 
@@ -67,10 +70,10 @@ def test_add_given_the_same_messages_twice_indexes_them_once(
 ) -> None:
     generation, messages = session(store, "s", ["a", "b"])
     vectors = np.stack([unit(1), unit(2)])
-    assert index.add("s", generation, messages, vectors) == 2
-    assert index.add("s", generation, messages, vectors) == 0  # a redelivered index job
-    assert connector.client().llen(keys.session("s").docs) == 2
-    assert len(index.vector_search("s", unit(1), 10)) == 2
+    assert index.add(ref("s"), generation, messages, vectors) == 2
+    assert index.add(ref("s"), generation, messages, vectors) == 0  # a redelivered index job
+    assert connector.client().llen(keys.session(ref("s")).docs) == 2
+    assert len(index.vector_search(ref("s"), unit(1), 10)) == 2
 
 
 def test_add_given_a_deleted_session_writes_nothing(
@@ -78,11 +81,11 @@ def test_add_given_a_deleted_session_writes_nothing(
 ) -> None:
     # Given an indexer that read pending messages, then the session was deleted and re-created
     generation, messages = session(store, "s", ["secret"])
-    store.delete("s", namespace="")
+    store.delete(ref("s"), namespace="")
     session(store, "s", ["new"])
     # When it adds what it read / Then nothing of the deleted session comes back
-    assert index.add("s", generation, messages, np.stack([unit(1)])) == 0
-    assert index.vector_search("s", unit(1), 10) == []
+    assert index.add(ref("s"), generation, messages, np.stack([unit(1)])) == 0
+    assert index.vector_search(ref("s"), unit(1), 10) == []
 
 
 def test_vector_search_given_rows_added_after_a_search_sees_them(
@@ -90,25 +93,25 @@ def test_vector_search_given_rows_added_after_a_search_sees_them(
 ) -> None:
     # Given a search that cached the session's rows
     generation, first = session(store, "s", ["one"])
-    index.add("s", generation, first, np.stack([unit(1)]))
-    assert [h.message.content for h in index.vector_search("s", unit(1), 10)] == ["one"]
+    index.add(ref("s"), generation, first, np.stack([unit(1)]))
+    assert [h.message.content for h in index.vector_search(ref("s"), unit(1), 10)] == ["one"]
     # When more rows are indexed / Then the next search reads them too (only them)
     _, pending = session(store, "s", ["two"])
-    index.add("s", generation, [m for m in pending if m.content == "two"], np.stack([unit(2)]))
-    assert [h.message.content for h in index.vector_search("s", unit(2), 10)] == ["two", "one"]
+    index.add(ref("s"), generation, [m for m in pending if m.content == "two"], np.stack([unit(2)]))
+    assert [h.message.content for h in index.vector_search(ref("s"), unit(2), 10)] == ["two", "one"]
 
 
 def test_vector_search_given_session_deleted_and_recreated_forgets_the_old_rows(
     index: ExactVectorIndex, store: RedisMemoryStore
 ) -> None:
     generation, messages = session(store, "s", ["old"])
-    index.add("s", generation, messages, np.stack([unit(1)]))
-    assert len(index.vector_search("s", unit(1), 10)) == 1
-    store.delete("s", namespace="")
-    assert index.vector_search("s", unit(1), 10) == []
+    index.add(ref("s"), generation, messages, np.stack([unit(1)]))
+    assert len(index.vector_search(ref("s"), unit(1), 10)) == 1
+    store.delete(ref("s"), namespace="")
+    assert index.vector_search(ref("s"), unit(1), 10) == []
     generation, messages = session(store, "s", ["new"])
-    index.add("s", generation, messages, np.stack([unit(2)]))
-    assert [h.message.content for h in index.vector_search("s", unit(1), 10)] == ["new"]
+    index.add(ref("s"), generation, messages, np.stack([unit(2)]))
+    assert [h.message.content for h in index.vector_search(ref("s"), unit(1), 10)] == ["new"]
 
 
 @pytest.mark.parametrize("session_id", HOSTILE_IDS)
@@ -117,10 +120,10 @@ def test_search_given_hostile_ids_never_returns_another_sessions_message(
 ) -> None:
     for sid, content in ((session_id, "mine"), ("neighbour", "theirs")):
         generation, messages = session(store, sid, [content])
-        index.add(sid, generation, messages, np.stack([unit(7)]))
-    keyword = KeywordIndex(connector, keys)
-    assert [h.message.content for h in index.vector_search(session_id, unit(7), 10)] == ["mine"]
-    assert [m.content for m, _ in keyword.search(session_id, "mine theirs", 10)] == ["mine"]
+        index.add(ref(sid), generation, messages, np.stack([unit(7)]))
+    keyword = RedisKeywordIndex(connector, keys)
+    assert [h.message.content for h in index.vector_search(ref(session_id), unit(7), 10)] == ["mine"]
+    assert [m.content for m, _ in keyword.search(ref(session_id), "mine theirs", 10)] == ["mine"]
 
 
 def test_ensure_ready_given_another_embedder_recorded_refuses(index: ExactVectorIndex) -> None:
@@ -141,12 +144,12 @@ def test_keyword_search_given_messages_ranks_by_bm25(
         "Friday again, and Friday once more.",
     ]
     generation, messages = session(store, "s", contents)
-    index.add("s", generation, messages, np.stack([unit(i) for i in range(4)]))
+    index.add(ref("s"), generation, messages, np.stack([unit(i) for i in range(4)]))
     # When searching for the rare word plus the common one
-    results = KeywordIndex(connector, keys).search("s", "Which day are salsa classes in Cali?", 10)
+    results = RedisKeywordIndex(connector, keys).search(ref("s"), "Which day are salsa classes in Cali?", 10)
     # Then the message with the rare words ranks first, and messages sharing no word are not returned
     assert [m.content for m, _ in results] == [contents[2]]
-    assert [m.content for m, _ in KeywordIndex(connector, keys).search("s", "friday", 10)][0] == contents[3]
+    assert [m.content for m, _ in RedisKeywordIndex(connector, keys).search(ref("s"), "friday", 10)][0] == contents[3]
 
 
 def test_search_given_rows_lost_behind_the_cache_starts_over(
@@ -154,13 +157,13 @@ def test_search_given_rows_lost_behind_the_cache_starts_over(
 ) -> None:
     # Given a search that cached two rows, then the last row vanished (as after a failover that lost a write)
     generation, messages = session(store, "s", ["one", "two"])
-    index.add("s", generation, messages, np.stack([unit(1), unit(2)]))
-    keyword = KeywordIndex(connector, keys)
-    assert len(index.vector_search("s", unit(1), 10)) == 2 and len(keyword.search("s", "one two", 10)) == 2
+    index.add(ref("s"), generation, messages, np.stack([unit(1), unit(2)]))
+    keyword = RedisKeywordIndex(connector, keys)
+    assert len(index.vector_search(ref("s"), unit(1), 10)) == 2 and len(keyword.search(ref("s"), "one two", 10)) == 2
     client = connector.client(binary=True)
-    client.rpop(keys.session("s").docs)
-    vectors = keys.session("s").vectors
+    client.rpop(keys.session(ref("s")).docs)
+    vectors = keys.session(ref("s")).vectors
     client.set(vectors, client.getrange(vectors, 0, DIMS * 4 - 1))
     # When searching again / Then only what is really there comes back
-    assert [h.message.content for h in index.vector_search("s", unit(1), 10)] == ["one"]
-    assert [m.content for m, _ in keyword.search("s", "one two", 10)] == ["one"]
+    assert [h.message.content for h in index.vector_search(ref("s"), unit(1), 10)] == ["one"]
+    assert [m.content for m, _ in keyword.search(ref("s"), "one two", 10)] == ["one"]

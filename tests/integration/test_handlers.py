@@ -61,10 +61,13 @@ def test_post_given_context_replaces_the_summary(api: Api) -> None:
 
 def test_post_given_base64_body_stores_the_same_messages(api: Api) -> None:
     # Given the base64-encoded variant of the sample body / When posted
-    response = api.invoke("PostMemoryFunction", load_event("post_memory-base64"))
-    # Then it is decoded and stored like the plain one
+    event = load_event("post_memory-base64")
+    sent = json.loads(base64.b64decode(event["body"]))["messages"]
+    response = api.invoke("PostMemoryFunction", event)
+    # Then it is decoded and stored like the plain one: the same roles and contents, in order
     assert response["statusCode"] == 200
-    assert len(body(api.invoke("GetMemoryFunction", load_event("get_memory-ok")))["messages"]) == 2
+    stored = body(api.invoke("GetMemoryFunction", load_event("get_memory-ok")))["messages"]
+    assert [(m["role"], m["content"]) for m in reversed(stored)] == [(m["role"], m["content"]) for m in sent]
 
 
 def test_post_given_messages_stores_structured_json_not_role_colon_content(api: Api, redis_client: redis.Redis) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
+import redis
 import requests
+
+from motorhead.adapters.redis_db.keys import Keys
+from tests.support import ref
 
 HOSTILE_IDS = ["a-b", "user@example.com", "x:y", "{tag}", "}{", "*", "with space", "ünï 会话 🧠", "é" * 128]
 
@@ -75,7 +80,7 @@ def test_docs_given_browser_serves_swagger_and_merged_openapi(base_url: str) -> 
     assert set(paths["/sessions/{session_id}/memory"]) == {"get", "post", "delete"}
 
 
-def test_posts_given_concurrent_clients_over_http_store_every_message(base_url: str) -> None:
+def test_posts_given_concurrent_clients_over_http_store_every_message(base_url: str, redis_client: redis.Redis) -> None:
     # Given 8 clients posting 25 requests of 2 messages each into one session
     url = memory_url(base_url, "busy")
 
@@ -92,7 +97,15 @@ def test_posts_given_concurrent_clients_over_http_store_every_message(base_url: 
 
     with ThreadPoolExecutor(8) as pool:
         statuses = [s for result in pool.map(client, range(8)) for s in result]
-    # Then every request succeeded and the session holds all 400 messages (ids 1..400, newest first)
+    # Then every request succeeded and the session holds all 400 messages, each once, with ids 1..400...
     assert set(statuses) == {200}
-    newest = requests.get(url, timeout=5).json()["messages"]
-    assert [m["id"] for m in newest] == [400, 399, 398, 397]
+    members: list[str] = redis_client.zrange(Keys("mh").session(ref("busy")).messages, 0, -1)  # type: ignore[assignment]
+    stored = [json.loads(member) for member in members]
+    assert [m["id"] for m in stored] == list(range(1, 401))
+    assert sorted(m["content"] for m in stored) == sorted(
+        f"{n}-{i}-{k}" for n in range(8) for i in range(25) for k in range(2)
+    )
+    # ...each request's two messages side by side, in order, and GET returns the newest four
+    by_content = {m["content"]: m["id"] for m in stored}
+    assert all(by_content[f"{n}-{i}-1"] == by_content[f"{n}-{i}-0"] + 1 for n in range(8) for i in range(25))
+    assert [m["id"] for m in requests.get(url, timeout=5).json()["messages"]] == [400, 399, 398, 397]

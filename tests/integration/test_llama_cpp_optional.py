@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from devserver.embedded_redis import free_port
-from motorhead.llm_openai import openai_chat_model
-from motorhead.llm_summary import LlmSummaryWriter
-from motorhead.ports import StoredMessage
+from motorhead.adapters.openai_api.chat_model import openai_chat_model
+from motorhead.adapters.tiktoken_local.counter import TiktokenCounter
+from motorhead.core.summarization.llm_writer import LlmSummaryWriter
+from motorhead.core.values import StoredMessage
 from motorhead.settings import PACKAGED_TIKTOKEN_CACHE, Settings
-from motorhead.tokens import TokenCounter
 
 SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -115,7 +115,7 @@ def test_fold_given_a_local_llama_cpp_server_writes_a_summary(llama_base_url: st
     )
     writer = LlmSummaryWriter(
         model=openai_chat_model(settings, api_key="not-needed"),
-        counter=TokenCounter(model=settings.model, cache_dir=PACKAGED_TIKTOKEN_CACHE),
+        counter=TiktokenCounter(model=settings.model, cache_dir=PACKAGED_TIKTOKEN_CACHE),
         summary_max_tokens=64,
         context_tokens=2048,
     )

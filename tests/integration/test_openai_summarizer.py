@@ -11,13 +11,14 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from motorhead import service
+from motorhead.adapters.openai_api.chat_model import openai_chat_model
+from motorhead.adapters.tiktoken_local.counter import TiktokenCounter
+from motorhead.composition import summarization
+from motorhead.core.ports import TokenCounter
+from motorhead.core.summarization.llm_writer import NO_SUMMARY, SYSTEM_PROMPT, LlmSummaryWriter
+from motorhead.core.values import StoredMessage
 from motorhead.errors import SummarizerError
-from motorhead.llm_openai import openai_chat_model
-from motorhead.llm_summary import NO_SUMMARY, SYSTEM_PROMPT, LlmSummaryWriter
-from motorhead.ports import StoredMessage
 from motorhead.settings import PACKAGED_TIKTOKEN_CACHE, Settings
-from motorhead.tokens import TokenCounter
 from tests.openai_stub import Answer, Hang, Malformed, OpenAIStub, RecordedRequest, Status
 
 SUMMARY_MAX_TOKENS = 512
@@ -37,7 +38,7 @@ def stub() -> Iterator[OpenAIStub]:
 
 @pytest.fixture(scope="module")
 def counter() -> TokenCounter:
-    return TokenCounter(model="gpt-4o-mini", cache_dir=PACKAGED_TIKTOKEN_CACHE)
+    return TiktokenCounter(model="gpt-4o-mini", cache_dir=PACKAGED_TIKTOKEN_CACHE)
 
 
 @pytest.fixture
@@ -309,7 +310,7 @@ def test_summary_writer_given_openai_settings_uses_the_stub_with_the_configured_
     )
 
     # When the service's summary writer folds messages
-    folded = service.summary_writer(settings).fold(None, conversation(2))
+    folded = summarization.summary_writer(settings).fold(None, conversation(2))
 
     # Then the LLM wrote the summary, within the configured cap
     assert folded.context == "Summary #1."
@@ -329,7 +330,7 @@ def test_chat_model_given_a_key_secret_sends_the_secret_and_picks_up_its_rotatio
         MOTORHEAD_OPENAI_API_KEY_SECRET=SECRET_NAME,
         MOTORHEAD_LLM_TIMEOUT="0.5",
     )
-    model = service.chat_model(settings)
+    model = summarization.chat_model(settings)
 
     # When the model is called, the secret rotated, and the model called again (same client, no cold start)
     model.complete(system="s", user="u", max_tokens=32)
@@ -350,7 +351,7 @@ def test_chat_model_given_a_missing_secret_raises_summarizer_error(stub: OpenAIS
     # When the model is called
     # Then the failure is the summarizer's (and nothing reached the server)
     with pytest.raises(SummarizerError):
-        service.chat_model(settings).complete(system="s", user="u", max_tokens=32)
+        summarization.chat_model(settings).complete(system="s", user="u", max_tokens=32)
     assert stub.requests == []
 
 
@@ -365,7 +366,7 @@ def test_chat_model_given_azure_settings_calls_the_deployment_with_an_api_key(st
     )
 
     # When the model is called
-    result = service.chat_model(settings).complete(system="s", user="u", max_tokens=32)
+    result = summarization.chat_model(settings).complete(system="s", user="u", max_tokens=32)
 
     # Then the request went to the deployment's route, with the API version and the api-key header (no bearer)
     (request,) = stub.requests
@@ -392,7 +393,7 @@ def test_chat_model_given_an_azure_key_secret_sends_it_as_api_key_and_picks_up_i
         AZURE_DEPLOYMENT_ID="dep",
         MOTORHEAD_LLM_TIMEOUT="0.5",
     )
-    model = service.chat_model(settings)
+    model = summarization.chat_model(settings)
 
     # When the model is called, the secret rotated, and the model called again
     model.complete(system="s", user="u", max_tokens=32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -13,10 +13,11 @@ import redis
 
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.local_sqs import LocalQueue, LocalSqs, SqsPoller
-from motorhead.keys import Keys
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.ltm.ports import Vectors
 from tests.integration.conftest import fresh_queue
 from tests.openai_stub import OpenAIStub, Status
-from tests.support import Api, body, cold_start, get_event, load_event, post_event
+from tests.support import Api, body, cold_start, get_event, load_event, post_event, ref
 
 CONVERSATION = [
     ("Human", "We are planning a trip to Colombia in March."),
@@ -108,7 +109,10 @@ def test_retrieval_given_an_indexed_conversation_returns_the_nearest_messages_fi
     assert hits[0]["content"] == "How do I dance to electronic music?"
     assert set(hits[0]) == {"role", "content", "dist", "id", "created_at", "score"}
     assert len(hits) == 10 and len({h["id"] for h in hits}) == 10
-    assert 0 <= hits[0]["dist"] < hits[-1]["dist"] + 1
+    # And (vectors only, the default) they come nearest first, each scored 1 - its cosine distance
+    distances = [h["dist"] for h in hits]
+    assert distances == sorted(distances) and 0 <= distances[0] < distances[-1] <= 2
+    assert all(h["score"] == pytest.approx(1 - h["dist"], abs=1e-5) for h in hits)
     assert [h["content"] for h in body(ltm.retrieve("trip", "food allergy", k=2))][0] == CONVERSATION[4][1]
     assert len(body(ltm.retrieve("trip", "food allergy", k=3))) == 3
 
@@ -148,14 +152,36 @@ def test_post_given_many_posts_sends_one_index_job_per_lease(ltm: Ltm) -> None:
     assert [json.loads(m["Body"])["last_id"] for m in received] == [1]
 
 
-def test_indexer_given_posts_during_indexing_leaves_nothing_unindexed(ltm: Ltm, redis_client: redis.Redis) -> None:
-    # Given a job in flight (lease held) and a POST arriving before the indexer lets go of the lease
+def test_indexer_given_posts_during_indexing_leaves_nothing_unindexed(
+    ltm: Ltm, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a first POST, and an indexer whose first embedding call lets a second POST in: it lands while the job
+    # holds the session's lease, so it sends no job of its own
+    from motorhead.composition.long_term import indexer_service
+
     ltm.post("s", [("Human", "first message about tomatoes")])
-    ltm.indexer.drain()
-    ltm.post("s", [("Human", "second message about cucumbers")])
-    ltm.indexer.drain()
-    # Then every message ended up indexed and nothing is pending
-    assert redis_client.zcard(Keys("mh").session("s").pending) == 0
+    indexer = indexer_service()  # the instance the indexer function runs
+    model = indexer._embedder
+    posted_during: list[str] = []
+
+    class PostingDuringEmbed:
+        identity, dimensions = model.identity, model.dimensions
+
+        def embed(self, texts: Sequence[str]) -> Vectors:
+            if not posted_during:
+                posted_during.append("second")
+                ltm.post("s", [("Human", "second message about cucumbers")])
+            return model.embed(texts)
+
+    monkeypatch.setattr(indexer, "_embedder", PostingDuringEmbed())
+    # When the one queued job runs
+    assert ltm.indexer.drain() == 1
+    # Then the race happened (one job in all: the second POST found the lease held)...
+    assert posted_during == ["second"]
+    # ...and still every message ended up indexed, nothing is pending and the lease is free again
+    session = Keys("mh").session(ref("s"))
+    assert redis_client.zcard(session.pending) == 0
+    assert not redis_client.hexists(session.meta, "idx_at")
     assert {h["content"] for h in body(ltm.retrieve("s", "vegetables"))} == {
         "first message about tomatoes",
         "second message about cucumbers",
@@ -173,7 +199,7 @@ def test_retrieval_given_bad_input_returns_a_json_error(ltm: Ltm, payload: Any, 
 
 
 def test_retrieval_given_auto_backend_picks_search_only_where_the_server_has_it(ltm: Ltm) -> None:
-    from motorhead.service import retrieval_service
+    from motorhead.composition.long_term import retrieval_service
 
     ltm.post("s", [("Human", "anything")])
     ltm.indexer.drain()
@@ -222,12 +248,12 @@ def test_indexer_given_embedding_outage_dead_letters_keeps_pending_and_recovers(
             # Then the job is in the dead-letter queue and the message is still pending, not lost
             dead = local_sqs.client().receive_message(QueueUrl=index_queue.dlq_url)["Messages"]
             assert json.loads(dead[0]["Body"])["session_id"] == "s"
-            assert client.zcard(Keys("mh").session("s").pending) == 1
+            assert client.zcard(Keys("mh").session(ref("s")).pending) == 1
             assert body(ltm.retrieve("s", "boiler service")) == []
             # And once the provider is back, the session's next POST (after the lease) gets both indexed
             time.sleep(1.1)
             ltm.post("s", [("Human", "the plumber comes on Tuesday")])
             assert ltm.indexer.drain() == 1
-            assert client.zcard(Keys("mh").session("s").pending) == 0
+            assert client.zcard(Keys("mh").session(ref("s")).pending) == 0
             found = {h["content"] for h in body(ltm.retrieve("s", "boiler service"))}
             assert found == {"the boiler needs a yearly service in October", "the plumber comes on Tuesday"}

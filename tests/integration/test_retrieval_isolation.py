@@ -10,17 +10,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devserver.embedded_redis import EmbeddedRedis
-from motorhead.embeddings import LocalOnnxEmbedder
-from motorhead.exact_index import ExactVectorIndex
-from motorhead.keys import Keys, session_tag
-from motorhead.keyword import KeywordIndex
-from motorhead.ltm_ports import VectorIndex
-from motorhead.ports import SessionJob
-from motorhead.redis_client import RedisConnector
-from motorhead.redis_store import RedisMemoryStore
-from motorhead.retrieval import IndexerService, RetrievalService
-from motorhead.search_index import SearchVectorIndex
+from motorhead.adapters.onnx_local.embedder import LocalOnnxEmbedder
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.exact_index import ExactVectorIndex
+from motorhead.adapters.redis_db.keys import Keys, session_tag
+from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
+from motorhead.adapters.redis_db.search_index import SearchVectorIndex
+from motorhead.adapters.redis_db.store import RedisMemoryStore
+from motorhead.core.values import NewMessage, SessionJob
+from motorhead.ltm.indexing import IndexerService
+from motorhead.ltm.ports import VectorIndex
+from motorhead.ltm.retrieval import RetrievalService
 from motorhead.settings import Settings
+from tests.support import ref
 
 HOSTILE = "-@:{}*? \t\\\"'%/ü会話🧠"
 SESSION_IDS = st.text(alphabet=st.sampled_from(HOSTILE) | st.characters(codec="utf-8"), min_size=1, max_size=40).filter(
@@ -34,7 +36,7 @@ class Memory:
         keys = Keys("iso")
         self.store = RedisMemoryStore(connector, keys)
         self.indexer = IndexerService(store=self.store, embedder=EMBEDDER, index=index)
-        self.retrieval = RetrievalService(embedder=EMBEDDER, index=index, keywords=KeywordIndex(connector, keys))
+        self.retrieval = RetrievalService(embedder=EMBEDDER, index=index, keywords=RedisKeywordIndex(connector, keys))
 
 
 @pytest.fixture(scope="module", params=["exact", "search"])
@@ -56,7 +58,7 @@ def memory(
 
 
 def marker(session_id: str) -> str:
-    return f"zq{session_tag(session_id)[:10]}"
+    return f"zq{session_tag(ref(session_id))[:10]}"
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -68,18 +70,21 @@ def test_retrieval_given_many_hostile_sessions_never_returns_another_sessions_me
     for session_id in session_ids:
         own = marker(session_id)
         memory.store.append(
-            session_id,
-            [("Human", f"{own} I water the tomato garden every morning"), ("AI", f"{own} tomatoes love sun")],
+            ref(session_id),
+            [
+                NewMessage("Human", f"{own} I water the tomato garden every morning"),
+                NewMessage("AI", f"{own} tomatoes love sun"),
+            ],
             context=None,
             namespace="",
             now_ms=1,
             index=True,
         )
-        memory.indexer.run(SessionJob(session_id=session_id, last_id=0))
+        memory.indexer.run(SessionJob(session=ref(session_id), last_id=0))
     # When each session searches for the shared topic, with every mode
     for session_id in session_ids:
         for mode in ("hybrid", "vector", "keyword"):
-            hits = memory.retrieval.search(session_id, "watering the tomato garden", 10, mode=mode)
+            hits = memory.retrieval.search(ref(session_id), "watering the tomato garden", 10, mode=mode)
             # Then it only ever sees its own messages
             assert hits, (session_id, mode)
             assert all(hit.message.content.startswith(marker(session_id)) for hit in hits), (session_id, mode)

@@ -16,12 +16,13 @@ from redis.typing import EncodableT, FieldT
 
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from devserver.redis_search import search_module_args, search_modules_installed
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.keys import Keys, session_tag
+from motorhead.adapters.redis_db.search_index import SearchVectorIndex, _backfilling, _index_dimensions
+from motorhead.core.values import StoredMessage
 from motorhead.errors import ConfigError, StoreUnavailableError
-from motorhead.keys import Keys, session_tag
-from motorhead.ports import StoredMessage
-from motorhead.redis_client import RedisConnector
-from motorhead.search_index import SearchVectorIndex, _backfilling, _index_dimensions
 from motorhead.settings import Settings
+from tests.support import ref
 
 DIMS = 8
 EMBEDDER = "test:unit-vectors:8"
@@ -108,7 +109,7 @@ def index_names(raw: redis.Redis) -> list[str]:
 
 def new_session(raw: redis.Redis, keys: Keys, session_id: str, generation: str = "gen-1") -> str:
     """Create the session's meta as the store's append would; return its generation token."""
-    raw.hset(keys.session(session_id).meta, "gen", generation)
+    raw.hset(keys.session(ref(session_id)).meta, "gen", generation)
     return generation
 
 
@@ -119,9 +120,9 @@ def test_vector_search_given_unit_vectors_returns_nearest_first_with_cosine_dist
     generation = new_session(raw, keys, "s")
     stored = messages("same", "diagonal", "orthogonal", "opposite")
     vectors = np.stack([unit(1), unit(1, 1), unit(0, 1), unit(-1)])
-    assert index.add("s", generation, list(reversed(stored)), vectors[::-1]) == 4
+    assert index.add(ref("s"), generation, list(reversed(stored)), vectors[::-1]) == 4
     # When searching for the 3 nearest to e0
-    hits = index.vector_search("s", unit(1), 3)
+    hits = index.vector_search(ref("s"), unit(1), 3)
     # Then they come nearest first, with their cosine distances, and carry the stored message
     assert [h.message.content for h in hits] == ["same", "diagonal", "orthogonal"]
     assert [h.distance for h in hits] == pytest.approx([0.0, 1 - 1 / math.sqrt(2), 1.0], abs=1e-5)
@@ -135,45 +136,48 @@ def test_vector_search_given_hostile_session_ids_never_returns_another_sessions_
     # Given sessions with ids that would break or widen a raw TAG query, all holding the very same vector
     for n, session_id in enumerate(HOSTILE_IDS):
         generation = new_session(raw, keys, session_id)
-        assert index.add(session_id, generation, messages(f"message of #{n}"), np.stack([unit(1)])) == 1
+        assert index.add(ref(session_id), generation, messages(f"message of #{n}"), np.stack([unit(1)])) == 1
     for n, session_id in enumerate(HOSTILE_IDS):
         # When searching one of them for many neighbours
-        hits = index.vector_search(session_id, unit(1), 50)
+        hits = index.vector_search(ref(session_id), unit(1), 50)
         # Then only its own message comes back
         assert [h.message.content for h in hits] == [f"message of #{n}"]
     # And no raw id was stored in a document: the TAG holds the session's digest
-    doc = keys.doc_prefix(HOSTILE_IDS[0]) + "1"
-    assert raw.hget(doc, "session") == session_tag(HOSTILE_IDS[0])
+    doc = keys.session(ref(HOSTILE_IDS[0])).doc_prefix + "1"
+    assert raw.hget(doc, "session") == session_tag(ref(HOSTILE_IDS[0]))
 
 
 def test_add_given_same_message_twice_indexes_it_once(index: SearchVectorIndex, raw: redis.Redis, keys: Keys) -> None:
     # Given a message already indexed
     generation = new_session(raw, keys, "s")
     batch = messages("hello")
-    assert index.add("s", generation, batch, np.stack([unit(1)])) == 1
+    assert index.add(ref("s"), generation, batch, np.stack([unit(1)])) == 1
     # When a retried job adds it again, alone and within a batch holding a new one
-    again = index.add("s", generation, batch, np.stack([unit(1)]))
-    mixed = index.add("s", generation, [*batch, *messages("new", first_id=2)], np.stack([unit(1), unit(0, 1)]))
+    again = index.add(ref("s"), generation, batch, np.stack([unit(1)]))
+    mixed = index.add(ref("s"), generation, [*batch, *messages("new", first_id=2)], np.stack([unit(1), unit(0, 1)]))
     # Then only the new message is added, and the docs list holds each message once
     assert (again, mixed) == (0, 1)
-    session = keys.session("s")
+    session = keys.session(ref("s"))
     assert [m["content"] for m in map(json.loads, raw.lrange(session.docs, 0, -1))] == ["hello", "new"]
     assert raw.smembers(session.doc_ids) == {"1", "2"}
-    assert [h.message.content for h in index.vector_search("s", unit(1), 10)] == ["hello", "new"]
+    assert [h.message.content for h in index.vector_search(ref("s"), unit(1), 10)] == ["hello", "new"]
 
 
 def test_add_given_stale_generation_writes_nothing(index: SearchVectorIndex, raw: redis.Redis, keys: Keys) -> None:
     # Given a session deleted and re-created since the job read generation "old", and a session never created
     new_session(raw, keys, "s", generation="new")
     # When the job adds its messages to both
-    added = index.add("s", "old", messages("late"), np.stack([unit(1)]))
-    orphan = index.add("gone", "old", messages("late"), np.stack([unit(1)]))
+    added = index.add(ref("s"), "old", messages("late"), np.stack([unit(1)]))
+    orphan = index.add(ref("gone"), "old", messages("late"), np.stack([unit(1)]))
     # Then nothing is written for either session
     assert (added, orphan) == (0, 0)
     for session_id in ("s", "gone"):
-        session = keys.session(session_id)
-        assert raw.exists(session.docs, session.doc_ids, session.indexed, keys.doc_prefix(session_id) + "1") == 0
-    assert index.vector_search("s", unit(1), 5) == []
+        session = keys.session(ref(session_id))
+        assert (
+            raw.exists(session.docs, session.doc_ids, session.indexed, keys.session(ref(session_id)).doc_prefix + "1")
+            == 0
+        )
+    assert index.vector_search(ref("s"), unit(1), 5) == []
 
 
 def test_ensure_ready_given_other_recorded_embedder_raises_config_error(
@@ -234,13 +238,13 @@ def test_distances_given_indexed_ids_returns_cosine_distances_and_leaves_out_unk
 ) -> None:
     # Given two indexed messages
     generation = new_session(raw, keys, "s")
-    index.add("s", generation, messages("x", "y"), np.stack([unit(1), unit(1, 1)]))
+    index.add(ref("s"), generation, messages("x", "y"), np.stack([unit(1), unit(1, 1)]))
     # When asking for their distances (and for ids never indexed, here or in another session)
-    found = index.distances("s", [2, 1, 99], unit(0, 1))
+    found = index.distances(ref("s"), [2, 1, 99], unit(0, 1))
     # Then each indexed id gets its cosine distance to the query
     assert found == pytest.approx({1: 1.0, 2: 1 - 1 / math.sqrt(2)}, abs=1e-6)
-    assert index.distances("other", [1, 2], unit(1)) == {}
-    assert index.distances("s", [], unit(1)) == {}
+    assert index.distances(ref("other"), [1, 2], unit(1)) == {}
+    assert index.distances(ref("s"), [], unit(1)) == {}
 
 
 def test_vector_search_after_session_keys_deleted_returns_nothing(
@@ -248,14 +252,14 @@ def test_vector_search_after_session_keys_deleted_returns_nothing(
 ) -> None:
     # Given an indexed session
     generation = new_session(raw, keys, "s")
-    index.add("s", generation, messages("a", "b"), np.stack([unit(1), unit(0, 1)]))
+    index.add(ref("s"), generation, messages("a", "b"), np.stack([unit(1), unit(0, 1)]))
     # When its keys are deleted as the store's DELETE does: every document listed in doc_ids, then the fixed keys
-    session = keys.session("s")
-    docs = [keys.doc_prefix("s") + str(member) for member in raw.smembers(session.doc_ids)]
+    session = keys.session(ref("s"))
+    docs = [keys.session(ref("s")).doc_prefix + str(member) for member in raw.smembers(session.doc_ids)]
     raw.delete(*docs, *session.all())
     # Then a search finds nothing and the index holds no document of it
-    assert index.vector_search("s", unit(1), 10) == []
-    assert index.distances("s", [1, 2], unit(1)) == {}
+    assert index.vector_search(ref("s"), unit(1), 10) == []
+    assert index.distances(ref("s"), [1, 2], unit(1)) == {}
 
 
 def test_vector_search_after_flushall_recreates_index_and_answers(
@@ -264,12 +268,12 @@ def test_vector_search_after_flushall_recreates_index_and_answers(
     # Given a ready index, then a FLUSHALL (which drops the index behind this process's back)
     raw.flushall()
     # When searching, then adding and searching again
-    empty = index.vector_search("s", unit(1), 3)
+    empty = index.vector_search(ref("s"), unit(1), 3)
     generation = new_session(raw, keys, "s")
-    index.add("s", generation, messages("back"), np.stack([unit(1)]))
+    index.add(ref("s"), generation, messages("back"), np.stack([unit(1)]))
     # Then the index is re-created on the first search and works
     assert empty == []
-    assert [h.message.content for h in index.vector_search("s", unit(1), 3)] == ["back"]
+    assert [h.message.content for h in index.vector_search(ref("s"), unit(1), 3)] == ["back"]
     assert index_names(raw) == [keys.search_index()]
 
 
@@ -298,9 +302,9 @@ def test_vector_search_given_index_still_backfilling_raises_store_unavailable(
     rows = np.random.default_rng(7).normal(size=(4_000, dims)).astype(np.float32)
     with raw.pipeline(transaction=False) as pipe:
         for i, row in enumerate(rows / np.linalg.norm(rows, axis=1, keepdims=True), start=1):
-            fields: dict[FieldT, EncodableT] = {"session": session_tag("s"), "id": i, "role": "Human"}
+            fields: dict[FieldT, EncodableT] = {"session": session_tag(ref("s")), "id": i, "role": "Human"}
             fields |= {"content": f"m{i}", "created_at": 1, "vector": row.tobytes()}
-            pipe.hset(keys.doc_prefix("s") + str(i), mapping=fields)
+            pipe.hset(keys.session(ref("s")).doc_prefix + str(i), mapping=fields)
         pipe.execute()
     conn = RedisConnector(Settings(REDIS_URL=search_server.url))
     try:
@@ -308,13 +312,13 @@ def test_vector_search_given_index_still_backfilling_raises_store_unavailable(
         index.ensure_ready(embedder="test:384", dimensions=dims)
         # When searching while the index backfills, then the search is refused as unavailable (503), not partial
         with pytest.raises(StoreUnavailableError, match="backfilling"):
-            index.vector_search("s", rows[0], 3)
+            index.vector_search(ref("s"), rows[0], 3)
         # And once the backfill is over, the same process answers
         deadline = time.monotonic() + 60
         while _backfilling(_info(raw, keys)):
             assert time.monotonic() < deadline, "the backfill did not finish"
             time.sleep(0.05)
-        assert [h.message.id for h in index.vector_search("s", rows[0], 3)][0] == 1
+        assert [h.message.id for h in index.vector_search(ref("s"), rows[0], 3)][0] == 1
     finally:
         conn.close()
 
@@ -331,13 +335,13 @@ def test_vector_search_on_single_shard_cluster_returns_only_the_sessions_message
         index = SearchVectorIndex(conn, keys)
         index.ensure_ready(embedder=EMBEDDER, dimensions=DIMS)
         for n, session_id in enumerate(HOSTILE_IDS):
-            conn.client().hset(keys.session(session_id).meta, "gen", "g")
-            assert index.add(session_id, "g", messages(f"message of #{n}"), np.stack([unit(1, n)])) == 1
+            conn.client().hset(keys.session(ref(session_id)).meta, "gen", "g")
+            assert index.add(ref(session_id), "g", messages(f"message of #{n}"), np.stack([unit(1, n)])) == 1
         # When each session is searched
-        found = {sid: [h.message.content for h in index.vector_search(sid, unit(1), 5)] for sid in HOSTILE_IDS}
+        found = {sid: [h.message.content for h in index.vector_search(ref(sid), unit(1), 5)] for sid in HOSTILE_IDS}
         # Then each gets its own message only, with its distance
         assert found == {sid: [f"message of #{n}"] for n, sid in enumerate(HOSTILE_IDS)}
-        assert index.vector_search(HOSTILE_IDS[2], unit(1), 1)[0].distance == pytest.approx(1 - 1 / math.sqrt(5))
+        assert index.vector_search(ref(HOSTILE_IDS[2]), unit(1), 1)[0].distance == pytest.approx(1 - 1 / math.sqrt(5))
     finally:
         conn.close()
 

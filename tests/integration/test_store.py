@@ -7,10 +7,11 @@ import threading
 import pytest
 from redis.cluster import RedisCluster
 
-from motorhead.keys import Keys
-from motorhead.ports import AppendResult, Folded
-from motorhead.redis_client import RedisConnector
-from motorhead.redis_store import RedisMemoryStore
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.store import RedisMemoryStore
+from motorhead.core.values import NO_TENANT, AppendResult, Folded, NewMessage
+from tests.support import ref
 
 HOSTILE_IDS = ["user@example.com:{chat} *1 ünï", "{", "}", "a-b", "*", " ", "会话", "x" * 256, "s:1", "s:{1}"]
 
@@ -29,9 +30,14 @@ def test_connector_given_auto_mode_picks_the_right_client(
 
 def test_append_given_messages_assigns_increasing_ids_and_counts(store: RedisMemoryStore) -> None:
     # Given two appends / When the session is read
-    assert store.append("s", [("Human", "a"), ("AI", "b")], context=None, namespace="", now_ms=1).count == 2
-    assert store.append("s", [("Human", "c")], context="sum", namespace="", now_ms=2).last_id == 3
-    snapshot = store.read("s", limit=10)
+    assert (
+        store.append(
+            ref("s"), [NewMessage("Human", "a"), NewMessage("AI", "b")], context=None, namespace="", now_ms=1
+        ).count
+        == 2
+    )
+    assert store.append(ref("s"), [NewMessage("Human", "c")], context="sum", namespace="", now_ms=2).last_id == 3
+    snapshot = store.read(ref("s"), limit=10)
     # Then ids follow the order of arrival and the newest comes first
     assert [(m.id, m.content) for m in snapshot.messages] == [(3, "c"), (2, "b"), (1, "a")]
     assert (snapshot.context, snapshot.tokens) == ("sum", 0)
@@ -39,8 +45,8 @@ def test_append_given_messages_assigns_increasing_ids_and_counts(store: RedisMem
 
 
 def test_read_given_limit_returns_exactly_that_many_newest(store: RedisMemoryStore) -> None:
-    store.append("s", [("Human", str(i)) for i in range(20)], context=None, namespace="", now_ms=1)
-    assert [m.content for m in store.read("s", limit=5).messages] == ["19", "18", "17", "16", "15"]
+    store.append(ref("s"), [NewMessage("Human", str(i)) for i in range(20)], context=None, namespace="", now_ms=1)
+    assert [m.content for m in store.read(ref("s"), limit=5).messages] == ["19", "18", "17", "16", "15"]
 
 
 def test_append_given_concurrent_writers_loses_and_duplicates_nothing(store: RedisMemoryStore) -> None:
@@ -50,8 +56,8 @@ def test_append_given_concurrent_writers_loses_and_duplicates_nothing(store: Red
     def write(writer: int) -> None:
         for batch in range(batches):
             store.append(
-                "busy",
-                [("Human", f"{writer}:{batch}:{k}") for k in range(3)],
+                ref("busy"),
+                [NewMessage("Human", f"{writer}:{batch}:{k}") for k in range(3)],
                 context=None,
                 namespace="",
                 now_ms=1,
@@ -63,7 +69,7 @@ def test_append_given_concurrent_writers_loses_and_duplicates_nothing(store: Red
     for thread in threads:
         thread.join()
     # When everything is read back
-    stored = store.read("busy", limit=10_000).messages
+    stored = store.read(ref("busy"), limit=10_000).messages
     # Then every message is there once, ids are 1..N, and each batch kept consecutive ids in its own order
     assert sorted(m.id for m in stored) == list(range(1, writers * batches * 3 + 1))
     by_content = {m.content: m.id for m in stored}
@@ -77,30 +83,30 @@ def test_append_given_concurrent_writers_loses_and_duplicates_nothing(store: Red
 @pytest.mark.parametrize("session_id", HOSTILE_IDS)
 def test_store_given_hostile_id_keeps_sessions_apart(store: RedisMemoryStore, session_id: str) -> None:
     # Given a hostile session and a neighbour
-    store.append(session_id, [("Human", "mine")], context="ctx", namespace="ns", now_ms=1)
-    store.append("neighbour", [("Human", "theirs")], context=None, namespace="ns", now_ms=2)
+    store.append(ref(session_id), [NewMessage("Human", "mine")], context="ctx", namespace="ns", now_ms=1)
+    store.append(ref("neighbour"), [NewMessage("Human", "theirs")], context=None, namespace="ns", now_ms=2)
     # Then each reads only its own, and deleting one leaves the other whole
-    assert [m.content for m in store.read(session_id, limit=10).messages] == ["mine"]
-    store.delete(session_id, namespace="ns")
-    assert store.read(session_id, limit=10).messages == []
-    assert [m.content for m in store.read("neighbour", limit=10).messages] == ["theirs"]
-    assert store.list_sessions(namespace="ns", offset=0, limit=10) == (["neighbour"], 1)
+    assert [m.content for m in store.read(ref(session_id), limit=10).messages] == ["mine"]
+    store.delete(ref(session_id), namespace="ns")
+    assert store.read(ref(session_id), limit=10).messages == []
+    assert [m.content for m in store.read(ref("neighbour"), limit=10).messages] == ["theirs"]
+    assert store.list_sessions(NO_TENANT, namespace="ns", offset=0, limit=10) == (["neighbour"], 1)
 
 
 def test_delete_given_session_in_several_namespaces_unlists_it_everywhere(store: RedisMemoryStore) -> None:
     for ns in ("", "a", "b"):
-        store.append("s", [("Human", ns)], context=None, namespace=ns, now_ms=1)
-    store.delete("s", namespace="")
-    assert [store.list_sessions(namespace=ns, offset=0, limit=10) for ns in ("", "a", "b")] == [([], 0)] * 3
-    assert store.read("s", limit=10).messages == []
+        store.append(ref("s"), [NewMessage("Human", ns)], context=None, namespace=ns, now_ms=1)
+    store.delete(ref("s"), namespace="")
+    assert [store.list_sessions(NO_TENANT, namespace=ns, offset=0, limit=10) for ns in ("", "a", "b")] == [([], 0)] * 3
+    assert store.read(ref("s"), limit=10).messages == []
 
 
 def test_list_sessions_given_offset_pages_in_write_order(store: RedisMemoryStore) -> None:
     for i in range(5):
-        store.append(f"s{i}", [("Human", "x")], context=None, namespace="", now_ms=100 + i)
-    store.append("s0", [("Human", "again")], context=None, namespace="", now_ms=200)
-    assert store.list_sessions(namespace="", offset=0, limit=2) == (["s1", "s2"], 5)
-    assert store.list_sessions(namespace="", offset=4, limit=2) == (["s0"], 5)
+        store.append(ref(f"s{i}"), [NewMessage("Human", "x")], context=None, namespace="", now_ms=100 + i)
+    store.append(ref("s0"), [NewMessage("Human", "again")], context=None, namespace="", now_ms=200)
+    assert store.list_sessions(NO_TENANT, namespace="", offset=0, limit=2) == (["s1", "s2"], 5)
+    assert store.list_sessions(NO_TENANT, namespace="", offset=4, limit=2) == (["s0"], 5)
 
 
 # --- summarization: the lease, the fold input and the atomic commit -------------------------------------------------
@@ -108,8 +114,8 @@ def test_list_sessions_given_offset_pages_in_write_order(store: RedisMemoryStore
 
 def _fill(store: RedisMemoryStore, session_id: str, n: int, *, above: int | None = None, now: int = 1) -> AppendResult:
     return store.append(
-        session_id,
-        [("Human", f"m{i}") for i in range(n)],
+        ref(session_id),
+        [NewMessage("Human", f"m{i}") for i in range(n)],
         context=None,
         namespace="",
         now_ms=now,
@@ -125,7 +131,7 @@ def test_append_given_window_overflow_claims_the_job_lease_once(store: RedisMemo
     assert [r.count for r in results] == [2, 4, 6, 8, 10]
     assert results[2].last_id == 6
     # And once the lease is released (a failed send), the next POST claims it again
-    store.release_summary_lease("s")
+    store.release_summary_lease(ref("s"))
     assert _fill(store, "s", 1, above=4, now=2_000).summary_due is True
 
 
@@ -137,71 +143,73 @@ def test_append_given_an_expired_lease_claims_it_again(store: RedisMemoryStore) 
 
 def test_fold_input_given_at_most_the_window_is_none(store: RedisMemoryStore) -> None:
     _fill(store, "s", 4)
-    assert store.fold_input("s", window=4, keep=2) is None
-    assert store.fold_input("unknown", window=4, keep=2) is None
+    assert store.fold_input(ref("s"), window=4, keep=2) is None
+    assert store.fold_input(ref("unknown"), window=4, keep=2) is None
 
 
 def test_commit_fold_given_current_summary_removes_exactly_the_folded(store: RedisMemoryStore) -> None:
     # Given 10 messages, a window of 4 (keep 2)
     _fill(store, "s", 10)
-    start = store.fold_input("s", window=4, keep=2)
+    start = store.fold_input(ref("s"), window=4, keep=2)
     assert start is not None and [m.content for m in start.messages] == [f"m{i}" for i in range(8)]
     # And two messages posted while the job works
-    store.append("s", [("Human", "late1"), ("AI", "late2")], context=None, namespace="", now_ms=5)
+    store.append(
+        ref("s"), [NewMessage("Human", "late1"), NewMessage("AI", "late2")], context=None, namespace="", now_ms=5
+    )
     # When the job commits
-    assert store.commit_fold("s", start=start, folded=Folded(context="sum", tokens=7, calls=1)) is True
+    assert store.commit_fold(ref("s"), start=start, folded=Folded(context="sum", tokens=7, calls=1)) is True
     # Then exactly the 8 folded are gone, the late ones and the kept ones stay, the summary and tokens are stored
-    snapshot = store.read("s", limit=100)
+    snapshot = store.read(ref("s"), limit=100)
     assert [m.content for m in snapshot.messages] == ["late2", "late1", "m9", "m8"]
     assert (snapshot.context, snapshot.tokens) == ("sum", 7)
     # And the same start cannot commit twice (a redelivered job)
-    assert store.commit_fold("s", start=start, folded=Folded(context="again", tokens=5, calls=1)) is False
-    assert store.read("s", limit=100).context == "sum"
+    assert store.commit_fold(ref("s"), start=start, folded=Folded(context="again", tokens=5, calls=1)) is False
+    assert store.read(ref("s"), limit=100).context == "sum"
 
 
 def test_commit_fold_given_context_posted_meanwhile_changes_nothing(store: RedisMemoryStore) -> None:
     _fill(store, "s", 10)
-    start = store.fold_input("s", window=4, keep=2)
+    start = store.fold_input(ref("s"), window=4, keep=2)
     assert start is not None
-    store.append("s", [], context="from the client", namespace="", now_ms=5)
-    assert store.commit_fold("s", start=start, folded=Folded(context="stale", tokens=3, calls=1)) is False
-    snapshot = store.read("s", limit=100)
+    store.append(ref("s"), [], context="from the client", namespace="", now_ms=5)
+    assert store.commit_fold(ref("s"), start=start, folded=Folded(context="stale", tokens=3, calls=1)) is False
+    snapshot = store.read(ref("s"), limit=100)
     assert (len(snapshot.messages), snapshot.context, snapshot.tokens) == (10, "from the client", 0)
 
 
 def test_commit_fold_given_session_deleted_meanwhile_resurrects_nothing(store: RedisMemoryStore) -> None:
     # Given a job that read a session which is then deleted and re-created
     _fill(store, "s", 10)
-    start = store.fold_input("s", window=4, keep=2)
+    start = store.fold_input(ref("s"), window=4, keep=2)
     assert start is not None
-    store.delete("s", namespace="")
+    store.delete(ref("s"), namespace="")
     _fill(store, "s", 10)
     # When the stale job commits / Then nothing changes: the deleted session's summary never comes back
-    assert store.commit_fold("s", start=start, folded=Folded(context="old secrets", tokens=3, calls=1)) is False
-    snapshot = store.read("s", limit=100)
+    assert store.commit_fold(ref("s"), start=start, folded=Folded(context="old secrets", tokens=3, calls=1)) is False
+    snapshot = store.read(ref("s"), limit=100)
     assert (len(snapshot.messages), snapshot.context) == (10, None)
 
 
 def test_commit_fold_given_a_large_backlog_removes_it_in_one_commit(store: RedisMemoryStore) -> None:
     for _ in range(30):
         _fill(store, "big", 100)
-    start = store.fold_input("big", window=12, keep=6)
+    start = store.fold_input(ref("big"), window=12, keep=6)
     assert start is not None and len(start.messages) == 2994
-    assert store.commit_fold("big", start=start, folded=Folded(context="c", tokens=1, calls=1)) is True
-    assert len(store.read("big", limit=100).messages) == 6
+    assert store.commit_fold(ref("big"), start=start, folded=Folded(context="c", tokens=1, calls=1)) is True
+    assert len(store.read(ref("big"), limit=100).messages) == 6
 
 
 def test_append_given_the_same_call_delivered_twice_stores_the_messages_once(
     store: RedisMemoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a call whose reply was lost: redis-py resends the very same script call (same arguments, same token)
-    monkeypatch.setattr("motorhead.redis_store.new_version", lambda: "token-of-this-call")
-    first = store.append("s", [("Human", "hello once")], context=None, namespace="", now_ms=1)
+    monkeypatch.setattr("motorhead.adapters.redis_db.store.new_version", lambda: "token-of-this-call")
+    first = store.append(ref("s"), [NewMessage("Human", "hello once")], context=None, namespace="", now_ms=1)
     # When it arrives a second time
-    again = store.append("s", [("Human", "hello once")], context=None, namespace="", now_ms=1)
+    again = store.append(ref("s"), [NewMessage("Human", "hello once")], context=None, namespace="", now_ms=1)
     # Then nothing more is stored, and the retry reports the same state
-    assert [m.content for m in store.read("s", limit=10).messages] == ["hello once"]
+    assert [m.content for m in store.read(ref("s"), limit=10).messages] == ["hello once"]
     assert (again.count, again.last_id) == (first.count, first.last_id) == (1, 1)
     # And the next, different call is stored as usual
-    monkeypatch.setattr("motorhead.redis_store.new_version", lambda: "token-of-the-next-call")
-    assert store.append("s", [("Human", "next")], context=None, namespace="", now_ms=2).last_id == 2
+    monkeypatch.setattr("motorhead.adapters.redis_db.store.new_version", lambda: "token-of-the-next-call")
+    assert store.append(ref("s"), [NewMessage("Human", "next")], context=None, namespace="", now_ms=2).last_id == 2

@@ -13,17 +13,17 @@ import pytest
 import redis
 
 from devserver.embedded_redis import EmbeddedRedis
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.store import RedisMemoryStore
+from motorhead.adapters.tiktoken_local.counter import TiktokenCounter
+from motorhead.core.memory import MemoryService
+from motorhead.core.summarization.llm_writer import NO_SUMMARY, LlmSummaryWriter
+from motorhead.core.summarization.service import SummarizerService
+from motorhead.core.values import ChatResult, MemoryLimits, NewMessage, SessionJob
 from motorhead.errors import SummaryConflictError
-from motorhead.keys import Keys
-from motorhead.llm_summary import NO_SUMMARY, LlmSummaryWriter
-from motorhead.memory import MemoryService
-from motorhead.models import MemoryIn, MessageIn
-from motorhead.ports import ChatResult, SessionJob
-from motorhead.redis_client import RedisConnector
-from motorhead.redis_store import RedisMemoryStore
 from motorhead.settings import PACKAGED_TIKTOKEN_CACHE, Settings
-from motorhead.summarizer import SummarizerService
-from motorhead.tokens import TokenCounter
+from tests.support import ref
 
 WRITERS, POSTS_PER_WRITER, MESSAGES_PER_POST = 4, 150, 2
 SUMMARIZERS = 3  # concurrent deliveries of the same job: what SQS redelivery after a visibility timeout looks like
@@ -66,25 +66,24 @@ def test_summarize_given_concurrent_writers_and_redelivered_jobs_loses_and_dupli
     store: RedisMemoryStore,
 ) -> None:
     # Given a session written by 4 writers while 3 summarizer workers keep running its job against a slow LLM
-    settings = Settings(REDIS_URL="redis://unused", MOTORHEAD_MAX_WINDOW_SIZE=str(WINDOW))
-    memory = MemoryService(store=store, settings=settings)
+    memory = MemoryService(store=store, limits=MemoryLimits(window=WINDOW))
     model = LedgerModel(seed=7)
     writer = LlmSummaryWriter(
         model=model,
-        counter=TokenCounter(model="gpt-4o-mini", cache_dir=PACKAGED_TIKTOKEN_CACHE),
+        counter=TiktokenCounter(model="gpt-4o-mini", cache_dir=PACKAGED_TIKTOKEN_CACHE),
         summary_max_tokens=16_384,
         max_batch_tokens=300,  # several model calls per job: the incremental path is exercised
     )
     summarizer = SummarizerService(store=store, writer=writer, window=WINDOW)
-    session, job = "busy:{session} ü", SessionJob(session_id="busy:{session} ü", last_id=0)
+    session, job = "busy:{session} ü", SessionJob(session=ref("busy:{session} ü"), last_id=0)
     done = threading.Event()
     stats: Counter[str] = Counter()
     stats_lock = threading.Lock()
 
     def write(w: int) -> None:
         for n in range(POSTS_PER_WRITER):
-            messages = [MessageIn(role="Human", content=f"w{w}n{n}k{k}") for k in range(MESSAGES_PER_POST)]
-            memory.add_memory(session, MemoryIn(messages=messages))
+            messages = [NewMessage(role="Human", content=f"w{w}n{n}k{k}") for k in range(MESSAGES_PER_POST)]
+            memory.add_memory(ref(session), messages)
             time.sleep(0.001)  # let the summarizers interleave with the writers
 
     def summarize() -> None:
@@ -114,7 +113,7 @@ def test_summarize_given_concurrent_writers_and_redelivered_jobs_loses_and_dupli
     # When one last delivery settles the backlog
     summarizer.run(job)
     # Then every posted message is either still in the list or was folded by exactly one committed job, in order
-    snapshot = store.read(session, limit=100_000)
+    snapshot = store.read(ref(session), limit=100_000)
     folded = (snapshot.context or "").split()
     remaining = [m.content for m in reversed(snapshot.messages)]
     seen = folded + remaining

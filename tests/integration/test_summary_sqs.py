@@ -12,9 +12,9 @@ import redis
 
 from devserver.embedded_redis import EmbeddedRedis, free_port
 from devserver.local_sqs import LocalQueue, LocalSqs, SqsPoller
-from motorhead.keys import Keys, session_tag
+from motorhead.adapters.redis_db.keys import Keys, session_tag
 from tests.integration.conftest import fresh_queue
-from tests.support import Api, body, cold_start, get_event, load_event, messages, post_event
+from tests.support import Api, body, cold_start, get_event, load_event, messages, post_event, ref
 
 
 @pytest.fixture
@@ -61,8 +61,8 @@ def test_post_given_session_over_window_enqueues_exactly_one_job(
     # Then exactly one job is queued, for the state that crossed the window
     (job,) = receive_all(local_sqs, queue.url)
     assert json.loads(job["Body"]) == {"v": 1, "session_id": "s-1", "last_id": 6}
-    assert job["Attributes"]["MessageGroupId"] == session_tag("s-1")
-    assert re.fullmatch(rf"{session_tag('s-1')}-[0-9a-f]{{16}}-6", job["Attributes"]["MessageDeduplicationId"])
+    assert job["Attributes"]["MessageGroupId"] == session_tag(ref("s-1"))
+    assert re.fullmatch(rf"{session_tag(ref('s-1'))}-[0-9a-f]{{16}}-6", job["Attributes"]["MessageDeduplicationId"])
 
 
 def test_summarizer_given_received_job_commits_a_summary(api: Api, local_sqs: LocalSqs, queue: LocalQueue) -> None:
@@ -85,7 +85,7 @@ def test_summarizer_given_sample_job_event_commits_and_redelivery_is_a_no_op(
     post(api, "session-42", 14)
     # When the sample job event is handled
     response = api.invoke("SummarizerFunction", load_event("summarizer-job"))
-    keys = Keys("mh").session("session-42")
+    keys = Keys("mh").session(ref("session-42"))
     after_commit = (redis_client.zrange(keys.messages, 0, -1), redis_client.hgetall(keys.meta))
     # Then it succeeded; and the same job delivered again changes nothing at all
     assert response == {"batchItemFailures": []}
@@ -98,14 +98,14 @@ def test_summarizer_given_mixed_batch_reports_exactly_the_failed_record(api: Api
     # Given session-42 over the window, and session-7 whose stored data is corrupt (a job for it must fail)
     post(api, "session-42", 6)
     post(api, "session-7", 6)
-    redis_client.zadd(Keys("mh").session("session-7").messages, {"not json at all": 0})
+    redis_client.zadd(Keys("mh").session(ref("session-7")).messages, {"not json at all": 0})
     event = load_event("summarizer-mixed-batch")  # [job session-42, body "not json", job session-7]
     # When the batch is handled
     response = api.invoke("SummarizerFunction", event)
     # Then only session-7's record is reported; the malformed body is dropped (a retry could never help)
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][2]["messageId"]}]}
     assert body(api.invoke("GetMemoryFunction", load_event("get_memory-ok")))["context"]
-    assert redis_client.zcard(Keys("mh").session("session-7").messages) == 7  # nothing of it was removed
+    assert redis_client.zcard(Keys("mh").session(ref("session-7")).messages) == 7  # nothing of it was removed
 
 
 def test_summarizer_given_llm_down_retries_then_dead_letters_and_keeps_every_message(
@@ -131,7 +131,7 @@ def test_summarizer_given_llm_down_retries_then_dead_letters_and_keeps_every_mes
         # And no message was lost, while GET kept working the whole time
         memory = body(api.invoke("GetMemoryFunction", get_event("s-3")))
         assert ([m["id"] for m in memory["messages"]], memory["context"]) == ([9, 8, 7, 6], None)
-        assert redis_client.zcard(Keys("mh").session("s-3").messages) == 9
+        assert redis_client.zcard(Keys("mh").session(ref("s-3")).messages) == 9
 
 
 def test_post_given_queue_unreachable_stores_messages_and_asks_again_next_time(
@@ -150,5 +150,30 @@ def test_post_given_queue_unreachable_stores_messages_and_asks_again_next_time(
         response = api.invoke("PostMemoryFunction", post_event("s-4", {"messages": messages(5)}))
         # Then the POST still succeeds, its messages are stored, and the lease is released for the next POST
         assert response["statusCode"] == 200
-        meta = redis_client.hgetall(Keys("mh").session("s-4").meta)
-        assert redis_client.zcard(Keys("mh").session("s-4").messages) == 5 and "job_at" not in meta
+        meta = redis_client.hgetall(Keys("mh").session(ref("s-4")).meta)
+        assert redis_client.zcard(Keys("mh").session(ref("s-4")).messages) == 5 and "job_at" not in meta
+
+
+def test_post_given_a_deleted_and_recreated_session_sends_a_job_fifo_will_not_swallow(
+    local_sqs: LocalSqs, redis_server: EmbeddedRedis, redis_client: redis.Redis
+) -> None:
+    # Given a session that sent a job, then was deleted and re-created up to the same message id
+    queue = fresh_queue(local_sqs, "SummarizerFunction")
+    with cold_start(
+        REDIS_URL=redis_server.url, MOTORHEAD_MAX_WINDOW_SIZE="2", MOTORHEAD_SUMMARY_QUEUE_URL=queue.url
+    ) as api:
+        payload = {"messages": [{"role": "Human", "content": str(i)} for i in range(3)]}
+        api.invoke("PostMemoryFunction", post_event("s", payload))
+        delete = load_event("delete_memory-ok")
+        delete["pathParameters"] = {"session_id": "s"}
+        delete["rawPath"] = delete["requestContext"]["http"]["path"] = "/sessions/s/memory"
+        api.invoke("DeleteMemoryFunction", delete)
+        api.invoke("PostMemoryFunction", post_event("s", payload))
+    # Then both jobs are queued (FIFO deduplication would drop the second within 5 minutes if their deduplication
+    # ids were equal: ids restart after DELETE, generations do not)
+    received = local_sqs.client().receive_message(
+        QueueUrl=queue.url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=60
+    )["Messages"]
+    dedup = [m["Attributes"]["MessageDeduplicationId"] for m in received]
+    assert [json.loads(m["Body"])["last_id"] for m in received] == [3, 3]
+    assert len(set(dedup)) == 2

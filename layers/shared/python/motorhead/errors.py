@@ -1,4 +1,5 @@
-"""The small exception hierarchy of the domain. `motorhead.api` maps each class to an HTTP status, in one place."""
+"""The small exception hierarchy of the domain. ``motorhead.entrypoints.http.errors`` maps each class to an HTTP
+status, in one place."""
 
 from __future__ import annotations
 
@@ -39,5 +40,5 @@ class LongTermMemoryDisabledError(MotorheadError):
     """Retrieval was asked for while MOTORHEAD_LONG_TERM_MEMORY is off."""
 
 
-class IndexingIncompleteError(MotorheadError):
-    """An index job ran out of rounds or time with messages still pending; SQS delivers it again to go on."""
+class JobIncompleteError(MotorheadError):
+    """A background job ran out of rounds or time with work left; SQS delivers it again to go on."""

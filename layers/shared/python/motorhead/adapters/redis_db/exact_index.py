@@ -1,0 +1,111 @@
+"""The `exact` vector backend: any Redis (standalone, cluster, no modules), exact cosine search with numpy.
+
+A session's vectors are one append-only string of float32 rows (``S:vectors``) beside a list of the messages in the
+same order (``S:docs``), written together by one Lua script on the session's slot. A search reads only what it has
+not seen before (``SessionRowCache``) and scores every row with one matrix product: exact, no approximation, and fast
+at 10,000 messages per session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from motorhead.adapters.redis_db.codec import encode
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.index_record import record_embedder
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.session_cache import SessionRowCache
+from motorhead.core.values import SessionRef, StoredMessage
+from motorhead.errors import ConfigError
+from motorhead.ltm.ports import Scored, Vectors
+
+# KEYS: meta, vectors, docs, indexed. ARGV: 1 generation, then (id, message JSON, float32 row) per message.
+_ADD = """
+if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then
+  return 0
+end
+local added = 0
+for i = 2, #ARGV, 3 do
+  local id = tonumber(ARGV[i])
+  if redis.call('GETBIT', KEYS[4], id) == 0 then
+    redis.call('APPEND', KEYS[2], ARGV[i + 2])
+    redis.call('RPUSH', KEYS[3], ARGV[i + 1])
+    redis.call('SETBIT', KEYS[4], id, 1)
+    added = added + 1
+  end
+end
+return added
+"""
+
+
+@dataclass
+class _Rows:
+    """What this process has read of one session: its vectors and messages, row by row."""
+
+    dimensions: int
+    raw: bytearray = field(default_factory=bytearray)
+    messages: list[StoredMessage] = field(default_factory=list)
+    row_of: dict[int, int] = field(default_factory=dict)
+    matrix: Vectors | None = None
+
+    def extend(self, messages: list[StoredMessage], raw: bytes) -> None:
+        for message in messages:
+            self.row_of[message.id] = len(self.messages)
+            self.messages.append(message)
+        self.raw += raw
+        self.matrix = np.frombuffer(bytes(self.raw), dtype=np.float32).reshape(-1, self.dimensions)
+
+
+class ExactVectorIndex:
+    """Implements ``motorhead.ltm.ports.VectorIndex``."""
+
+    name = "exact"
+
+    def __init__(self, connector: RedisConnector, keys: Keys, *, dimensions: int) -> None:
+        self._connector = connector
+        self._keys = keys
+        self._dimensions = dimensions
+        self._rows: SessionRowCache[_Rows] = SessionRowCache(
+            connector,
+            keys,
+            new=lambda: _Rows(dimensions),
+            extend=_Rows.extend,
+            vector_bytes=dimensions * 4,
+        )
+
+    def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
+        if dimensions != self._dimensions:
+            raise ConfigError(f"embedder gives {dimensions} dims, the index was built for {self._dimensions}")
+        record_embedder(self._connector, self._keys, embedder=embedder, dimensions=dimensions)
+
+    def add(self, session: SessionRef, generation: str, messages: Sequence[StoredMessage], vectors: Vectors) -> int:
+        keys = self._keys.session(session)
+        rows = np.ascontiguousarray(vectors, dtype=np.float32)
+        args: list[Any] = [generation]
+        for message, row in zip(messages, rows, strict=True):
+            args += [message.id, encode(message), row.tobytes()]
+        return int(self._connector.run_script(_ADD, (keys.meta, keys.vectors, keys.docs, keys.indexed), args))
+
+    def vector_search(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
+        rows = self._rows.get(session)
+        if rows.matrix is None or not rows.messages:
+            return []
+        similarity = rows.matrix @ np.asarray(query, dtype=np.float32)
+        count = min(k, len(similarity))
+        top = np.argpartition(-similarity, count - 1)[:count]
+        top = top[np.argsort(-similarity[top], kind="stable")]
+        return [Scored(message=rows.messages[i], distance=float(1.0 - similarity[i])) for i in top]
+
+    def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
+        rows = self._rows.get(session)
+        if rows.matrix is None:
+            return {}
+        wanted = [(i, rows.row_of[i]) for i in ids if i in rows.row_of]
+        if not wanted:
+            return {}
+        similarity = rows.matrix[[row for _, row in wanted]] @ np.asarray(query, dtype=np.float32)
+        return {message_id: float(1.0 - s) for (message_id, _), s in zip(wanted, similarity, strict=True)}

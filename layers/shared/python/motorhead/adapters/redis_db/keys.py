@@ -1,0 +1,125 @@
+"""Every Redis key the project uses is built here, and only here.
+
+Layout (``P`` is the key prefix, ``MOTORHEAD_KEY_PREFIX``; ``S`` is the session's base, below)::
+
+    S:messages         sorted set  message JSON, scored by its per-session sequence number (id)
+    S:meta             hash        id, context, tokens, seq, created_at, updated_at, version, gen, leases
+    S:namespaces       set         namespaces whose index lists the session
+    S:pending          sorted set  message JSON scored by id, stored but not yet indexed (the durable queue)
+    S:vectors          string      `exact` backend: the session's float32 vectors, one row per indexed message
+    S:docs             list        `exact` backend: the message JSON of each row, in row order
+    S:indexed          bitmap      bit `id` set once message `id` is indexed (either backend): indexing is idempotent
+    S:doc_ids          set         `search` backend: ids that have a document P:doc:{D}:<id>
+    P:doc:{D}:ID       hash        `search` backend: one message and its vector, in the shared search index
+    L:sessions:NS      sorted set  the tenant's session ids scored by the unix ms of their last POST ("" = no namespace)
+    P:ltm              hash        the long-term index's embedder identity and dimensions
+    P:idx              -           the `search` backend's index (FT.CREATE ... PREFIX P:doc:)
+
+A session is the pair (tenant, session id), and every key of it is derived from both:
+
+- with no tenant (``MOTORHEAD_AUTH=none``): ``S = P:{D}`` with ``D = sha256(id)[:32]``, and ``L = P`` — the layout
+  that existed before tenants, so an existing deployment's data stays readable;
+- for tenant ``t``: ``S = P:t:{H}:{D}`` with ``H = sha256(t)[:16]`` and ``D = H + sha256(t, id)[:32]``, and
+  ``L = P:t:{H}``. A tenant's keys can never equal another tenant's, nor the tenant-less ones (another shape).
+
+``D`` (the session's *tag*) is a digest, never the id itself: ids may hold ``{``, ``}``, ``:``, ``*``, spaces or
+unicode, and a digest can neither break the hash tag nor collide with another session's keys. All keys of one session
+share ``{D}``, so they live in one Redis Cluster slot and one Lua script can change them atomically. ``D`` is also the
+session's TAG in the search index and its SQS message group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from motorhead.core.values import DEFAULT_NAMESPACE, NO_TENANT, SessionRef
+
+
+def _hex(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:  # length-prefixed, so ("ab", "c") and ("a", "bc") differ
+        data = part.encode("utf-8")
+        digest.update(len(data).to_bytes(4, "big") + data)
+    return digest.hexdigest()
+
+
+def tenant_tag(tenant: str) -> str:
+    """64 bits of a tenant's digest: what its keys carry instead of its name."""
+    return _hex("tenant", tenant)[:16]
+
+
+def session_tag(session: SessionRef) -> str:
+    """The session's digest: its hash tag, its search TAG and its SQS message group (hex only)."""
+    if session.tenant == NO_TENANT:
+        return hashlib.sha256(session.id.encode("utf-8")).hexdigest()[:32]
+    return tenant_tag(session.tenant) + _hex("session", session.tenant, session.id)[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKeys:
+    """The keys of one session, all in one cluster slot."""
+
+    tag: str
+    messages: str
+    meta: str
+    namespaces: str
+    pending: str
+    vectors: str
+    docs: str
+    indexed: str
+    doc_ids: str
+    doc_prefix: str  # the session's search documents are ``doc_prefix + str(id)``; same hash tag
+
+    def all(self) -> tuple[str, ...]:
+        """Every fixed key of the session (the search documents are listed in ``doc_ids``)."""
+        return (
+            self.messages,
+            self.meta,
+            self.namespaces,
+            self.pending,
+            self.vectors,
+            self.docs,
+            self.indexed,
+            self.doc_ids,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Builds keys under one prefix."""
+
+    prefix: str = "mh"
+
+    def session(self, session: SessionRef) -> SessionKeys:
+        tag = session_tag(session)
+        base = f"{self._tenant_root(session.tenant)}:{{{tag}}}"
+        return SessionKeys(
+            tag=tag,
+            messages=f"{base}:messages",
+            meta=f"{base}:meta",
+            namespaces=f"{base}:namespaces",
+            pending=f"{base}:pending",
+            vectors=f"{base}:vectors",
+            docs=f"{base}:docs",
+            indexed=f"{base}:indexed",
+            doc_ids=f"{base}:doc_ids",
+            doc_prefix=f"{self.doc_root}{{{tag}}}:",
+        )
+
+    @property
+    def doc_root(self) -> str:
+        """What every search document key starts with (the search index's PREFIX)."""
+        return f"{self.prefix}:doc:"
+
+    def sessions_index(self, tenant: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+        return f"{self._tenant_root(tenant)}:sessions:{namespace}"
+
+    def ltm_meta(self) -> str:
+        return f"{self.prefix}:ltm"
+
+    def search_index(self) -> str:
+        return f"{self.prefix}:idx"
+
+    def _tenant_root(self, tenant: str) -> str:
+        return self.prefix if tenant == NO_TENANT else f"{self.prefix}:t:{tenant_tag(tenant)}"

@@ -1,0 +1,349 @@
+"""The `search` vector backend: one shared HNSW index of the search module (``FT.*``) over every session's messages.
+
+Only the subset of ``FT.*`` that Redis Stack, Redis 8, Amazon MemoryDB and valkey-search all accept is used: one
+index ``ON HASH`` over the document prefix, with a ``session`` TAG, an ``id`` NUMERIC and a ``vector`` VECTOR HNSW
+field (FLOAT32, COSINE); a query is a KNN search pre-filtered on the session's TAG, in DIALECT 2. No TEXT field
+(valkey-search and MemoryDB have no full-text search): the keyword side of hybrid search reads the session's ``docs``
+list, which ``add`` fills like the `exact` backend does.
+
+The TAG value is the session's digest (``SessionKeys.tag``), never the session id, so no id can break a query or widen
+it to another session's messages. A session's documents share its hash tag, so ``add`` is one Lua script on the
+session's slot, and on a cluster a search runs on the node that holds the session.
+
+Errors are told apart by their type, never by their text (servers word them differently, and the case changed
+between versions): a query the server refuses (``ResponseError``) means the index is missing (dropped by a FLUSH) or
+not ready, so ``vector_search`` checks the index again and retries once, then answers ``StoreUnavailableError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from redis import Redis
+from redis import exceptions as redis_errors
+from redis.cluster import RedisCluster
+
+from motorhead.adapters.redis_db.codec import encode
+from motorhead.adapters.redis_db.connector import RedisClient, RedisConnector, mapped_errors
+from motorhead.adapters.redis_db.index_record import record_embedder
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.core.values import SessionRef, StoredMessage
+from motorhead.errors import ConfigError, StoreUnavailableError
+from motorhead.ltm.ports import Scored, Vectors
+
+# KEYS: 1 meta, 2 indexed, 3 doc_ids, 4 docs, then the document key of each message. ARGV: 1 generation, 2 session
+# tag, then per message (id, role, content, created_at, message JSON, float32 vector). Writes nothing unless the
+# session is still that generation; skips every id already indexed, so a retried job adds nothing twice.
+_ADD = """
+if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then
+  return 0
+end
+local added = 0
+for i = 1, #KEYS - 4 do
+  local a = 3 + (i - 1) * 6
+  local id = tonumber(ARGV[a])
+  if redis.call('GETBIT', KEYS[2], id) == 0 then
+    redis.call('HSET', KEYS[4 + i], 'session', ARGV[2], 'id', ARGV[a], 'role', ARGV[a + 1], 'content', ARGV[a + 2],
+      'created_at', ARGV[a + 3], 'vector', ARGV[a + 5])
+    redis.call('SADD', KEYS[3], ARGV[a])
+    redis.call('RPUSH', KEYS[4], ARGV[a + 4])
+    redis.call('SETBIT', KEYS[2], id, 1)
+    added = added + 1
+  end
+end
+return added
+"""
+
+_FLOAT32 = np.dtype("<f4")
+_SCORE = "__score"
+_RETURNED = ("id", "role", "content", "created_at", _SCORE)
+# How FT.INFO names a vector field's dimensions: Redis Stack / Redis 8 (``dim``), valkey-search (``dimensions``,
+# inside ``index``), MemoryDB (``dimension``).
+_DIM_KEYS = frozenset({"dim", "dimension", "dimensions"})
+
+
+class SearchVectorIndex:
+    """Implements ``VectorIndex`` on the search module (``FT.CREATE``/``FT.SEARCH``)."""
+
+    name = "search"
+
+    def __init__(self, connector: RedisConnector, keys: Keys) -> None:
+        self._connector = connector
+        self._keys = keys
+        self._index = keys.search_index()
+        self._wanted: tuple[str, int] | None = None  # what ensure_ready was last asked for
+        self._ready: tuple[str, int] | None = None  # what this process has checked and found ready
+
+    # -- VectorIndex -------------------------------------------------------------------------------------------
+
+    def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
+        """Check the recorded embedder, create the index unless it exists (race-safe) and check its dimensions.
+
+        The index counts as ready (cached for the process) once it exists and is not backfilling.
+        """
+        self._wanted = (embedder, dimensions)
+        if self._ready == self._wanted:
+            return
+        record_embedder(self._connector, self._keys, embedder=embedder, dimensions=dimensions)
+        backfilling = False
+        with mapped_errors():
+            for server in _primaries(self._connector.client()):
+                info = self._info_or_create(server, dimensions)
+                found = _index_dimensions(info)
+                if found is not None and found != dimensions:
+                    raise ConfigError(
+                        f"the search index {self._index} holds {found}-dim vectors but this deployment embeds with "
+                        f"{embedder} ({dimensions} dims): drop the index (FT.DROPINDEX {self._index}) or keep the "
+                        "embedder"
+                    )
+                backfilling = backfilling or _backfilling(info)
+        if not backfilling:
+            self._ready = self._wanted
+
+    def add(self, session: SessionRef, generation: str, messages: Sequence[StoredMessage], vectors: Vectors) -> int:
+        if not messages:
+            return 0
+        rows = np.ascontiguousarray(vectors, dtype=_FLOAT32)
+        if rows.ndim != 2 or rows.shape[0] != len(messages):
+            raise ValueError(f"expected {len(messages)} vectors, got an array of shape {rows.shape}")
+        if self._wanted is not None and rows.shape[1] != self._wanted[1]:
+            raise ValueError(f"expected {self._wanted[1]}-dim vectors, got {rows.shape[1]}")
+        keys = self._keys.session(session)
+        doc_keys = [f"{keys.doc_prefix}{message.id}" for message in messages]
+        args: list[Any] = [generation, keys.tag]
+        for message, row in zip(messages, rows, strict=True):
+            args += [message.id, message.role, message.content, message.created_at, encode(message), row.tobytes()]
+        return int(
+            self._connector.run_script(_ADD, (keys.meta, keys.indexed, keys.doc_ids, keys.docs, *doc_keys), args)
+        )
+
+    def vector_search(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
+        if k <= 0:
+            return []
+        blob = np.ascontiguousarray(query, dtype=_FLOAT32).reshape(-1).tobytes()
+        self._require_ready()
+        try:
+            reply = self._search(session, blob, k)
+        except redis_errors.ResponseError:
+            # The index is gone (a FLUSH drops it) or not ready: check it again (re-creating it), then retry once.
+            self._ready = None
+            self._require_ready()
+            try:
+                reply = self._search(session, blob, k)
+            except redis_errors.ResponseError as exc:
+                raise StoreUnavailableError(f"search index {self._index} not ready: {exc}") from exc
+        hits: list[Scored] = []
+        unloaded: list[str] = []
+        for key, fields in _documents(reply):
+            if all(name in fields for name in _RETURNED):
+                hits.append(_scored(fields))
+            else:
+                unloaded.append(key)
+        if unloaded:
+            hits += self._load(session, unloaded, query)
+        hits.sort(key=lambda hit: hit.distance)
+        return hits[:k]
+
+    def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        if not wanted:
+            return {}
+        prefix = self._keys.session(session).doc_prefix
+        vector = np.asarray(query, dtype=np.float32).reshape(-1)
+        with mapped_errors():
+            pipe = self._connector.client(binary=True).pipeline(transaction=False)
+            for message_id in wanted:
+                pipe.hget(f"{prefix}{message_id}", "vector")
+            blobs: list[bytes | None] = pipe.execute()
+        found = [(i, blob) for i, blob in zip(wanted, blobs, strict=True) if blob and len(blob) == vector.nbytes]
+        if not found:
+            return {}
+        matrix = np.frombuffer(b"".join(blob for _, blob in found), dtype=_FLOAT32).reshape(len(found), -1)
+        similarity = matrix @ vector
+        return {message_id: float(1.0 - s) for (message_id, _), s in zip(found, similarity, strict=True)}
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _load(self, session: SessionRef, doc_keys: Sequence[str], query: Vectors) -> list[Scored]:
+        """Read and score documents a search named without their fields: one deleted while the query ran (skipped),
+        or every hit of a search module that does not load fields (RediSearch on a cluster without coordinator)."""
+        prefix = self._keys.session(session).doc_prefix
+        own = [key for key in doc_keys if key.startswith(prefix)]  # never read another session's documents
+        if not own:
+            return []
+        vector = np.asarray(query, dtype=np.float32).reshape(-1)
+        with mapped_errors():
+            pipe = self._connector.client(binary=True).pipeline(transaction=False)
+            for key in own:
+                pipe.hmget(key, ["id", "role", "content", "created_at", "vector"])
+            rows: list[list[bytes | None]] = pipe.execute()
+        loaded: list[Scored] = []
+        for message_id, role, content, created_at, blob in rows:
+            if message_id is None or role is None or content is None or created_at is None or blob is None:
+                continue
+            if len(blob) != vector.nbytes:
+                continue
+            message = StoredMessage(
+                id=int(message_id), role=role.decode(), content=content.decode(), created_at=int(created_at)
+            )
+            distance = float(1.0 - np.frombuffer(blob, dtype=_FLOAT32) @ vector)
+            loaded.append(Scored(message=message, distance=distance))
+        return loaded
+
+    def _create_args(self, dimensions: int) -> list[str | int]:
+        return [
+            "FT.CREATE", self._index, "ON", "HASH", "PREFIX", 1, self._keys.doc_root,
+            "SCHEMA",
+            "session", "TAG",
+            "id", "NUMERIC",
+            "vector", "VECTOR", "HNSW", 6, "TYPE", "FLOAT32", "DIM", dimensions, "DISTANCE_METRIC", "COSINE",
+        ]  # fmt: skip
+
+    def _info_or_create(self, server: Redis, dimensions: int) -> dict[str, Any]:
+        """FT.INFO of the index on this server, created first if missing; another process creating it meanwhile is
+        fine."""
+        try:
+            return _as_dict(_execute(server, "FT.INFO", self._index))
+        except redis_errors.MovedError as exc:
+            raise self._keyed_index_error(exc) from exc
+        except redis_errors.ResponseError:
+            pass  # no such index (yet): create it
+        try:
+            _execute(server, *self._create_args(dimensions))
+        except redis_errors.MovedError as exc:
+            raise self._keyed_index_error(exc) from exc
+        except redis_errors.ResponseError as create_error:
+            try:  # created by another process between our FT.INFO and FT.CREATE?
+                return _as_dict(_execute(server, "FT.INFO", self._index))
+            except redis_errors.ResponseError:
+                raise ConfigError(
+                    f"cannot create the search index {self._index} ({create_error}): the `search` vector backend "
+                    "needs a server with vector search (Redis Stack, Redis 8, valkey-search, MemoryDB); "
+                    "the `exact` backend works on any Redis"
+                ) from create_error
+        return _as_dict(_execute(server, "FT.INFO", self._index))
+
+    def _keyed_index_error(self, exc: redis_errors.MovedError) -> ConfigError:
+        return ConfigError(
+            f"the search module of this Redis Cluster keeps {self._index} on one shard only (MOVED {exc}), so it "
+            "would not index the sessions of the other shards: use a cluster whose search module has a coordinator "
+            "(valkey-search, Redis Cloud/Software), a single shard (MemoryDB), or the `exact` backend"
+        )
+
+    def _require_ready(self) -> None:
+        """Check the index unless this process already found it ready; refuse to search a backfilling index."""
+        if self._ready is not None or self._wanted is None:
+            return
+        embedder, dimensions = self._wanted
+        self.ensure_ready(embedder=embedder, dimensions=dimensions)
+        if self._ready is None:
+            raise StoreUnavailableError(f"search index {self._index} is still backfilling; retry shortly")
+
+    def _search(self, session: SessionRef, blob: bytes, k: int) -> Any:
+        keys = self._keys.session(session)
+        client = self._connector.client()
+        with mapped_errors():
+            if isinstance(client, RedisCluster):  # the session's documents live on the node of its hash tag
+                node = client.get_node_from_key(keys.doc_prefix)  # type: ignore[no-untyped-call]
+                client = client.get_redis_connection(node)
+            return _execute(
+                client,
+                "FT.SEARCH", self._index,
+                f"@session:{{{keys.tag}}}=>[KNN $k @vector $blob AS {_SCORE}]",
+                "PARAMS", 4, "k", k, "blob", blob,
+                "SORTBY", _SCORE,
+                "LIMIT", 0, k,
+                "RETURN", len(_RETURNED), *_RETURNED,
+                "DIALECT", 2,
+            )  # fmt: skip
+
+
+def _primaries(client: RedisClient) -> list[Redis]:
+    """Where the index must exist, each asked directly (no redirection): every primary of a cluster, else the one
+    server. A search module with a coordinator answers FT.* on every node; one without keeps the index on the node
+    of the index name's slot and answers MOVED elsewhere."""
+    if isinstance(client, RedisCluster):
+        return [client.get_redis_connection(node) for node in client.get_primaries()]  # type: ignore[no-untyped-call]
+    return [client]
+
+
+def _execute(server: Redis, *args: Any) -> Any:
+    return server.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _as_dict(reply: Any) -> dict[str, Any]:
+    """A RESP3 map, or a RESP2 flat list of names and values, as a dict keyed by text."""
+    if isinstance(reply, Mapping):
+        return {_text(key): value for key, value in reply.items()}
+    if isinstance(reply, list | tuple):
+        return {_text(reply[i]): reply[i + 1] for i in range(0, len(reply) - 1, 2)}
+    return {}
+
+
+def _pairs(value: Any) -> Iterable[tuple[str, Any]]:
+    if isinstance(value, Mapping):
+        yield from ((_text(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        for i in range(0, len(value) - 1, 2):
+            if isinstance(value[i], str | bytes):
+                yield _text(value[i]), value[i + 1]
+
+
+def _find_dimensions(value: Any) -> int | None:
+    for key, item in _pairs(value):
+        if key.lower() in _DIM_KEYS and not isinstance(item, list | tuple | Mapping):
+            return int(_text(item))
+        if isinstance(item, list | tuple | Mapping):
+            found = _find_dimensions(item)
+            if found is not None:
+                return found
+    return None
+
+
+def _index_dimensions(info: Mapping[str, Any]) -> int | None:
+    """The DIM of the index's ``vector`` field, as FT.INFO reports it (None if this server does not say)."""
+    fields = info.get("attributes", info.get("fields")) or []
+    for field in fields:
+        described = _as_dict(field)
+        names = {_text(described.get(key, "")) for key in ("identifier", "attribute", "field_name")}
+        if "vector" in names:
+            return _find_dimensions(field)
+    return None
+
+
+def _backfilling(info: Mapping[str, Any]) -> bool:
+    """Whether the index is still indexing existing keys: Redis Stack / Redis 8 ``indexing``, valkey-search
+    ``backfill_in_progress``, MemoryDB ``backfill_status``."""
+    for key in ("indexing", "backfill_in_progress"):
+        if key in info and _text(info[key]).strip() not in ("0", ""):
+            return True
+    status = info.get("backfill_status")
+    return status is not None and _text(status).strip().lower() != "completed"
+
+
+def _documents(reply: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The key and returned fields of each document of an FT.SEARCH reply (RESP3 map or RESP2 array); the fields
+    are empty when the server sent none."""
+    if isinstance(reply, Mapping):
+        results = _as_dict(reply).get("results") or []
+        documents = [_as_dict(result) for result in results]
+        return [(_text(doc.get("id", "")), _as_dict(doc.get("extra_attributes"))) for doc in documents]
+    if isinstance(reply, list | tuple) and reply:
+        return [(_text(key), _as_dict(fields)) for key, fields in zip(reply[1::2], reply[2::2], strict=False)]
+    return []
+
+
+def _scored(fields: Mapping[str, Any]) -> Scored:
+    message = StoredMessage(
+        id=int(_text(fields["id"])),
+        role=_text(fields["role"]),
+        content=_text(fields["content"]),
+        created_at=int(_text(fields["created_at"])),
+    )
+    return Scored(message=message, distance=float(_text(fields[_SCORE])))

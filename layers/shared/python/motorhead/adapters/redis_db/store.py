@@ -1,0 +1,293 @@
+"""The session store on Redis (standalone or cluster). Writes to one session are one Lua script on its slot."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from motorhead.adapters.redis_db.codec import decode, encode_new
+from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.core.values import (
+    DEFAULT_NAMESPACE,
+    AppendResult,
+    Folded,
+    FoldInput,
+    NewMessage,
+    SessionRef,
+    SessionSnapshot,
+    StoredMessage,
+)
+
+# KEYS: messages, meta, namespaces, pending. ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag,
+# 5 context, 6 a fresh random token, 7 summarize above this count (0: never), 8 summary lease ms, 9 index flag,
+# 10 index lease ms, 11 a token unique to this call (a retry of the same call after a lost reply is recognised and
+# changes nothing), then one JSON object per message without its id. Ids come from the session's own counter, so
+# they are unique and increasing; every message of the call is stored, or none is. The summary's version token
+# changes whenever the summary does, so a summarizer can tell that the summary it started from is still current;
+# the generation token (gen) is set once, when the session is created, so a job can tell that the session was not
+# deleted meanwhile. A lease (meta.job_at, meta.idx_at) lets one POST per lease period ask for a job, so a busy
+# session does not flood the queues. Messages to index are also kept in `pending` until the indexer has them.
+_APPEND = """
+local first = 12
+local n = #ARGV - first + 1
+local now = tonumber(ARGV[2])
+if redis.call('HGET', KEYS[2], 'req') == ARGV[11] then
+  -- the same call again (a client retry after a lost reply): already stored, change nothing
+  local count = redis.call('ZCARD', KEYS[1])
+  return {count, tonumber(redis.call('HGET', KEYS[2], 'seq')), 0, 0, redis.call('HGET', KEYS[2], 'gen')}
+end
+local last = redis.call('HINCRBY', KEYS[2], 'seq', n)
+if n > 0 then
+  local args = {}
+  for i = 1, n do
+    local id = last - n + i
+    local member = '{"id":' .. id .. ',' .. string.sub(ARGV[first + i - 1], 2)
+    args[#args + 1] = id
+    args[#args + 1] = member
+    if ARGV[9] == '1' then
+      redis.call('ZADD', KEYS[4], id, member)
+    end
+  end
+  redis.call('ZADD', KEYS[1], unpack(args))
+end
+redis.call('HSETNX', KEYS[2], 'id', ARGV[1])
+redis.call('HSETNX', KEYS[2], 'created_at', ARGV[2])
+redis.call('HSETNX', KEYS[2], 'version', ARGV[6])
+redis.call('HSETNX', KEYS[2], 'gen', ARGV[6])
+redis.call('HSET', KEYS[2], 'updated_at', ARGV[2], 'req', ARGV[11])
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[2], 'context', ARGV[5], 'version', ARGV[6])
+end
+redis.call('SADD', KEYS[3], ARGV[3])
+local function claim(field, lease)
+  local claimed = redis.call('HGET', KEYS[2], field)
+  if not claimed or now - tonumber(claimed) >= lease then
+    redis.call('HSET', KEYS[2], field, ARGV[2])
+    return 1
+  end
+  return 0
+end
+local count = redis.call('ZCARD', KEYS[1])
+local summary_due = 0
+local above = tonumber(ARGV[7])
+if above > 0 and count > above then
+  summary_due = claim('job_at', tonumber(ARGV[8]))
+end
+local index_due = 0
+if ARGV[9] == '1' and n > 0 then
+  index_due = claim('idx_at', tonumber(ARGV[10]))
+end
+return {count, last, summary_due, index_due, redis.call('HGET', KEYS[2], 'gen')}
+"""
+
+# KEYS: pending, meta. Releases the index lease only when nothing is pending (see MemoryStore.release_index_lease).
+_RELEASE_INDEX_LEASE = """
+if redis.call('ZCARD', KEYS[1]) > 0 then
+  return 0
+end
+redis.call('HDEL', KEYS[2], 'idx_at')
+return 1
+"""
+
+# KEYS: meta, pending. ARGV: 1 generation, 2 first id, 3 last id. Forgets an indexed batch (the oldest pending
+# messages, so every pending id in that range is in the batch) only if the session is still that generation.
+_ACK_INDEXED = """
+if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then
+  return 0
+end
+return redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[3])
+"""
+
+# KEYS: the session's fixed keys. ARGV: 1 prefix of its search documents. Deletes every document listed in
+# doc_ids (same hash tag, same slot), then every fixed key: one atomic step.
+_DELETE = """
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[8])) do
+  redis.call('DEL', ARGV[1] .. id)
+end
+return redis.call('DEL', unpack(KEYS))
+"""
+
+# KEYS: messages, meta. ARGV: window, keep. One consistent read of what a summarizer job starts from.
+_FOLD_INPUT = """
+local count = redis.call('ZCARD', KEYS[1])
+local meta = redis.call('HMGET', KEYS[2], 'context', 'version')
+if count <= tonumber(ARGV[1]) then
+  return {count, meta[1], meta[2], {}}
+end
+return {count, meta[1], meta[2], redis.call('ZRANGE', KEYS[1], 0, count - tonumber(ARGV[2]) - 1)}
+"""
+
+# KEYS: messages, meta. ARGV: 1 expected version, 2 new version, 3 has-context flag, 4 context, 5 tokens to add,
+# 6 first id, 7 last id, 8 how many messages were folded. Commits only if the summary is still the one the job read
+# and every folded message is still there; then removes exactly the folded ids (a range of ids, never of positions:
+# ids only grow, so a message posted meanwhile always has a larger id), replaces the summary and adds the tokens.
+_COMMIT_FOLD = """
+local current = redis.call('HGET', KEYS[2], 'version') or ''
+if current ~= ARGV[1] then
+  return 0
+end
+if redis.call('ZCOUNT', KEYS[1], ARGV[6], ARGV[7]) ~= tonumber(ARGV[8]) then
+  return 0
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[6], ARGV[7])
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[2], 'context', ARGV[4])
+end
+redis.call('HSET', KEYS[2], 'version', ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[5])
+redis.call('HDEL', KEYS[2], 'job_at')
+return 1
+"""
+
+
+class RedisMemoryStore:
+    """Implements ``motorhead.core.ports.MemoryStore``."""
+
+    def __init__(
+        self,
+        connector: RedisConnector,
+        keys: Keys,
+        *,
+        summary_lease_ms: int = 600_000,
+        index_lease_ms: int = 300_000,
+    ) -> None:
+        self._connector = connector
+        self._keys = keys
+        self._lease_ms = summary_lease_ms
+        self._index_lease_ms = index_lease_ms
+
+    def append(
+        self,
+        session: SessionRef,
+        messages: Sequence[NewMessage],
+        *,
+        context: str | None,
+        namespace: str,
+        now_ms: int,
+        summarize_above: int | None = None,
+        index: bool = False,
+    ) -> AppendResult:
+        keys = self._keys.session(session)
+        bodies = [encode_new(message, created_at=now_ms) for message in messages]
+        flag, ctx = ("1", context) if context is not None else ("0", "")
+        with mapped_errors():
+            # The index first: if the session write then fails, a retried POST lands in the same place.
+            self._connector.client().zadd(self._keys.sessions_index(session.tenant, namespace), {session.id: now_ms})
+            count, last_id, summary_due, index_due, generation = self._connector.run_script(
+                _APPEND,
+                (keys.messages, keys.meta, keys.namespaces, keys.pending),
+                [
+                    session.id,
+                    now_ms,
+                    namespace,
+                    flag,
+                    ctx,
+                    new_version(),
+                    summarize_above or 0,
+                    self._lease_ms,
+                    "1" if index else "0",
+                    self._index_lease_ms,
+                    new_version(),
+                    *bodies,
+                ],
+            )
+        return AppendResult(
+            count=int(count),
+            last_id=int(last_id),
+            summary_due=bool(summary_due),
+            index_due=bool(index_due),
+            generation=str(generation),
+        )
+
+    def read(self, session: SessionRef, *, limit: int) -> SessionSnapshot:
+        keys = self._keys.session(session)
+        with mapped_errors():
+            pipe = self._connector.client().pipeline(transaction=False)
+            pipe.zrevrange(keys.messages, 0, limit - 1)
+            pipe.hmget(keys.meta, ["context", "tokens"])
+            raw_messages, (context, tokens) = pipe.execute()
+        return SessionSnapshot(messages=[decode(raw) for raw in raw_messages], context=context, tokens=int(tokens or 0))
+
+    def delete(self, session: SessionRef, *, namespace: str) -> None:
+        keys = self._keys.session(session)
+        with mapped_errors():
+            client = self._connector.client()
+            namespaces: set[str] = {str(ns) for ns in client.smembers(keys.namespaces)} | {namespace, DEFAULT_NAMESPACE}
+            # Unlist first, then drop the data: if the second step fails, a retried DELETE still finds the list
+            # of namespaces and finishes the job.
+            pipe = client.pipeline(transaction=False)
+            for ns in sorted(namespaces):
+                pipe.zrem(self._keys.sessions_index(session.tenant, ns), session.id)
+            pipe.execute()
+            self._connector.run_script(_DELETE, keys.all(), [keys.doc_prefix])
+
+    def list_sessions(self, tenant: str, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]:
+        index = self._keys.sessions_index(tenant, namespace)
+        with mapped_errors():
+            pipe = self._connector.client().pipeline(transaction=False)
+            pipe.zrange(index, offset, offset + limit - 1)
+            pipe.zcard(index)
+            ids, total = pipe.execute()
+        return list(ids), int(total)
+
+    def release_summary_lease(self, session: SessionRef) -> None:
+        with mapped_errors():
+            self._connector.client().hdel(self._keys.session(session).meta, "job_at")
+
+    def release_index_lease(self, session: SessionRef, *, only_if_idle: bool) -> bool:
+        keys = self._keys.session(session)
+        with mapped_errors():
+            if not only_if_idle:
+                self._connector.client().hdel(keys.meta, "idx_at")
+                return True
+            return bool(self._connector.run_script(_RELEASE_INDEX_LEASE, (keys.pending, keys.meta), []))
+
+    def pending(self, session: SessionRef, *, limit: int) -> tuple[str, list[StoredMessage]]:
+        keys = self._keys.session(session)
+        with mapped_errors():
+            pipe = self._connector.client().pipeline(transaction=False)
+            pipe.hget(keys.meta, "gen")
+            pipe.zrange(keys.pending, 0, limit - 1)
+            generation, values = pipe.execute()
+        return generation or "", [decode(raw) for raw in values]
+
+    def ack_indexed(self, session: SessionRef, generation: str, ids: list[int]) -> None:
+        keys = self._keys.session(session)
+        if ids:
+            self._connector.run_script(_ACK_INDEXED, (keys.meta, keys.pending), [generation, min(ids), max(ids)])
+
+    def fold_input(self, session: SessionRef, *, window: int, keep: int) -> FoldInput | None:
+        keys = self._keys.session(session)
+        count, context, version, members = self._connector.run_script(
+            _FOLD_INPUT, (keys.messages, keys.meta), [window, keep]
+        )
+        if not members:
+            return None
+        return FoldInput(
+            context=context, version=version or "", messages=[decode(raw) for raw in members], count=int(count)
+        )
+
+    def commit_fold(self, session: SessionRef, *, start: FoldInput, folded: Folded) -> bool:
+        keys = self._keys.session(session)
+        flag, ctx = ("1", folded.context) if folded.context is not None else ("0", "")
+        committed = self._connector.run_script(
+            _COMMIT_FOLD,
+            (keys.messages, keys.meta),
+            [
+                start.version,
+                new_version(),
+                flag,
+                ctx,
+                folded.tokens,
+                start.messages[0].id,
+                start.messages[-1].id,
+                len(start.messages),
+            ],
+        )
+        return bool(committed)
+
+
+def new_version() -> str:
+    """A summary version token: unique across sessions, deletions and re-creations."""
+    return uuid.uuid4().hex

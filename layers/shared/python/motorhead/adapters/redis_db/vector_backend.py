@@ -1,0 +1,74 @@
+"""Picks the vector backend: ``search`` where the server has RediSearch (and is not an OSS cluster), else ``exact``.
+
+With ``MOTORHEAD_VECTOR_BACKEND=auto`` the choice needs the server, so it is made on first use (inside the request
+or job, where a Redis outage becomes a 503 or a retried job), never at import: a cold start does not touch Redis.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from redis.exceptions import ResponseError
+
+from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.core.values import SessionRef, StoredMessage
+from motorhead.ltm.ports import Scored, VectorIndex, Vectors
+
+
+def has_search(connector: RedisConnector) -> bool:
+    """Whether the server answers FT._LIST (Redis Stack, Redis 8, MemoryDB, valkey-search); never on OSS cluster."""
+    with mapped_errors():
+        if connector.is_cluster():
+            return False
+        try:
+            connector.client().execute_command("FT._LIST")  # type: ignore[no-untyped-call]
+        except ResponseError:
+            return False
+    return True
+
+
+def make_index(backend: str, connector: RedisConnector, keys: Keys, *, dimensions: int) -> VectorIndex:
+    if backend == "search":
+        from motorhead.adapters.redis_db.search_index import SearchVectorIndex
+
+        return SearchVectorIndex(connector, keys)
+    from motorhead.adapters.redis_db.exact_index import ExactVectorIndex
+
+    return ExactVectorIndex(connector, keys, dimensions=dimensions)
+
+
+class AutoVectorIndex:
+    """Implements ``VectorIndex`` by delegating to the backend chosen on first use."""
+
+    def __init__(self, connector: RedisConnector, keys: Keys, *, dimensions: int) -> None:
+        self._choose: Callable[[], VectorIndex] = lambda: make_index(
+            "search" if has_search(connector) else "exact", connector, keys, dimensions=dimensions
+        )
+        self._chosen: VectorIndex | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> VectorIndex:
+        if self._chosen is None:
+            with self._lock:
+                if self._chosen is None:
+                    self._chosen = self._choose()
+        return self._chosen
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
+        self.backend.ensure_ready(embedder=embedder, dimensions=dimensions)
+
+    def add(self, session: SessionRef, generation: str, messages: Sequence[StoredMessage], vectors: Vectors) -> int:
+        return self.backend.add(session, generation, messages, vectors)
+
+    def vector_search(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
+        return self.backend.vector_search(session, query, k)
+
+    def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
+        return self.backend.distances(session, ids, query)

@@ -1,0 +1,81 @@
+"""Wiring of long-term memory: the embedder, the vector and keyword indexes, retrieval and the indexer."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.composition.memory import redis_store
+from motorhead.composition.providers import call_reserve, provider_key
+from motorhead.core.job_loop import StepBudget
+from motorhead.ltm.disabled import DisabledRetrieval
+from motorhead.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # numpy and the embedders load only when long-term memory is on
+    from motorhead.ltm.indexing import IndexerService
+    from motorhead.ltm.ports import Embedder, VectorIndex
+    from motorhead.ltm.retrieval import RetrievalService
+
+
+@lru_cache(maxsize=1)
+def retrieval_service() -> RetrievalService | DisabledRetrieval:
+    settings = get_settings()
+    if not settings.long_term_memory:
+        return DisabledRetrieval()
+    from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
+    from motorhead.ltm.retrieval import RetrievalService
+
+    connector = RedisConnector(settings)
+    embed = embedder(settings)
+    return RetrievalService(
+        embedder=embed,
+        index=vector_index(settings, connector, dimensions=embed.dimensions),
+        keywords=RedisKeywordIndex(connector, Keys(settings.key_prefix)),
+        hybrid=settings.retrieval_hybrid,
+    )
+
+
+@lru_cache(maxsize=1)
+def indexer_service() -> IndexerService:
+    from motorhead.ltm.indexing import IndexerService
+
+    settings = get_settings()
+    connector = RedisConnector(settings)
+    embed = embedder(settings)
+    return IndexerService(
+        store=redis_store(settings, connector),
+        embedder=embed,
+        index=vector_index(settings, connector, dimensions=embed.dimensions),
+        budget=StepBudget(reserve=call_reserve(settings), max_rounds=50),
+    )
+
+
+def embedder(settings: Settings) -> Embedder:
+    """The local ONNX model, or OpenAI / Azure embeddings (keys as for the summarizer)."""
+    kind = settings.embedder_kind()
+    if kind == "local":
+        from motorhead.adapters.onnx_local.embedder import local_embedder
+
+        return local_embedder(settings)
+    from motorhead.adapters.openai_api import embedder as openai_embeddings
+    from motorhead.adapters.tiktoken_local.counter import TiktokenCounter
+
+    # texts are cut to the models' input limit, counted in their encoding
+    counter = TiktokenCounter(
+        model=openai_embeddings.OPENAI_TOKEN_ENCODING_MODEL, cache_dir=settings.tiktoken_cache_dir
+    )
+    if kind == "azure":
+        return openai_embeddings.azure_embedder(settings, api_key=provider_key(settings, "azure"), counter=counter)
+    return openai_embeddings.openai_embedder(settings, api_key=provider_key(settings, "openai"), counter=counter)
+
+
+def vector_index(settings: Settings, connector: RedisConnector, *, dimensions: int) -> VectorIndex:
+    """The configured backend; ``auto`` decides on first use (see ``motorhead.adapters.redis_db.vector_backend``)."""
+    from motorhead.adapters.redis_db.vector_backend import AutoVectorIndex, make_index
+
+    keys = Keys(settings.key_prefix)
+    if settings.vector_backend == "auto":
+        return AutoVectorIndex(connector, keys, dimensions=dimensions)
+    return make_index(settings.vector_backend, connector, keys, dimensions=dimensions)

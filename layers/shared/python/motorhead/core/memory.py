@@ -1,0 +1,122 @@
+"""The memory service: Motorhead's session semantics on top of a ``MemoryStore``, and the jobs a POST asks for."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from motorhead.core.clock import now_ms
+from motorhead.core.ports import JobQueue, MemoryStore
+from motorhead.core.values import (
+    DEFAULT_NAMESPACE,
+    MemoryLimits,
+    NewMessage,
+    SessionJob,
+    SessionPage,
+    SessionRef,
+    SessionSnapshot,
+)
+from motorhead.errors import InvalidInputError, PayloadTooLargeError
+
+logger = logging.getLogger(__name__)
+
+
+class MemoryService:
+    def __init__(
+        self,
+        *,
+        store: MemoryStore,
+        limits: MemoryLimits,
+        summary_jobs: JobQueue | None = None,
+        index_jobs: JobQueue | None = None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._store = store
+        self._limits = limits
+        self._summary_jobs = summary_jobs
+        self._index_jobs = index_jobs
+        self._clock = clock
+
+    def get_memory(self, session: SessionRef) -> SessionSnapshot:
+        """The newest ``window`` messages, newest first; an unknown session is simply empty."""
+        self._check_session_id(session)
+        return self._store.read(session, limit=self._limits.window)
+
+    def add_memory(
+        self,
+        session: SessionRef,
+        messages: Sequence[NewMessage],
+        *,
+        context: str | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        """Append every message (or none) and replace the summary when ``context`` is given; then ask for the
+        summary and index jobs that are due."""
+        self._check_session_id(session)
+        self._check_size(messages, context)
+        result = self._store.append(
+            session,
+            messages,
+            context=context,
+            namespace=self._namespace(namespace),
+            now_ms=self._clock(),
+            summarize_above=self._limits.window if self._summary_jobs is not None else None,
+            index=self._index_jobs is not None,
+        )
+        job = SessionJob(session=session, last_id=result.last_id, generation=result.generation)
+        if result.summary_due and self._summary_jobs is not None and not _send(self._summary_jobs, job, "summary"):
+            self._store.release_summary_lease(session)
+        if result.index_due and self._index_jobs is not None and not _send(self._index_jobs, job, "index"):
+            self._store.release_index_lease(session, only_if_idle=False)
+
+    def delete_memory(self, session: SessionRef, *, namespace: str | None = None) -> None:
+        """Forget the session: messages, summary, counters, long-term data and its place in every session list."""
+        self._check_session_id(session)
+        self._store.delete(session, namespace=self._namespace(namespace))
+
+    def list_sessions(self, tenant: str, *, page: int, size: int, namespace: str | None = None) -> SessionPage:
+        """The tenant's session ids, least recently written first, ``size`` per page, pages counted from 1."""
+        ids, total = self._store.list_sessions(
+            tenant, namespace=self._namespace(namespace), offset=(page - 1) * size, limit=size
+        )
+        return SessionPage(session_ids=ids, total=total, next_page=page + 1 if page * size < total else None)
+
+    def _check_size(self, messages: Sequence[NewMessage], context: str | None) -> None:
+        limits = self._limits
+        if len(messages) > limits.max_messages_per_request:
+            raise PayloadTooLargeError(
+                f"{len(messages)} messages in one request; the limit is {limits.max_messages_per_request}"
+            )
+        for index, message in enumerate(messages):
+            size = len(message.content.encode("utf-8"))
+            if size > limits.max_message_bytes:
+                raise PayloadTooLargeError(
+                    f"messages[{index}].content is {size} bytes; the limit is {limits.max_message_bytes}"
+                )
+        if context is not None and len(context.encode("utf-8")) > limits.max_context_bytes:
+            raise PayloadTooLargeError(f"context is over the limit of {limits.max_context_bytes} bytes")
+
+    def _check_session_id(self, session: SessionRef) -> None:
+        if not session.id:
+            raise InvalidInputError("session id must not be empty")
+        size = len(session.id.encode("utf-8"))
+        if size > self._limits.max_session_id_bytes:
+            raise InvalidInputError(f"session id is {size} bytes; the limit is {self._limits.max_session_id_bytes}")
+
+    def _namespace(self, namespace: str | None) -> str:
+        if namespace is None:
+            return DEFAULT_NAMESPACE
+        if len(namespace.encode("utf-8")) > self._limits.max_namespace_bytes:
+            raise InvalidInputError(f"namespace is over {self._limits.max_namespace_bytes} bytes")
+        return namespace
+
+
+def _send(jobs: JobQueue, job: SessionJob, kind: str) -> bool:
+    """Send the job; if that fails the messages are still stored (and, for indexing, still pending): the caller
+    releases the lease and the next POST asks again."""
+    try:
+        jobs.send(job)
+    except Exception:
+        logger.exception("could not queue a job; the next POST will retry", extra={"kind": kind})
+        return False
+    return True

@@ -1,0 +1,122 @@
+"""The domain's value types: what a session holds, what a POST changed, what a job works on. Plain frozen dataclasses,
+no SDK: every layer may use them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NO_TENANT = ""  # the tenant of `MOTORHEAD_AUTH=none`: its sessions keep the keys they had before tenants existed
+DEFAULT_NAMESPACE = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRef:
+    """Which session: the pair (tenant, session id). Every key, document and job of a session is derived from both, so
+    the same id under two tenants is two sessions."""
+
+    tenant: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message as a client posts it."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message as stored: its per-session id (increasing in the order messages were stored) and unix ms."""
+
+    id: int
+    role: str
+    content: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """What GET needs: the newest messages (newest first), the summary and the token counter."""
+
+    messages: list[StoredMessage]
+    context: str | None
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPage:
+    """One page of session ids, the total and the next page (None on the last)."""
+
+    session_ids: list[str]
+    total: int
+    next_page: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What a POST changed: the session's message count, its newest id, and which background jobs are due."""
+
+    count: int
+    last_id: int
+    summary_due: bool
+    index_due: bool = False
+    generation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionJob:
+    """One queued job: work on this session as of ``last_id``; with the session's ``generation`` it makes the job's
+    deduplication id (ids start again at 1 after a DELETE; the generation does not repeat)."""
+
+    session: SessionRef
+    last_id: int
+    generation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FoldInput:
+    """What a summarizer job starts from: the summary, its version token, and the messages to fold (oldest first)."""
+
+    context: str | None
+    version: str
+    messages: list[StoredMessage]
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """A new summary, what producing it cost, and how many model calls it took."""
+
+    context: str | None
+    tokens: int
+    calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One retrieved message, its cosine distance to the query (0 = same direction, 2 = opposite) and the relevance
+    used for the order."""
+
+    message: StoredMessage
+    distance: float
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    text: str
+    total_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryLimits:
+    """What one POST may carry, and how many messages a session keeps in its window."""
+
+    window: int = 12
+    max_messages_per_request: int = 100
+    max_message_bytes: int = 65_536
+    max_context_bytes: int = 65_536
+    max_session_id_bytes: int = 256
+    max_namespace_bytes: int = 256

@@ -1,0 +1,77 @@
+"""Ports of long-term memory: the embedder, the vector index and the keyword index (kept apart from the core's ports
+so that the HTTP functions that do not search never import numpy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from motorhead.core.values import SessionRef, StoredMessage
+
+Vectors = NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One candidate of a search: the message, its cosine distance to the query (0 = same direction, 2 = opposite),
+    and its keyword relevance (BM25; None when the keyword search did not find it)."""
+
+    message: StoredMessage
+    distance: float
+    keyword: float | None = None
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalized float32 vectors, in batches."""
+
+    @property
+    def identity(self) -> str:
+        """What made the vectors, e.g. ``onnx:all-MiniLM-L6-v2-int8:384`` or ``openai:text-embedding-3-small:1536``:
+        recorded with the index, so vectors of different embedders are never mixed."""
+        ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """Shape ``(len(texts), dimensions)``, each row of unit length."""
+        ...
+
+
+class VectorIndex(Protocol):
+    """Where a session's vectors are stored and searched. Both backends also append each indexed message to the
+    session's ``docs`` list, which the keyword (BM25) side of hybrid search reads, whatever the backend."""
+
+    @property
+    def name(self) -> str:
+        """``exact`` or ``search``."""
+        ...
+
+    def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
+        """Create what the backend needs (race-safe) and check the recorded embedder; a mismatch raises ConfigError."""
+        ...
+
+    def add(self, session: SessionRef, generation: str, messages: Sequence[StoredMessage], vectors: Vectors) -> int:
+        """Index messages idempotently (an id already indexed is skipped), only if the session is still generation
+        ``generation`` (not deleted meanwhile); returns how many were added. One atomic script on the session's slot."""
+        ...
+
+    def vector_search(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
+        """The ``k`` nearest messages of the session, nearest first (``query`` has shape ``(dimensions,)``)."""
+        ...
+
+    def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
+        """Cosine distances of these indexed messages to ``query`` (ids not indexed are left out)."""
+        ...
+
+
+class KeywordIndex(Protocol):
+    """Keyword relevance (BM25) over a session's indexed messages."""
+
+    def search(self, session: SessionRef, text: str, k: int) -> list[tuple[StoredMessage, float]]:
+        """The ``k`` messages with the highest keyword score for ``text``, best first; none when no word matches."""
+        ...

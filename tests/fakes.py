@@ -1,0 +1,292 @@
+"""In-memory fakes of every port, for unit tests of the services' own logic without Redis, SQS or a model.
+
+Each fake keeps the contract its port documents (atomic appends, leases, compare-and-set commits, generations), so a
+service tested on it behaves as on the real adapter; the adapters themselves are tested on the real thing
+(``tests/integration``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import uuid
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from motorhead.core.values import (
+    AppendResult,
+    ChatResult,
+    Folded,
+    FoldInput,
+    NewMessage,
+    SessionJob,
+    SessionRef,
+    SessionSnapshot,
+    StoredMessage,
+)
+from motorhead.ltm.bm25 import Bm25Postings
+from motorhead.ltm.ports import Scored, Vectors
+
+
+@dataclass
+class _Session:
+    messages: dict[int, StoredMessage] = field(default_factory=dict)
+    pending: dict[int, StoredMessage] = field(default_factory=dict)
+    namespaces: set[str] = field(default_factory=set)
+    seq: int = 0
+    context: str | None = None
+    tokens: int = 0
+    version: str = field(default_factory=lambda: uuid.uuid4().hex)
+    generation: str = field(default_factory=lambda: uuid.uuid4().hex)
+    summary_lease_at: int | None = None
+    index_lease_at: int | None = None
+
+
+class FakeMemoryStore:
+    """Implements ``MemoryStore`` in a dict. ``fail_next_append`` makes the next append raise (nothing stored)."""
+
+    def __init__(self, *, summary_lease_ms: int = 600_000, index_lease_ms: int = 300_000) -> None:
+        self.sessions: dict[SessionRef, _Session] = {}
+        self.listed: dict[tuple[str, str], dict[str, int]] = {}  # (tenant, namespace) -> id -> last write ms
+        self.summary_lease_ms = summary_lease_ms
+        self.index_lease_ms = index_lease_ms
+        self.fail_next_append: Exception | None = None
+        self.appends = 0
+
+    def append(
+        self,
+        session: SessionRef,
+        messages: Sequence[NewMessage],
+        *,
+        context: str | None,
+        namespace: str,
+        now_ms: int,
+        summarize_above: int | None = None,
+        index: bool = False,
+    ) -> AppendResult:
+        if self.fail_next_append is not None:
+            error, self.fail_next_append = self.fail_next_append, None
+            raise error
+        self.appends += 1
+        self.listed.setdefault((session.tenant, namespace), {})[session.id] = now_ms
+        state = self.sessions.setdefault(session, _Session())
+        for message in messages:
+            state.seq += 1
+            stored = StoredMessage(id=state.seq, role=message.role, content=message.content, created_at=now_ms)
+            state.messages[stored.id] = stored
+            if index:
+                state.pending[stored.id] = stored
+        if context is not None:
+            state.context = context
+            state.version = uuid.uuid4().hex
+        state.namespaces.add(namespace)
+        summary_due = False
+        if summarize_above and len(state.messages) > summarize_above:
+            summary_due = self._claim(state, "summary_lease_at", now_ms, self.summary_lease_ms)
+        index_due = bool(index and messages) and self._claim(state, "index_lease_at", now_ms, self.index_lease_ms)
+        return AppendResult(
+            count=len(state.messages),
+            last_id=state.seq,
+            summary_due=summary_due,
+            index_due=index_due,
+            generation=state.generation,
+        )
+
+    @staticmethod
+    def _claim(state: _Session, lease: str, now_ms: int, lease_ms: int) -> bool:
+        claimed = getattr(state, lease)
+        if claimed is None or now_ms - claimed >= lease_ms:
+            setattr(state, lease, now_ms)
+            return True
+        return False
+
+    def read(self, session: SessionRef, *, limit: int) -> SessionSnapshot:
+        state = self.sessions.get(session)
+        if state is None:
+            return SessionSnapshot(messages=[], context=None, tokens=0)
+        newest = sorted(state.messages.values(), key=lambda m: -m.id)[:limit]
+        return SessionSnapshot(messages=newest, context=state.context, tokens=state.tokens)
+
+    def delete(self, session: SessionRef, *, namespace: str) -> None:
+        state = self.sessions.pop(session, None)
+        for ns in (state.namespaces if state else set()) | {namespace, ""}:
+            self.listed.get((session.tenant, ns), {}).pop(session.id, None)
+
+    def list_sessions(self, tenant: str, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]:
+        listed = self.listed.get((tenant, namespace), {})
+        ordered = sorted(listed, key=lambda sid: (listed[sid], sid))
+        return ordered[offset : offset + limit], len(ordered)
+
+    def release_summary_lease(self, session: SessionRef) -> None:
+        if session in self.sessions:
+            self.sessions[session].summary_lease_at = None
+
+    def release_index_lease(self, session: SessionRef, *, only_if_idle: bool) -> bool:
+        state = self.sessions.get(session)
+        if state is None:
+            return True
+        if only_if_idle and state.pending:
+            return False
+        state.index_lease_at = None
+        return True
+
+    def pending(self, session: SessionRef, *, limit: int) -> tuple[str, list[StoredMessage]]:
+        state = self.sessions.get(session)
+        if state is None:
+            return "", []
+        return state.generation, [state.pending[i] for i in sorted(state.pending)[:limit]]
+
+    def ack_indexed(self, session: SessionRef, generation: str, ids: list[int]) -> None:
+        state = self.sessions.get(session)
+        if state is None or state.generation != generation or not ids:
+            return
+        for message_id in [i for i in state.pending if min(ids) <= i <= max(ids)]:
+            del state.pending[message_id]
+
+    def fold_input(self, session: SessionRef, *, window: int, keep: int) -> FoldInput | None:
+        state = self.sessions.get(session)
+        if state is None or len(state.messages) <= window:
+            return None
+        oldest = sorted(state.messages.values(), key=lambda m: m.id)[: len(state.messages) - keep]
+        return FoldInput(context=state.context, version=state.version, messages=oldest, count=len(state.messages))
+
+    def commit_fold(self, session: SessionRef, *, start: FoldInput, folded: Folded) -> bool:
+        state = self.sessions.get(session)
+        if state is None or state.version != start.version:
+            return False
+        first, last = start.messages[0].id, start.messages[-1].id
+        present = [i for i in state.messages if first <= i <= last]
+        if len(present) != len(start.messages):
+            return False
+        for message_id in present:
+            del state.messages[message_id]
+        if folded.context is not None:
+            state.context = folded.context
+        state.version = uuid.uuid4().hex
+        state.tokens += folded.tokens
+        state.summary_lease_at = None
+        return True
+
+
+class FakeJobQueue:
+    """Implements ``JobQueue``: keeps what was sent; ``fail`` makes every send raise."""
+
+    def __init__(self, *, fail: Exception | None = None) -> None:
+        self.sent: list[SessionJob] = []
+        self.fail = fail
+
+    def send(self, job: SessionJob) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.sent.append(job)
+
+
+class FakeChatModel:
+    """Implements ``ChatModel``: answers from ``answers`` in turn (an exception is raised), then ``default``."""
+
+    def __init__(self, *answers: str | Exception, default: str = "a summary", tokens: int = 10) -> None:
+        self._answers = list(answers)
+        self._default = default
+        self._tokens = tokens
+        self.prompts: list[tuple[str, str]] = []
+
+    def complete(self, *, system: str, user: str, max_tokens: int) -> ChatResult:
+        self.prompts.append((system, user))
+        answer = self._answers.pop(0) if self._answers else self._default
+        if isinstance(answer, Exception):
+            raise answer
+        return ChatResult(text=answer, total_tokens=self._tokens)
+
+
+class FakeTokenCounter:
+    """Implements ``TokenCounter``: one token per whitespace-separated word."""
+
+    model = "fake-words"
+
+    def count(self, text: str) -> int:
+        return len(text.split())
+
+    def head(self, text: str, tokens: int) -> str:
+        return " ".join(text.split()[: max(tokens, 0)])
+
+
+class FakeEmbedder:
+    """Implements ``Embedder``: a hashed bag of words, L2-normalized: texts sharing words are near, others far."""
+
+    def __init__(self, dimensions: int = 64, *, fail: Exception | None = None) -> None:
+        self._dimensions = dimensions
+        self.fail = fail
+        self.calls: list[list[str]] = []
+
+    @property
+    def identity(self) -> str:
+        return f"fake:words:{self._dimensions}"
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        self.calls.append(list(texts))
+        if self.fail is not None:
+            raise self.fail
+        rows = np.zeros((len(texts), self._dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                rows[row, zlib.crc32(word.strip(".,!?").encode()) % self._dimensions] += 1.0
+        norms = np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        return np.asarray(rows / norms, dtype=np.float32)
+
+
+class FakeVectorIndex:
+    """Implements ``VectorIndex`` (exact cosine in memory) and ``KeywordIndex`` (BM25 over the same messages)."""
+
+    name = "fake"
+
+    def __init__(self, store: FakeMemoryStore | None = None) -> None:
+        self._store = store  # to check the generation, as the real backends do in their add script
+        self.rows: dict[SessionRef, list[tuple[StoredMessage, Vectors]]] = {}
+        self.ready: tuple[str, int] | None = None
+
+    def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
+        self.ready = (embedder, dimensions)
+
+    def add(self, session: SessionRef, generation: str, messages: Sequence[StoredMessage], vectors: Vectors) -> int:
+        if self._store is not None:
+            state = self._store.sessions.get(session)
+            if state is None or state.generation != generation:
+                return 0
+        rows = self.rows.setdefault(session, [])
+        known = {message.id for message, _ in rows}
+        added = [
+            (m, np.asarray(v, dtype=np.float32)) for m, v in zip(messages, vectors, strict=True) if m.id not in known
+        ]
+        rows.extend(added)
+        return len(added)
+
+    def vector_search(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
+        scored = [Scored(message=m, distance=float(1.0 - v @ query)) for m, v in self.rows.get(session, [])]
+        return sorted(scored, key=lambda s: (s.distance, -s.message.id))[:k]
+
+    def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
+        wanted = set(ids)
+        return {m.id: float(1.0 - v @ query) for m, v in self.rows.get(session, []) if m.id in wanted}
+
+    def search(self, session: SessionRef, text: str, k: int) -> list[tuple[StoredMessage, float]]:
+        postings = Bm25Postings()
+        for message, _ in self.rows.get(session, []):
+            postings.add(message)
+        return postings.search(text, k)
+
+
+def ticking(start: float = 0.0, step: float = 1.0) -> Callable[[], float]:
+    """A clock that advances ``step`` seconds each time it is read."""
+    counter = itertools.count()
+    return lambda: start + step * next(counter)
+
+
+def isclose(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)

@@ -1,0 +1,97 @@
+"""Retrieval and indexing on in-memory fakes: modes, readiness, batches, leases and failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from motorhead.core.job_loop import StepBudget
+from motorhead.core.values import NewMessage, SessionJob
+from motorhead.errors import EmbeddingError, JobIncompleteError
+from motorhead.ltm.indexing import EMBED_BATCH, IndexerService
+from motorhead.ltm.retrieval import RetrievalService
+from tests.fakes import FakeEmbedder, FakeMemoryStore, FakeVectorIndex
+from tests.support import ref
+
+TEXTS = [
+    "We adopted a cat called Miso last spring",
+    "The train to Porto leaves at nine",
+    "Miso sleeps on the keyboard all day",
+    "Dinner is at the Thai place on Friday",
+]
+
+
+def indexed(texts: list[str] = TEXTS) -> tuple[FakeMemoryStore, FakeVectorIndex, FakeEmbedder]:
+    store, embedder = FakeMemoryStore(), FakeEmbedder()
+    index = FakeVectorIndex(store)
+    store.append(ref("s"), [NewMessage("Human", t) for t in texts], context=None, namespace="", now_ms=1, index=True)
+    IndexerService(store=store, embedder=embedder, index=index).run(SessionJob(session=ref("s"), last_id=len(texts)))
+    return store, index, embedder
+
+
+def test_indexer_given_pending_messages_indexes_them_all_and_releases_the_lease() -> None:
+    store, index, embedder = indexed()
+    assert [m.content for m, _ in index.rows[ref("s")]] == TEXTS
+    assert store.pending(ref("s"), limit=10)[1] == []
+    assert store.sessions[ref("s")].index_lease_at is None
+    assert index.ready == (embedder.identity, embedder.dimensions)
+
+
+def test_indexer_given_a_backlog_embeds_in_batches() -> None:
+    texts = [f"message number {i}" for i in range(EMBED_BATCH + 5)]
+    _, _, embedder = indexed(texts)
+    assert [len(call) for call in embedder.calls] == [EMBED_BATCH, 5]
+
+
+def test_indexer_given_an_embedding_failure_keeps_the_messages_pending() -> None:
+    store, embedder = FakeMemoryStore(), FakeEmbedder(fail=EmbeddingError("provider down"))
+    store.append(ref("s"), [NewMessage("Human", "x")], context=None, namespace="", now_ms=1, index=True)
+    with pytest.raises(EmbeddingError):
+        IndexerService(store=store, embedder=embedder, index=FakeVectorIndex(store)).run(
+            SessionJob(session=ref("s"), last_id=1)
+        )
+    assert len(store.pending(ref("s"), limit=10)[1]) == 1
+
+
+def test_indexer_given_no_time_for_a_batch_embeds_nothing_and_asks_for_redelivery() -> None:
+    store, embedder = FakeMemoryStore(), FakeEmbedder()
+    store.append(ref("s"), [NewMessage("Human", "x")], context=None, namespace="", now_ms=1, index=True)
+    indexer = IndexerService(
+        store=store, embedder=embedder, index=FakeVectorIndex(store), budget=StepBudget(reserve=10.0)
+    )
+    with pytest.raises(JobIncompleteError):
+        indexer.run(SessionJob(session=ref("s"), last_id=1), time_left=lambda: 3.0)
+    assert embedder.calls == [] and len(store.pending(ref("s"), limit=10)[1]) == 1
+
+
+def test_indexer_given_the_session_deleted_meanwhile_adds_nothing() -> None:
+    # Given pending messages, then the session deleted and re-created (a new generation) before the job runs
+    store, index = FakeMemoryStore(), None
+    store.append(ref("s"), [NewMessage("Human", "old secret")], context=None, namespace="", now_ms=1, index=True)
+    generation, batch = store.pending(ref("s"), limit=10)
+    store.delete(ref("s"), namespace="")
+    index = FakeVectorIndex(store)
+    # When a stale batch is added / Then nothing of the old session is indexed
+    assert index.add(ref("s"), generation, batch, FakeEmbedder().embed(["old secret"])) == 0
+
+
+@pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
+def test_retrieval_given_each_mode_finds_the_messages_about_the_query(mode: str) -> None:
+    _, index, embedder = indexed()
+    service = RetrievalService(embedder=embedder, index=index, keywords=index)
+    hits = service.search(ref("s"), "Miso the cat", 2, mode=mode)  # type: ignore[arg-type]
+    assert {h.message.content for h in hits} <= {TEXTS[0], TEXTS[2]} and hits
+
+
+def test_retrieval_given_another_session_returns_nothing_of_this_one() -> None:
+    _, index, embedder = indexed()
+    service = RetrievalService(embedder=embedder, index=index, keywords=index, hybrid=True)
+    assert service.retrieve(ref("other"), "Miso the cat", 10) == []
+    assert service.retrieve(ref("s", tenant="acme"), "Miso the cat", 10) == []
+
+
+def test_retrieval_given_hybrid_off_ranks_by_vectors_and_scores_one_minus_distance() -> None:
+    _, index, embedder = indexed()
+    hits = RetrievalService(embedder=embedder, index=index, keywords=index).retrieve(ref("s"), "Miso sleeps", 4)
+    assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+    assert all(h.score == pytest.approx(1 - h.distance) for h in hits)
+    assert hits[0].message.content == TEXTS[2]
