@@ -9,7 +9,7 @@ LAYER := layers/shared/python
 TIKTOKEN_CACHE := $(LAYER)/motorhead/tiktoken_cache
 export PYTHONPATH := $(CURDIR)/$(LAYER):$(CURDIR)
 
-.PHONY: help install run test lint typecheck unit integration bench build validate clean
+.PHONY: help install run key keys revoke-key test lint typecheck unit integration bench build validate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -28,6 +28,15 @@ install: $(VENV)/.installed $(TIKTOKEN_CACHE)/.complete ## create .venv, install
 
 run: install ## serve the API on http://127.0.0.1:8080 (PORT overrides; embedded Redis unless REDIS_URL is set)
 	$(PY) -m devserver
+
+key: install ## create an API key: make key TENANT=acme [SCOPES=read,write] [LABEL=...]; the key is the last line
+	@$(PY) -m devserver.keys create --tenant "$(TENANT)" $(if $(SCOPES),--scopes "$(SCOPES)") $(if $(LABEL),--label "$(LABEL)")
+
+keys: install ## list API keys, never the keys themselves (TENANT=acme to filter)
+	@$(PY) -m devserver.keys list $(if $(TENANT),--tenant "$(TENANT)")
+
+revoke-key: install ## revoke an API key: make revoke-key KEY_ID=0123456789abcdef (stops working within 60 s)
+	@$(PY) -m devserver.keys revoke --key-id "$(KEY_ID)"
 
 lint: install ## ruff (lint + format check), mypy, and the import contracts (lint-imports)
 	$(VENV)/bin/ruff check .

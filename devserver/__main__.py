@@ -10,12 +10,20 @@ from contextlib import ExitStack
 from types import FrameType
 
 from devserver.embedded_redis import EmbeddedRedis
+from devserver.keys import running_url
 from devserver.local_sqs import LocalSqs, SqsPoller
 from devserver.server import LocalGateway, load_functions, merged_openapi
 from devserver.template import load_queue_consumers, load_routes
 from motorhead import __version__
 from motorhead.errors import ConfigError
 from motorhead.settings import load_settings
+
+AUTH_LINES = {
+    "none": "motorhead: MOTORHEAD_AUTH=none: no authentication, every request can read, change and delete every "
+    "session (fine on a laptop; set MOTORHEAD_AUTH=api-key and create a key with `make key TENANT=<name>`)",
+    "api-key": "motorhead: MOTORHEAD_AUTH=api-key: every request needs an API key (`make key TENANT=<name>`)",
+    "jwt": "motorhead: MOTORHEAD_AUTH=jwt: every request needs a bearer JWT from the configured issuer",
+}
 
 
 def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -24,11 +32,13 @@ def _stop(signum: int, _frame: FrameType | None) -> None:
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    os.environ.setdefault("MOTORHEAD_AUTH", "none")  # a laptop's default; AWS's is api-key (template AuthMode)
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"motorhead: {exc}", file=sys.stderr)
         return 2
+    print(AUTH_LINES[settings.auth], flush=True)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the template sets for the functions that use numpy
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop)
@@ -37,6 +47,7 @@ def main() -> int:
             data_dir = settings.data_dir.resolve() / "redis"
             redis = stack.enter_context(EmbeddedRedis(data_dir=data_dir))
             os.environ["REDIS_URL"] = redis.url  # the handlers read it through Settings, as on Lambda
+            stack.enter_context(running_url(data_dir, redis.url))  # where `make key` finds this server
             print(f"motorhead: embedded Redis {redis.url} (data in {data_dir})", flush=True)
         else:
             print("motorhead: using REDIS_URL", flush=True)

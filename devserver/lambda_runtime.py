@@ -75,9 +75,12 @@ def http_event(
     body: bytes = b"",
     source_ip: str = "127.0.0.1",
 ) -> dict[str, Any]:
-    """The event API Gateway would send for this request (payload format 2.0)."""
+    """The event API Gateway would send for this request (payload format 2.0): the path decoded once (``rawPath``
+    and ``requestContext.http.path`` both, as API Gateway HTTP APIs deliver them), and the route's path parameters,
+    each decoded once. A path that does not decode to UTF-8 raises ``UnicodeDecodeError``."""
     lowered = {name.lower(): value for name, value in (headers or {}).items()}
     path_parameters = route.match(raw_path) or {}
+    decoded_path = unquote(raw_path, errors="strict")
     query: dict[str, str] = {}
     for name, value in parse_qsl(raw_query, keep_blank_values=True):
         query[name] = f"{query[name]},{value}" if name in query else value
@@ -85,7 +88,7 @@ def http_event(
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route.route_key,
-        "rawPath": raw_path,
+        "rawPath": decoded_path,
         "rawQueryString": raw_query,
         "headers": lowered,
         "requestContext": {
@@ -95,7 +98,7 @@ def http_event(
             "domainPrefix": "local",
             "http": {
                 "method": method,
-                "path": unquote(raw_path),
+                "path": decoded_path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": source_ip,
                 "userAgent": lowered.get("user-agent", ""),

@@ -57,9 +57,20 @@ def merged_openapi(functions: Sequence[Function], *, title: str, version: str) -
         for path, operations in part.get("paths", {}).items():
             spec["paths"].setdefault(path, {}).update(operations)
         schemas.update(part.get("components", {}).get("schemas", {}))
-    if schemas:
-        spec["components"] = {"schemas": schemas}
+    spec["components"] = {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES}
+    spec["security"] = [{name: []} for name in SECURITY_SCHEMES]
+    for operation in spec["paths"].get("/", {}).values():  # the health check is public
+        operation["security"] = []
     return spec
+
+
+# How clients may send their key (motorhead.entrypoints.http.credentials), for Swagger UI's "Authorize" button
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "an API key, or a JWT (MOTORHEAD_AUTH=jwt)"},
+    "basic": {"type": "http", "scheme": "basic", "description": "any user name, the API key as the password"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    "metalApiKey": {"type": "apiKey", "in": "header", "name": "x-metal-api-key"},
+}
 
 
 class LocalGateway(ThreadingHTTPServer):
@@ -118,7 +129,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             page = get_swagger_ui_html(openapi_url="/openapi.json", title="Motorhead Serverless")
             self._reply(200, {"content-type": "text/html; charset=utf-8"}, bytes(page.body))
             return
-        function, allowed = self.server.resolve(self.command, url.path)
+        try:
+            function, allowed = self.server.resolve(self.command, url.path)
+        except UnicodeDecodeError:
+            self._reply(400, {"content-type": "application/json"}, {"error": "the path is not percent-encoded UTF-8"})
+            return
         if function is None:
             if allowed:
                 message = {"error": f"method {self.command} not allowed; use {', '.join(allowed)}"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -46,12 +47,22 @@ class Route:
         return f"{self.method} {self.path}"
 
     def match(self, raw_path: str) -> dict[str, str] | None:
-        """Path parameters when ``raw_path`` (percent-encoded) fits this route, else None."""
-        pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
-        found = re.match(pattern, raw_path)
+        """Path parameters, each percent-decoded exactly once, when ``raw_path`` (percent-encoded, split on its
+        literal ``/``) fits this route, else None. A parameter that does not decode to UTF-8 raises
+        ``UnicodeDecodeError``."""
+        found = self._pattern.match(raw_path)
         if found is None:
             return None
-        return {name: unquote(value) for name, value in found.groupdict().items()}
+        return {name: unquote(value, errors="strict") for name, value in found.groupdict().items()}
+
+    @property
+    def _pattern(self) -> re.Pattern[str]:
+        return _compiled(self.path)
+
+
+@lru_cache(maxsize=64)
+def _compiled(path: str) -> re.Pattern[str]:
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -146,3 +157,27 @@ def load_queue_consumers(path: Path = TEMPLATE) -> list[QueueConsumer]:
                 )
             )
     return consumers
+
+
+@dataclass(frozen=True)
+class FunctionDef:
+    """Any function of the template (HTTP, queue consumer or neither, like the admin function)."""
+
+    function_id: str
+    code_uri: Path
+    handler: str
+
+
+def load_function_specs(path: Path = TEMPLATE) -> dict[str, FunctionDef]:
+    """Every ``AWS::Serverless::Function`` of the template, by logical id."""
+    template = load_template(path)
+    globals_handler = template.get("Globals", {}).get("Function", {}).get("Handler")
+    return {
+        function_id: FunctionDef(
+            function_id=function_id,
+            code_uri=(path.parent / str(resource["Properties"]["CodeUri"])).resolve(),
+            handler=str(resource["Properties"].get("Handler", globals_handler)),
+        )
+        for function_id, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }

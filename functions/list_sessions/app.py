@@ -3,14 +3,16 @@
 from typing import Annotated
 
 from fastapi import Query, Response
-from mangum import Mangum
 
+from motorhead.composition.access import access_control
 from motorhead.composition.memory import memory_service
+from motorhead.core.auth import Scope
 from motorhead.entrypoints.http.app import Tenant, create_app
+from motorhead.entrypoints.http.lambda_adapter import lambda_handler
 from motorhead.entrypoints.http.models import page_headers
 from motorhead.settings import get_settings
 
-app = create_app(title="motorhead: list sessions", settings=get_settings())
+app = create_app(title="motorhead: list sessions", settings=get_settings(), access=access_control(), scope=Scope.LIST)
 service = memory_service()
 
 
@@ -27,4 +29,4 @@ def list_sessions(
     return result.session_ids
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

@@ -1,13 +1,14 @@
 """POST /sessions/{session_id}/memory — append messages (all or none); an optional context replaces the summary."""
 
-from mangum import Mangum
-
+from motorhead.composition.access import access_control
 from motorhead.composition.memory import memory_service
+from motorhead.core.auth import Scope
 from motorhead.entrypoints.http.app import Session, create_app
+from motorhead.entrypoints.http.lambda_adapter import lambda_handler
 from motorhead.entrypoints.http.models import MemoryIn, StatusOut
 from motorhead.settings import get_settings
 
-app = create_app(title="motorhead: post memory", settings=get_settings())
+app = create_app(title="motorhead: post memory", settings=get_settings(), access=access_control(), scope=Scope.WRITE)
 service = memory_service()
 
 
@@ -17,4 +18,4 @@ def post_memory(session: Session, body: MemoryIn, namespace: str | None = None) 
     return StatusOut()
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

@@ -1,13 +1,14 @@
 """POST /sessions/{session_id}/retrieval — the session's most relevant past messages for a text, best first."""
 
-from mangum import Mangum
-
+from motorhead.composition.access import access_control
 from motorhead.composition.long_term import retrieval_service
+from motorhead.core.auth import Scope
 from motorhead.entrypoints.http.app import Session, create_app
+from motorhead.entrypoints.http.lambda_adapter import lambda_handler
 from motorhead.entrypoints.http.models import RetrievalHitOut, RetrievalIn
 from motorhead.settings import get_settings
 
-app = create_app(title="motorhead: retrieval", settings=get_settings())
+app = create_app(title="motorhead: retrieval", settings=get_settings(), access=access_control(), scope=Scope.READ)
 service = retrieval_service()
 
 
@@ -16,4 +17,4 @@ def retrieval(session: Session, body: RetrievalIn) -> list[RetrievalHitOut]:
     return [RetrievalHitOut.of(hit) for hit in service.retrieve(session, body.text, body.k)]
 
 
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(app)

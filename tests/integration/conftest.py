@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 import redis
@@ -15,19 +17,13 @@ from devserver.server import LocalGateway, merged_openapi
 from devserver.template import load_queue_consumers
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.settings import Settings
-from tests.support import cold_start
+from tests.support import Api, cold_start
 
 
 @pytest.fixture
 def base_url(redis_server: EmbeddedRedis, redis_client: redis.Redis) -> Iterator[str]:
-    with cold_start(REDIS_URL=redis_server.url, MOTORHEAD_MAX_WINDOW_SIZE="4") as api:
-        gateway = LocalGateway(("127.0.0.1", 0), api.functions, merged_openapi(api.functions, title="t", version="0"))
-        thread = threading.Thread(target=gateway.serve_forever, daemon=True)
-        thread.start()
-        yield f"http://127.0.0.1:{gateway.server_address[1]}"
-        gateway.shutdown()
-        gateway.server_close()
-        thread.join()
+    with cold_start(REDIS_URL=redis_server.url, MOTORHEAD_MAX_WINDOW_SIZE="4") as api, serving(api) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +52,49 @@ def connector(
     conn = RedisConnector(Settings(REDIS_URL=url, MOTORHEAD_REDIS_MODE="auto"))
     yield conn
     conn.close()
+
+
+@dataclass
+class SecureApi:
+    """The functions behind the local gateway with ``MOTORHEAD_AUTH=api-key`` (revocation seen at once: no cache)."""
+
+    base_url: str
+    api: Api
+
+    def key(self, tenant: str, scopes: str = "read,write,delete,list") -> str:
+        """A new API key of ``tenant``, made by the admin function as ``make key`` does."""
+        answer = self.api.admin({"action": "create", "tenant": tenant, "scopes": scopes.split(",")})
+        assert answer["ok"], answer
+        return str(answer["key"])
+
+    def revoke(self, key: str) -> None:
+        key_id = key.split("_")[1]
+        assert self.api.admin({"action": "revoke", "key_id": key_id})["revoked"] is True
+
+
+@contextmanager
+def serving(api: Api) -> Iterator[str]:
+    """The local gateway in front of ``api``'s functions, on a free port, for the block."""
+    gateway = LocalGateway(("127.0.0.1", 0), api.functions, merged_openapi(api.functions, title="t", version="0"))
+    thread = threading.Thread(target=gateway.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{gateway.server_address[1]}"
+    finally:
+        gateway.shutdown()
+        gateway.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def secure(redis_server: EmbeddedRedis, redis_client: redis.Redis) -> Iterator[SecureApi]:
+    with (
+        cold_start(
+            REDIS_URL=redis_server.url,
+            MOTORHEAD_MAX_WINDOW_SIZE="4",
+            MOTORHEAD_AUTH="api-key",
+            MOTORHEAD_API_KEY_CACHE_SECONDS="0",
+        ) as api,
+        serving(api) as base_url,
+    ):
+        yield SecureApi(base_url=base_url, api=api)

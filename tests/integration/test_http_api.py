@@ -76,7 +76,13 @@ def test_docs_given_browser_serves_swagger_and_merged_openapi(base_url: str) -> 
     # Given the local server / When the docs are opened / Then Swagger UI loads one spec with every route
     assert "swagger-ui" in requests.get(base_url + "/docs", timeout=5).text
     paths = requests.get(base_url + "/openapi.json", timeout=5).json()["paths"]
-    assert set(paths) == {"/", "/sessions", "/sessions/{session_id}/memory", "/sessions/{session_id}/retrieval"}
+    assert set(paths) == {
+        "/",
+        "/sessions",
+        "/sessions/{session_id}/memory",
+        "/sessions/{session_id}/retrieval",
+        "/keys/current",
+    }
     assert set(paths["/sessions/{session_id}/memory"]) == {"get", "post", "delete"}
 
 

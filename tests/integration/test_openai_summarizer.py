@@ -17,7 +17,7 @@ from motorhead.composition import summarization
 from motorhead.core.ports import TokenCounter
 from motorhead.core.summarization.llm_writer import NO_SUMMARY, SYSTEM_PROMPT, LlmSummaryWriter
 from motorhead.core.values import StoredMessage
-from motorhead.errors import SummarizerError
+from motorhead.errors import SecretUnavailableError, SummarizerError
 from motorhead.settings import PACKAGED_TIKTOKEN_CACHE, Settings
 from tests.openai_stub import Answer, Hang, Malformed, OpenAIStub, RecordedRequest, Status
 
@@ -344,14 +344,19 @@ def test_chat_model_given_a_key_secret_sends_the_secret_and_picks_up_its_rotatio
     ]
 
 
-def test_chat_model_given_a_missing_secret_raises_summarizer_error(stub: OpenAIStub, aws: None) -> None:
+def test_chat_model_given_a_missing_secret_raises_a_typed_error_that_names_no_secret(
+    stub: OpenAIStub, aws: None
+) -> None:
     # Given a secret name that does not exist
-    settings = Settings(OPENAI_API_BASE=stub.base_url, OPENAI_API_KEY=None, MOTORHEAD_OPENAI_API_KEY_SECRET="absent")
+    settings = Settings(
+        OPENAI_API_BASE=stub.base_url, OPENAI_API_KEY=None, MOTORHEAD_OPENAI_API_KEY_SECRET="prod/absent-openai-key"
+    )
 
     # When the model is called
-    # Then the failure is the summarizer's (and nothing reached the server)
-    with pytest.raises(SummarizerError):
+    # Then the failure is typed, says nothing of the secret (the log has it), and nothing reached the server
+    with pytest.raises(SecretUnavailableError) as raised:
         summarization.chat_model(settings).complete(system="s", user="u", max_tokens=32)
+    assert "absent" not in str(raised.value)
     assert stub.requests == []
 
 

@@ -11,16 +11,20 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute
 
-from devserver.template import load_queue_consumers, load_routes, load_template
+from devserver.template import load_function_specs, load_queue_consumers, load_routes, load_template
+from motorhead.entrypoints.http.lambda_adapter import MOUNT
 from tests.support import EVENTS, REPO, cold_start
 
 ROUTES = load_routes()
 
 
 def test_template_given_functions_dir_has_one_function_per_folder() -> None:
-    # Given the functions/ folders / Then each is the CodeUri of a template function (HTTP or queue), and vice versa
+    # Given the functions/ folders / Then each is the CodeUri of a template function, and vice versa; all but the
+    # admin function (invoked through the AWS API only) are fed by a route or a queue
     folders = {p.parent.resolve() for p in (REPO / "functions").glob("*/app.py")}
-    assert folders == {route.code_uri for route in ROUTES} | {c.code_uri for c in load_queue_consumers()}
+    assert folders == {spec.code_uri for spec in load_function_specs().values()}
+    fed = {route.code_uri for route in ROUTES} | {c.code_uri for c in load_queue_consumers()}
+    assert folders - fed == {load_function_specs()["AdminFunction"].code_uri}
 
 
 def test_template_given_each_function_declares_exactly_its_app_routes() -> None:
@@ -34,8 +38,9 @@ def test_template_given_each_function_declares_exactly_its_app_routes() -> None:
                 if isinstance(route, APIRoute)
                 for method in route.methods or ()
             }
-            # Then they are exactly the HttpApi events the template gives that function
-            assert served == {(r.method, r.path) for r in ROUTES if r.function_id == function_id}, function_id
+            # Then they are exactly the HttpApi events the template gives that function, each also under /motorhead
+            declared = {(r.method, r.path) for r in ROUTES if r.function_id == function_id}
+            assert declared == served | {(method, MOUNT + path.rstrip("/")) for method, path in served}, function_id
 
 
 def test_template_given_queue_consumers_are_fed_by_their_fifo_queues_only() -> None:
@@ -49,15 +54,18 @@ def test_template_given_queue_consumers_are_fed_by_their_fifo_queues_only() -> N
     assert not {c.function_id for c in load_queue_consumers()} & {route.function_id for route in ROUTES}
 
 
-def test_template_given_routes_covers_motorhead_api() -> None:
-    assert {route.route_key for route in ROUTES} == {
+def test_template_given_routes_covers_motorhead_api_also_under_the_n8n_prefix() -> None:
+    api = {
         "GET /",
         "GET /sessions",
         "GET /sessions/{session_id}/memory",
         "POST /sessions/{session_id}/memory",
         "DELETE /sessions/{session_id}/memory",
         "POST /sessions/{session_id}/retrieval",
+        "GET /keys/current",
     }
+    mounted = {f"{key.split()[0]} {MOUNT}{key.split()[1].rstrip('/')}" for key in api}
+    assert {route.route_key for route in ROUTES} == api | mounted
 
 
 HTTP_EVENTS = sorted(p for p in EVENTS.glob("*.json") if "Records" not in json.loads(p.read_text(encoding="utf-8")))

@@ -129,13 +129,37 @@ def test_summarizer_given_template_has_no_http_route_and_other_functions_no_sqs_
     )
 
 
+REDIS_PASSWORD_POLICY = [
+    "HasRedisPasswordSecret",
+    {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": "RedisPasswordSecretArn"}},
+    "AWS::NoValue",
+]
+REDIS_FUNCTIONS = set(FUNCTIONS) - {"HealthFunction"}
+
+
 def test_policies_given_every_function_only_post_memory_can_send_jobs() -> None:
     # Given every function's policies / Then only PostMemoryFunction may send to SQS, and only to the two job queues
     assert {name for name, props in FUNCTIONS.items() if can_send_to_sqs(props)} == {"PostMemoryFunction"}
     assert FUNCTIONS["PostMemoryFunction"]["Policies"] == [
+        REDIS_PASSWORD_POLICY,
         {"SQSSendMessagePolicy": {"QueueName": "SummaryQueue.QueueName"}},
         {"SQSSendMessagePolicy": {"QueueName": "IndexQueue.QueueName"}},
     ]
+
+
+def test_environment_given_every_function_only_those_using_redis_get_its_url_and_password_secret() -> None:
+    # Given Globals and every function / Then REDIS_URL (and the Redis password's secret, with the policy to read it
+    # only when the ARN is given) goes to each function that uses Redis, and to no other: not to the health check
+    assert "REDIS_URL" not in GLOBAL_ENV
+    for name, props in FUNCTIONS.items():
+        env = props.get("Environment", {}).get("Variables", {})
+        uses_redis = name in REDIS_FUNCTIONS
+        assert ("REDIS_URL" in env, "MOTORHEAD_REDIS_PASSWORD_SECRET" in env) == (uses_redis, uses_redis), name
+        assert (REDIS_PASSWORD_POLICY in props.get("Policies", [])) == uses_redis, name
+        if uses_redis:
+            assert (env["REDIS_URL"], env["MOTORHEAD_REDIS_PASSWORD_SECRET"]) == ("RedisUrl", "RedisPasswordSecretArn")
+    assert PARAMETERS["RedisUrl"]["NoEcho"] is True and PARAMETERS["RedisPasswordSecretArn"]["Default"] == ""
+    assert TEMPLATE["Conditions"]["HasRedisPasswordSecret"] == [["RedisPasswordSecretArn", ""]]
 
 
 def test_environment_given_every_function_only_post_memory_has_the_queue_url() -> None:
@@ -151,18 +175,19 @@ def test_environment_given_every_function_only_post_memory_has_the_queue_url() -
 
 
 def test_policies_given_every_function_only_summarizer_reads_the_secret_when_given() -> None:
-    # Given every function's policies / Then only the summarizer may read a secret: the OpenAI or Azure key's ARN
-    # parameter, each only under its condition (no policy at all when the ARN is left empty)
-    # (the indexer and the retrieval function read the same keys, for embeddings)
-    assert {name for name, props in FUNCTIONS.items() if can_read_secrets(props)} == {
+    # Given every function's policies, but the Redis password's (above) / Then only the summarizer may read a
+    # secret: the OpenAI or Azure key's ARN parameter, each only under its condition (no policy at all when the ARN
+    # is left empty) (the indexer and the retrieval function read the same keys, for embeddings)
+    provider = {
+        name: [p for p in props.get("Policies", []) if p != REDIS_PASSWORD_POLICY] for name, props in FUNCTIONS.items()
+    }
+    assert {name for name, policies in provider.items() if can_read_secrets({"Policies": policies})} == {
         "SummarizerFunction",
         "IndexerFunction",
         "RetrievalFunction",
     }
-    assert (
-        FUNCTIONS["IndexerFunction"]["Policies"] == FUNCTIONS["RetrievalFunction"]["Policies"] == SUMMARIZER["Policies"]
-    )
-    assert SUMMARIZER["Policies"] == [
+    assert provider["IndexerFunction"] == provider["RetrievalFunction"] == provider["SummarizerFunction"]
+    assert provider["SummarizerFunction"] == [
         [
             "HasOpenAiSecret",
             {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": "OpenAiApiKeySecretArn"}},
@@ -183,6 +208,8 @@ def test_environment_given_summarizer_gets_llm_settings_from_parameters() -> Non
     # Given the summarizer's own environment / Then the LLM settings come from parameters, on top of Globals
     env = SUMMARIZER["Environment"]["Variables"]
     assert env == {
+        "REDIS_URL": "RedisUrl",
+        "MOTORHEAD_REDIS_PASSWORD_SECRET": "RedisPasswordSecretArn",
         "MOTORHEAD_SUMMARIZER": "Summarizer",
         "MOTORHEAD_OPENAI_API_KEY_SECRET": "OpenAiApiKeySecretArn",
         "OPENAI_API_BASE": "OpenAiApiBase",
@@ -203,7 +230,7 @@ def test_environment_given_summarizer_gets_llm_settings_from_parameters() -> Non
 def test_environment_given_globals_post_and_summarizer_share_window_and_lease() -> None:
     # Given the settings both sides of the queue must agree on / Then they live in Globals and no function
     # overrides them
-    shared = {"MOTORHEAD_MAX_WINDOW_SIZE", "MOTORHEAD_SUMMARY_LEASE_SECONDS", "MOTORHEAD_KEY_PREFIX", "REDIS_URL"}
+    shared = {"MOTORHEAD_MAX_WINDOW_SIZE", "MOTORHEAD_SUMMARY_LEASE_SECONDS", "MOTORHEAD_KEY_PREFIX", "MOTORHEAD_AUTH"}
     assert shared <= GLOBAL_ENV.keys()
     assert GLOBAL_ENV["MOTORHEAD_SUMMARY_LEASE_SECONDS"] == "SummaryLeaseSeconds"
     lease = PARAMETERS["SummaryLeaseSeconds"]
@@ -239,3 +266,41 @@ def test_events_given_summarizer_sample_event_is_a_fifo_sqs_batch(event_file: Pa
         tag = session_tag(ref(job["session_id"], job.get("tenant", "")))
         assert record["attributes"]["MessageGroupId"] == tag
         assert record["attributes"]["MessageDeduplicationId"] == f"{tag}-{job['last_id']}"
+
+
+def test_auth_given_the_template_defaults_to_api_keys_and_passes_the_mode_to_every_function() -> None:
+    # Given the AuthMode parameter / Then it defaults to api-key, offers jwt and none, and reaches every function
+    assert (PARAMETERS["AuthMode"]["Default"], PARAMETERS["AuthMode"]["AllowedValues"]) == (
+        "api-key",
+        ["api-key", "jwt", "none"],
+    )
+    assert GLOBAL_ENV["MOTORHEAD_AUTH"] == "AuthMode"
+    jwt = {
+        "MOTORHEAD_JWT_ISSUER": "JwtIssuer",
+        "MOTORHEAD_JWT_AUDIENCE": "JwtAudience",
+        "MOTORHEAD_JWT_JWKS_URL": "JwksUrl",
+    }
+    assert jwt.items() <= GLOBAL_ENV.items()
+    for props in FUNCTIONS.values():
+        assert "MOTORHEAD_AUTH" not in props.get("Environment", {}).get("Variables", {})
+
+
+def test_api_given_the_template_throttles_routes_and_limits_tenants_only_when_asked() -> None:
+    settings = RESOURCES["MotorheadApi"]["Properties"]["DefaultRouteSettings"]
+    assert settings == {
+        "ThrottlingRateLimit": "ApiThrottlingRateLimit",
+        "ThrottlingBurstLimit": "ApiThrottlingBurstLimit",
+    }
+    assert PARAMETERS["RateLimitPerSecond"]["Default"] == PARAMETERS["RateLimitBurst"]["Default"] == 0
+    assert (GLOBAL_ENV["MOTORHEAD_RATE_LIMIT_RPS"], GLOBAL_ENV["MOTORHEAD_RATE_LIMIT_BURST"]) == (
+        "RateLimitPerSecond",
+        "RateLimitBurst",
+    )
+
+
+def test_admin_given_the_template_has_no_route_and_is_named_in_the_outputs() -> None:
+    # Given the admin function / Then nothing but the AWS API (IAM) can invoke it: no event of any kind
+    admin = FUNCTIONS["AdminFunction"]
+    assert "Events" not in admin and admin["CodeUri"] == "functions/admin/"
+    assert TEMPLATE["Outputs"]["AdminFunctionName"]["Value"] == "AdminFunction"
+    assert not any(route.function_id == "AdminFunction" for route in load_routes())

@@ -42,3 +42,28 @@ class LongTermMemoryDisabledError(MotorheadError):
 
 class JobIncompleteError(MotorheadError):
     """A background job ran out of rounds or time with work left; SQS delivers it again to go on."""
+
+
+class AuthenticationError(MotorheadError):
+    """The credential is missing, malformed, unknown, revoked or expired, or names no tenant (a 401)."""
+
+
+class ForbiddenError(MotorheadError):
+    """The credential is valid but lacks the scope the route needs (a 403)."""
+
+
+class RateLimitedError(MotorheadError):
+    """The tenant is over its request rate (a 429); ``retry_after`` seconds until a request is allowed."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthUnavailableError(MotorheadError):
+    """The identity provider's keys (JWKS) could not be fetched: the credential cannot be checked now (a 503)."""
+
+
+class SecretUnavailableError(MotorheadError):
+    """A secret (a provider key, the Redis password) could not be read from Secrets Manager; the detail is logged,
+    never returned (a 503, or a retried job)."""

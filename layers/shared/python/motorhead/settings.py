@@ -6,12 +6,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from motorhead.errors import ConfigError
 
 PACKAGED_TIKTOKEN_CACHE = Path(__file__).resolve().parent / "tiktoken_cache"
+# JWTs are checked against a JWKS (public keys): only asymmetric algorithms, never "none" or HMAC (whose "secret"
+# would be the public key)
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
 
 
 class Settings(BaseSettings):
@@ -67,6 +72,22 @@ class Settings(BaseSettings):
     retrieval_hybrid: bool = Field(False, validation_alias="MOTORHEAD_RETRIEVAL_HYBRID")
     index_lease_seconds: int = Field(300, ge=1, validation_alias="MOTORHEAD_INDEX_LEASE_SECONDS")
 
+    # --- authentication and tenancy ----------------------------------------------------------------------------
+    auth: Literal["api-key", "jwt", "none"] = Field("api-key", validation_alias="MOTORHEAD_AUTH")
+    api_key_cache_seconds: float = Field(30.0, ge=0, le=60, validation_alias="MOTORHEAD_API_KEY_CACHE_SECONDS")
+    jwt_issuer: str | None = Field(None, validation_alias="MOTORHEAD_JWT_ISSUER")
+    jwt_audience: str | None = Field(None, validation_alias="MOTORHEAD_JWT_AUDIENCE")
+    jwt_jwks_url: str | None = Field(None, validation_alias="MOTORHEAD_JWT_JWKS_URL")
+    jwt_tenant_claim: str = Field("tenant", min_length=1, validation_alias="MOTORHEAD_JWT_TENANT_CLAIM")
+    jwt_scope_claim: str = Field("scope", min_length=1, validation_alias="MOTORHEAD_JWT_SCOPE_CLAIM")
+    jwt_scope_prefix: str = Field("motorhead:", validation_alias="MOTORHEAD_JWT_SCOPE_PREFIX")
+    jwt_algorithms: str = Field("RS256,ES256", validation_alias="MOTORHEAD_JWT_ALGORITHMS")
+    jwt_leeway_seconds: int = Field(30, ge=0, le=300, validation_alias="MOTORHEAD_JWT_LEEWAY_SECONDS")
+    jwks_cache_seconds: int = Field(300, ge=0, le=86_400, validation_alias="MOTORHEAD_JWKS_CACHE_SECONDS")
+    rate_limit_rps: float = Field(0.0, ge=0, validation_alias="MOTORHEAD_RATE_LIMIT_RPS")
+    rate_limit_burst: int = Field(0, ge=0, validation_alias="MOTORHEAD_RATE_LIMIT_BURST")
+    redis_password_secret: str | None = Field(None, validation_alias="MOTORHEAD_REDIS_PASSWORD_SECRET")
+
     tiktoken_cache_dir: Path = Field(PACKAGED_TIKTOKEN_CACHE, validation_alias="TIKTOKEN_CACHE_DIR")
     data_dir: Path = Field(Path(".data"), validation_alias="MOTORHEAD_DATA_DIR")
 
@@ -84,12 +105,41 @@ class Settings(BaseSettings):
         "model_context_tokens",
         "index_queue_url",
         "embedding_dimensions",
+        "jwt_issuer",
+        "jwt_audience",
+        "jwt_jwks_url",
+        "redis_password_secret",
         mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         """CloudFormation passes optional parameters as empty strings: treat them as not set."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _jwt_needs_its_settings(self) -> Settings:
+        if self.auth == "jwt":
+            missing = [
+                name
+                for name, value in (
+                    ("MOTORHEAD_JWT_ISSUER", self.jwt_issuer),
+                    ("MOTORHEAD_JWT_AUDIENCE", self.jwt_audience),
+                    ("MOTORHEAD_JWT_JWKS_URL", self.jwt_jwks_url),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(f"MOTORHEAD_AUTH=jwt needs {', '.join(missing)}")
+            if not set(self.jwt_algorithm_list()) <= ASYMMETRIC_ALGORITHMS:
+                raise ValueError(f"MOTORHEAD_JWT_ALGORITHMS: only {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}")
+        return self
+
+    def jwt_algorithm_list(self) -> list[str]:
+        return [name.strip() for name in self.jwt_algorithms.split(",") if name.strip()]
+
+    def rate_limit_burst_or_default(self) -> int:
+        """The bucket's size: ``MOTORHEAD_RATE_LIMIT_BURST``, else one second of requests (at least 1)."""
+        return self.rate_limit_burst or max(1, int(self.rate_limit_rps))
 
     def summarizer_kind(self) -> Literal["openai", "azure", "extractive"]:
         """Which summarizer runs: the one asked for, else OpenAI when a key, secret or base URL is configured,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
-from motorhead.composition.memory import redis_store
+from motorhead.composition.memory import redis_store, shared_connector
 from motorhead.composition.providers import call_reserve, provider_key
 from motorhead.core.job_loop import StepBudget
 from motorhead.ltm.disabled import DisabledRetrieval
@@ -27,7 +27,7 @@ def retrieval_service() -> RetrievalService | DisabledRetrieval:
     from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
     from motorhead.ltm.retrieval import RetrievalService
 
-    connector = RedisConnector(settings)
+    connector = shared_connector()
     embed = embedder(settings)
     return RetrievalService(
         embedder=embed,
@@ -42,7 +42,7 @@ def indexer_service() -> IndexerService:
     from motorhead.ltm.indexing import IndexerService
 
     settings = get_settings()
-    connector = RedisConnector(settings)
+    connector = shared_connector()
     embed = embedder(settings)
     return IndexerService(
         store=redis_store(settings, connector),

@@ -13,9 +13,26 @@ from motorhead.core.values import MemoryLimits
 from motorhead.settings import Settings, get_settings
 
 
+def redis_connector(settings: Settings) -> RedisConnector:
+    """The Redis connector; its password, when ``MOTORHEAD_REDIS_PASSWORD_SECRET`` names a Secrets Manager secret,
+    read from there on each new connection (cached by powertools), never from a plaintext variable."""
+    secret = settings.redis_password_secret
+    if not secret:
+        return RedisConnector(settings)
+    from motorhead.adapters.aws_secrets.secret_reader import secret_value
+
+    return RedisConnector(settings, password=lambda: secret_value(secret))
+
+
+@lru_cache(maxsize=1)
+def shared_connector() -> RedisConnector:
+    """The process's one Redis connector (one pool), shared by its services and its access control."""
+    return redis_connector(get_settings())
+
+
 def redis_store(settings: Settings, connector: RedisConnector | None = None) -> RedisMemoryStore:
     return RedisMemoryStore(
-        connector or RedisConnector(settings),
+        connector or redis_connector(settings),
         Keys(settings.key_prefix),
         summary_lease_ms=settings.summary_lease_seconds * 1000,
         index_lease_ms=settings.index_lease_seconds * 1000,
@@ -45,7 +62,7 @@ def memory_limits(settings: Settings) -> MemoryLimits:
 def memory_service() -> MemoryService:
     settings = get_settings()
     return MemoryService(
-        store=redis_store(settings),
+        store=redis_store(settings, shared_connector()),
         limits=memory_limits(settings),
         summary_jobs=job_queue(settings.summary_queue_url),
         index_jobs=job_queue(settings.index_queue_url) if settings.long_term_memory else None,

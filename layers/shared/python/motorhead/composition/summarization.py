@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from motorhead.composition.memory import redis_store
+from motorhead.composition.memory import redis_store, shared_connector
 from motorhead.composition.providers import call_reserve, provider_key
 from motorhead.core.job_loop import StepBudget
 from motorhead.core.ports import ChatModel, SummaryWriter
@@ -16,7 +16,7 @@ from motorhead.settings import Settings, get_settings
 def summarizer_service() -> SummarizerService:
     settings = get_settings()
     return SummarizerService(
-        store=redis_store(settings),
+        store=redis_store(settings, shared_connector()),
         writer=summary_writer(settings),
         window=settings.max_window_size,
         budget=StepBudget(reserve=call_reserve(settings)),

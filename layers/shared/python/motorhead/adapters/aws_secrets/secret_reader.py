@@ -3,21 +3,26 @@ seconds, so a rotated secret is picked up without a cold start). boto3 loads wit
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from pydantic import SecretStr
 
-from motorhead.errors import SummarizerError
+from motorhead.errors import SecretUnavailableError
+
+logger = logging.getLogger(__name__)
 
 
 def secret_value(name: str) -> str:
-    """A secret's string; a failure fails the job (SQS retries it)."""
+    """A secret's string. A failure is logged with its cause and raised as ``SecretUnavailableError``, whose message
+    names neither the secret nor the cause (it may reach a client as a 503)."""
     from aws_lambda_powertools.utilities import parameters
 
     try:
         value = parameters.get_secret(name)
     except parameters.exceptions.GetParameterError as exc:
-        raise SummarizerError(f"cannot read secret {name}: {exc}") from exc
+        logger.error("cannot read a secret", extra={"secret": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        raise SecretUnavailableError("a secret this deployment needs could not be read") from exc
     if isinstance(value, bytes):
         return value.decode("utf-8").strip()
     return str(value).strip()

@@ -14,6 +14,9 @@ Layout (``P`` is the key prefix, ``MOTORHEAD_KEY_PREFIX``; ``S`` is the session'
     L:sessions:NS      sorted set  the tenant's session ids scored by the unix ms of their last POST ("" = no namespace)
     P:ltm              hash        the long-term index's embedder identity and dimensions
     P:idx              -           the `search` backend's index (FT.CREATE ... PREFIX P:doc:)
+    P:apikey:ID        hash        one API key: tenant, SHA-256 of its secret, scopes, created_at, label
+    P:apikeys          set         the ids of every API key
+    L:rate             string      the tenant's request-rate bucket (tokens and time), when rate limiting is on
 
 A session is the pair (tenant, session id), and every key of it is derived from both:
 
@@ -114,6 +117,15 @@ class Keys:
 
     def sessions_index(self, tenant: str, namespace: str = DEFAULT_NAMESPACE) -> str:
         return f"{self._tenant_root(tenant)}:sessions:{namespace}"
+
+    def api_key(self, key_id: str) -> str:
+        return f"{self.prefix}:apikey:{key_id}"
+
+    def api_keys(self) -> str:
+        return f"{self.prefix}:apikeys"
+
+    def rate_bucket(self, tenant: str) -> str:
+        return f"{self._tenant_root(tenant)}:rate"
 
     def ltm_meta(self) -> str:
         return f"{self.prefix}:ltm"

@@ -17,6 +17,7 @@ not ready, so ``vector_search`` checks the index again and retries once, then an
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -56,6 +57,7 @@ end
 return added
 """
 
+BACKFILL_WAIT = 0.1  # seconds a search waits for a backfill to end before answering 503
 _FLOAT32 = np.dtype("<f4")
 _SCORE = "__score"
 _RETURNED = ("id", "role", "content", "created_at", _SCORE)
@@ -233,11 +235,17 @@ class SearchVectorIndex:
         )
 
     def _require_ready(self) -> None:
-        """Check the index unless this process already found it ready; refuse to search a backfilling index."""
+        """Check the index unless this process already found it ready; refuse to search a backfilling index. A
+        short backfill (an index just created over few documents, as after a FLUSHALL) is waited for, up to
+        ``BACKFILL_WAIT`` seconds, rather than answered with a 503."""
         if self._ready is not None or self._wanted is None:
             return
         embedder, dimensions = self._wanted
+        deadline = time.monotonic() + BACKFILL_WAIT
         self.ensure_ready(embedder=embedder, dimensions=dimensions)
+        while self._ready is None and time.monotonic() < deadline:
+            time.sleep(BACKFILL_WAIT / 4)
+            self.ensure_ready(embedder=embedder, dimensions=dimensions)
         if self._ready is None:
             raise StoreUnavailableError(f"search index {self._index} is still backfilling; retry shortly")
 

@@ -1,4 +1,10 @@
-"""The HTTP app factory every function uses: the error contract, the body limit, and the request's session."""
+"""The HTTP app factory every function uses: the error contract, the body limit, and who the caller is.
+
+Access is one mechanism for every route: ``create_app(access=..., scope=...)`` makes every request of the app go
+through ``AccessControl.admit`` (credential → caller → scope → rate) before its handler runs, and the ``Session`` a
+handler receives is always the pair (the caller's tenant, the id in the path), the id as API Gateway decoded it. A
+handler cannot reach a session any other way. ``GET /`` is the only app built without ``access``: it is public.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +18,47 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from motorhead import __version__
-from motorhead.core.values import NO_TENANT, SessionRef
-from motorhead.entrypoints.http.errors import ERROR_RESPONSES, error_response, status_for, validation_response
-from motorhead.errors import MotorheadError
+from motorhead.core.auth import AccessControl, Caller
+from motorhead.core.auth import Scope as AccessScope
+from motorhead.core.values import SessionRef
+from motorhead.entrypoints.http.credentials import credential_from
+from motorhead.entrypoints.http.errors import (
+    ERROR_RESPONSES,
+    error_response,
+    headers_for,
+    status_for,
+    validation_response,
+)
+from motorhead.entrypoints.http.lambda_adapter import path_parameter
+from motorhead.errors import ConfigError, MotorheadError
 from motorhead.observability import logger
 from motorhead.settings import Settings
 
+REALM = 'realm="motorhead"'
+
+
+def _caller(request: Request) -> Caller:
+    """The request's caller, admitted for the app's scope (FastAPI runs this once per request)."""
+    access: AccessControl | None = request.app.state.access
+    if access is None:
+        raise ConfigError("this route has no access control")  # a public app has no session, no tenant
+    return access.admit(credential_from(request.headers), request.app.state.scope)
+
 
 def _session(
+    request: Request,
+    caller: Annotated[Caller, Depends(_caller)],
     session_id: Annotated[str, Path(description="Any string up to 256 UTF-8 bytes; percent-encode it in the URL")],
 ) -> SessionRef:
-    return SessionRef(tenant=NO_TENANT, id=session_id)
+    return SessionRef(tenant=caller.tenant, id=path_parameter(request, "session_id", session_id))
 
 
-def _tenant() -> str:
-    return NO_TENANT
+def _tenant(caller: Annotated[Caller, Depends(_caller)]) -> str:
+    return caller.tenant
 
+
+CurrentCaller = Annotated[Caller, Depends(_caller)]
+"""The authenticated caller."""
 
 Session = Annotated[SessionRef, Depends(_session)]
 """The session a request names: its id from the path, its tenant from the caller."""
@@ -36,9 +67,27 @@ Tenant = Annotated[str, Depends(_tenant)]
 """The caller's tenant."""
 
 
-def create_app(*, title: str, settings: Settings) -> FastAPI:
-    """A FastAPI app with the project's error contract; docs are served by the local server, not per function."""
-    app = FastAPI(title=title, version=__version__, docs_url=None, redoc_url=None, responses=ERROR_RESPONSES)
+def create_app(
+    *,
+    title: str,
+    settings: Settings,
+    access: AccessControl | None = None,
+    scope: AccessScope | None = None,
+) -> FastAPI:
+    """A FastAPI app with the project's error contract. With ``access``, every request is admitted first (``scope``:
+    what the route needs; None: any valid credential); without, the app is public. Docs are served by the local
+    server, not per function."""
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        responses=ERROR_RESPONSES,
+        dependencies=[Depends(_caller)] if access is not None else [],
+    )
+    app.state.access = access
+    app.state.scope = scope
+    challenge = _challenge(access)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(MotorheadError)
@@ -46,7 +95,9 @@ def create_app(*, title: str, settings: Settings) -> FastAPI:
         status = status_for(exc)
         if status >= 500:
             logger.error("request failed", extra={"error": str(exc), "kind": type(exc).__name__})
-        return error_response(status, str(exc))
+        elif status in (401, 403, 429):
+            logger.info("request refused", extra={"status": status, "reason": str(exc)})
+        return error_response(status, str(exc), headers=headers_for(exc, status, challenge=challenge))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -62,6 +113,13 @@ def create_app(*, title: str, settings: Settings) -> FastAPI:
         return error_response(500, "internal error")
 
     return app
+
+
+def _challenge(access: AccessControl | None) -> str:
+    """What a 401 asks for: a bearer token, or (API keys) a key as bearer or as the password of Basic."""
+    if access is not None and access.authenticator.method == "jwt":
+        return f"Bearer {REALM}"
+    return f"Bearer {REALM}, Basic {REALM}"
 
 
 class BodyLimitMiddleware:

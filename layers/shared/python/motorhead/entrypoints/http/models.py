@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from motorhead.core.auth import Caller
 from motorhead.core.values import Hit, NewMessage, SessionPage, SessionSnapshot
 
 
@@ -134,4 +135,24 @@ class RetrievalHitOut(BaseModel):
             id=hit.message.id,
             created_at=hit.message.created_at,
             score=round(hit.score, 6),
+        )
+
+
+class CurrentKeyOut(BaseModel):
+    """Who the credential is (``GET /keys/current``): never the key, never another tenant."""
+
+    model_config = ConfigDict(frozen=True)
+
+    auth: str = Field(description="api-key, jwt or none")
+    tenant: str
+    key_id: str | None = Field(description="The API key's public id")
+    scopes: list[str]
+
+    @classmethod
+    def of(cls, caller: Caller) -> CurrentKeyOut:
+        return cls(
+            auth=caller.method,
+            tenant=caller.tenant,
+            key_id=caller.key_id,
+            scopes=sorted(scope.value for scope in caller.scopes),
         )

@@ -1,0 +1,64 @@
+"""API keys in Redis: one hash per key (never the key, only its secret's SHA-256) and a set of every key id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.core.api_keys import StoredKey
+from motorhead.core.auth import Scope
+
+
+class RedisKeyStore:
+    """Implements ``motorhead.core.api_keys.KeyStore``."""
+
+    def __init__(self, connector: RedisConnector, keys: Keys) -> None:
+        self._connector = connector
+        self._keys = keys
+
+    def get(self, key_id: str) -> StoredKey | None:
+        with mapped_errors():
+            fields: dict[str, str] = self._connector.client().hgetall(self._keys.api_key(key_id))  # type: ignore[assignment]
+        return _decode(key_id, fields) if fields else None
+
+    def put(self, key: StoredKey) -> None:
+        mapping: dict[Any, Any] = {  # redis-py types the mapping invariantly
+            "tenant": key.tenant,
+            "hash": key.secret_hash,
+            "scopes": ",".join(sorted(scope.value for scope in key.scopes)),
+            "created_at": key.created_at,
+            "label": key.label,
+        }
+        with mapped_errors():
+            client = self._connector.client()
+            client.hset(self._keys.api_key(key.key_id), mapping=mapping)
+            client.sadd(self._keys.api_keys(), key.key_id)
+
+    def delete(self, key_id: str) -> bool:
+        with mapped_errors():
+            client = self._connector.client()
+            existed = bool(client.delete(self._keys.api_key(key_id)))
+            client.srem(self._keys.api_keys(), key_id)
+        return existed
+
+    def all(self) -> list[StoredKey]:
+        with mapped_errors():
+            client = self._connector.client()
+            ids = sorted(str(key_id) for key_id in client.smembers(self._keys.api_keys()))
+            pipe = client.pipeline(transaction=False)
+            for key_id in ids:
+                pipe.hgetall(self._keys.api_key(key_id))
+            rows = pipe.execute()
+        return [_decode(key_id, fields) for key_id, fields in zip(ids, rows, strict=True) if fields]
+
+
+def _decode(key_id: str, fields: dict[str, str]) -> StoredKey:
+    return StoredKey(
+        key_id=key_id,
+        tenant=fields["tenant"],
+        secret_hash=fields["hash"],
+        scopes=frozenset(Scope(name) for name in fields.get("scopes", "").split(",") if name),
+        created_at=int(fields.get("created_at", 0)),
+        label=fields.get("label", ""),
+    )

@@ -1,0 +1,164 @@
+"""API keys: created, listed and revoked without a redeploy, stored only as hashes, each belonging to one tenant.
+
+A key reads ``mhk_<id>_<secret>``: the id (16 hex digits) is public and names the key in listings and logs; the secret
+(43 characters, 256 random bits) is shown once, at creation, and only its SHA-256 is stored. Checking a key looks its
+record up by id and compares the hashes in constant time. Verified keys are remembered for ``cache_seconds`` (at most
+60) per process, so a revoked key stops working everywhere within that time, and a warm request costs no Redis read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from motorhead.core.auth import ALL_SCOPES, Caller, Credential, Scope, check_tenant
+from motorhead.errors import AuthenticationError, InvalidInputError
+
+KEY_PREFIX = "mhk"
+_KEY = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{43}})$")
+MAX_CACHE_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """What is kept of a key: never the key itself."""
+
+    key_id: str
+    tenant: str
+    secret_hash: str  # hex SHA-256 of the secret
+    scopes: frozenset[Scope]
+    created_at: int  # unix ms
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A key as listings show it: no secret, no hash."""
+
+    key_id: str
+    tenant: str
+    scopes: list[str]
+    created_at: int
+    label: str
+
+
+class KeyStore(Protocol):
+    def get(self, key_id: str) -> StoredKey | None: ...
+
+    def put(self, key: StoredKey) -> None: ...
+
+    def delete(self, key_id: str) -> bool:
+        """True when the key existed."""
+        ...
+
+    def all(self) -> list[StoredKey]: ...
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+def parse_scopes(names: Iterable[str]) -> frozenset[Scope]:
+    try:
+        scopes = frozenset(Scope(name.strip()) for name in names if name.strip())
+    except ValueError as exc:
+        raise InvalidInputError(f"scopes are among {', '.join(sorted(ALL_SCOPES))}") from exc
+    if not scopes:
+        raise InvalidInputError("a key needs at least one scope")
+    return scopes
+
+
+class ApiKeys:
+    """The API key service (admin side: create, list, revoke; request side: ``authenticate``)."""
+
+    method: Literal["api-key"] = "api-key"
+
+    def __init__(
+        self,
+        store: KeyStore,
+        *,
+        cache_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self._store = store
+        self._cache_seconds = min(max(cache_seconds, 0.0), MAX_CACHE_SECONDS)
+        self._clock = clock
+        self._now_ms = now_ms
+        self._cache: dict[str, tuple[float, str, Caller]] = {}  # key id -> (expiry, secret hash, caller)
+        self._lock = threading.Lock()
+
+    # -- admin ---------------------------------------------------------------------------------------------------
+
+    def create(self, tenant: str, *, scopes: Iterable[str] = ALL_SCOPES, label: str = "") -> tuple[str, KeyInfo]:
+        """A new key for ``tenant``: the key itself (shown once) and what listings will show of it."""
+        check_tenant(tenant)
+        if len(label) > 128:
+            raise InvalidInputError("a key's label is at most 128 characters")
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        stored = StoredKey(
+            key_id=key_id,
+            tenant=tenant,
+            secret_hash=_hash(secret),
+            scopes=parse_scopes(scopes),
+            created_at=self._now_ms(),
+            label=label,
+        )
+        self._store.put(stored)
+        return f"{KEY_PREFIX}_{key_id}_{secret}", _info(stored)
+
+    def list(self, tenant: str | None = None) -> list[KeyInfo]:
+        """Every key (of ``tenant`` when given), oldest first."""
+        keys = [key for key in self._store.all() if tenant is None or key.tenant == tenant]
+        return [_info(key) for key in sorted(keys, key=lambda k: (k.created_at, k.key_id))]
+
+    def revoke(self, key_id: str) -> bool:
+        """Delete the key; every process stops accepting it within ``cache_seconds``. False if there was none."""
+        with self._lock:
+            self._cache.pop(key_id, None)
+        return self._store.delete(key_id)
+
+    # -- requests ------------------------------------------------------------------------------------------------
+
+    def authenticate(self, credential: Credential | None) -> Caller:
+        if credential is None:
+            raise AuthenticationError("missing credential: send an API key")
+        found = _KEY.match(credential.secret.strip())
+        if found is None:
+            raise AuthenticationError("invalid API key")
+        key_id, secret = found.groups()
+        presented = _hash(secret)
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(key_id)
+        if cached is not None and cached[0] > now:
+            _, known_hash, caller = cached
+        else:
+            stored = self._store.get(key_id)
+            if stored is None:
+                raise AuthenticationError("invalid API key")
+            known_hash = stored.secret_hash
+            caller = Caller(tenant=stored.tenant, scopes=stored.scopes, method="api-key", key_id=key_id)
+            if self._cache_seconds:
+                with self._lock:
+                    self._cache[key_id] = (now + self._cache_seconds, known_hash, caller)
+        if not hmac.compare_digest(presented, known_hash):
+            raise AuthenticationError("invalid API key")
+        return caller
+
+
+def _info(key: StoredKey) -> KeyInfo:
+    return KeyInfo(
+        key_id=key.key_id,
+        tenant=key.tenant,
+        scopes=sorted(scope.value for scope in key.scopes),
+        created_at=key.created_at,
+        label=key.label,
+    )

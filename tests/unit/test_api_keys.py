@@ -1,0 +1,206 @@
+"""API keys: what is stored (only a hash), how a key is checked (constant time, cached at most 60 s), and what the
+admin side may do."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+import pytest
+
+from motorhead.core.api_keys import MAX_CACHE_SECONDS, ApiKeys
+from motorhead.core.auth import ALL_SCOPES, AccessControl, Credential, Scope
+from motorhead.errors import AuthenticationError, ForbiddenError, InvalidInputError, RateLimitedError
+from tests.fakes import FakeKeyStore, FakeRateLimiter
+
+KEY = re.compile(r"^mhk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def bearer(key: str) -> Credential:
+    return Credential(kind="bearer", secret=key)
+
+
+def service(cache_seconds: float = 30.0) -> tuple[ApiKeys, FakeKeyStore, Clock]:
+    store, clock = FakeKeyStore(), Clock()
+    return ApiKeys(store, cache_seconds=cache_seconds, clock=clock, now_ms=lambda: 42), store, clock
+
+
+def test_create_given_a_tenant_returns_a_key_once_and_stores_only_its_hash() -> None:
+    keys, store, _ = service()
+    key, info = keys.create("acme", label="chat backend")
+    found = KEY.match(key)
+    assert found is not None and found.group(1) == info.key_id
+    stored = store.keys[info.key_id]
+    assert stored.secret_hash == hashlib.sha256(found.group(2).encode()).hexdigest()
+    assert key not in repr(stored) and found.group(2) not in repr(stored)
+    assert (info.tenant, info.scopes, info.created_at, info.label) == (
+        "acme",
+        sorted(s.value for s in ALL_SCOPES),
+        42,
+        "chat backend",
+    )
+
+
+def test_create_given_two_keys_never_repeats_an_id_or_a_secret() -> None:
+    keys, _, _ = service()
+    made = [keys.create("acme")[0] for _ in range(200)]
+    assert len(set(made)) == 200 and len({k.split("_")[1] for k in made}) == 200
+
+
+@pytest.mark.parametrize("tenant", ["", "a/b", "-dash", "x" * 65, "acme\n", "é", "a b"])
+def test_create_given_an_unusable_tenant_refuses_it(tenant: str) -> None:
+    with pytest.raises(InvalidInputError, match="tenant"):
+        service()[0].create(tenant)
+
+
+@pytest.mark.parametrize("scopes", [[], ["admin"], ["read", "root"]])
+def test_create_given_unknown_or_no_scopes_refuses_them(scopes: list[str]) -> None:
+    with pytest.raises(InvalidInputError, match="scope"):
+        service()[0].create("acme", scopes=scopes)
+
+
+def test_authenticate_given_the_key_returns_its_tenant_scopes_and_id() -> None:
+    keys, _, _ = service()
+    key, info = keys.create("acme", scopes=["read", "list"])
+    caller = keys.authenticate(bearer(key))
+    assert (caller.tenant, caller.scopes, caller.method, caller.key_id) == (
+        "acme",
+        frozenset({Scope.READ, Scope.LIST}),
+        "api-key",
+        info.key_id,
+    )
+
+
+@pytest.mark.parametrize(
+    "presented",
+    [
+        None,
+        "",
+        "mhk_0123456789abcdef_" + "A" * 43,  # well-formed, unknown id
+        "Bearer mhk_0123456789abcdef_" + "A" * 43,
+        "mhk_0123456789ABCDEF_" + "A" * 43,  # upper-case id
+        "mhk_0123456789abcdef_" + "A" * 42,  # one character short
+        "sk-" + "A" * 48,
+    ],
+)
+def test_authenticate_given_no_or_a_malformed_or_unknown_key_refuses_it(presented: str | None) -> None:
+    keys, _, _ = service()
+    keys.create("acme")
+    with pytest.raises(AuthenticationError):
+        keys.authenticate(None if presented is None else bearer(presented))
+
+
+def test_authenticate_given_a_known_id_with_another_secret_refuses_it_even_from_the_cache() -> None:
+    keys, _, _ = service()
+    key, info = keys.create("acme")
+    keys.authenticate(bearer(key))  # now cached
+    forged = f"mhk_{info.key_id}_{'A' * 43}"
+    with pytest.raises(AuthenticationError):
+        keys.authenticate(bearer(forged))
+
+
+def test_authenticate_given_a_key_compares_hashes_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys, _, _ = service()
+    key, _ = keys.create("acme")
+    compared: list[tuple[str, str]] = []
+    real = hmac.compare_digest
+
+    def spy(a: str, b: str) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr("motorhead.core.api_keys.hmac.compare_digest", spy)
+    keys.authenticate(bearer(key))
+    assert len(compared) == 1 and len(compared[0][0]) == len(compared[0][1]) == 64
+
+
+def test_authenticate_given_a_warm_key_reads_the_store_once_per_cache_period() -> None:
+    keys, store, clock = service(cache_seconds=30)
+    key, _ = keys.create("acme")
+    for _ in range(5):
+        keys.authenticate(bearer(key))
+    assert store.reads == 1
+    clock.now += 31
+    keys.authenticate(bearer(key))
+    assert store.reads == 2
+
+
+def test_revoke_given_another_process_stops_the_key_within_the_cache_period() -> None:
+    # Given two processes sharing a store: one keeps using a key, the other revokes it
+    store, clock = FakeKeyStore(), Clock()
+    api = ApiKeys(store, cache_seconds=30, clock=clock)
+    admin = ApiKeys(store, cache_seconds=30, clock=clock)
+    key, info = admin.create("acme")
+    api.authenticate(bearer(key))
+    assert admin.revoke(info.key_id) is True
+    # When the API process sees it again within its cache period, it may still pass...
+    clock.now += 29
+    api.authenticate(bearer(key))
+    # ...but after the period, never again
+    clock.now += 2
+    with pytest.raises(AuthenticationError):
+        api.authenticate(bearer(key))
+    assert admin.revoke(info.key_id) is False
+
+
+def test_revoke_given_the_same_process_stops_the_key_at_once() -> None:
+    keys, _, _ = service()
+    key, info = keys.create("acme")
+    keys.authenticate(bearer(key))
+    keys.revoke(info.key_id)
+    with pytest.raises(AuthenticationError):
+        keys.authenticate(bearer(key))
+
+
+def test_cache_given_a_longer_period_is_capped_at_60_seconds() -> None:
+    keys, store, clock = service(cache_seconds=3_600)
+    key, info = keys.create("acme")
+    keys.authenticate(bearer(key))
+    store.delete(info.key_id)  # revoked elsewhere
+    clock.now += MAX_CACHE_SECONDS + 0.1
+    with pytest.raises(AuthenticationError):
+        keys.authenticate(bearer(key))
+
+
+def test_list_given_tenants_shows_ids_and_scopes_never_keys_or_hashes() -> None:
+    keys, store, _ = service()
+    a, _ = keys.create("acme")
+    keys.create("globex", scopes=["read"])
+    listed = keys.list()
+    assert [(k.tenant, k.scopes) for k in keys.list("globex")] == [("globex", ["read"])]
+    assert len(listed) == 2
+    text = repr(listed)
+    assert a not in text and all(stored.secret_hash not in text for stored in store.keys.values())
+
+
+def test_credential_given_repr_never_shows_the_secret() -> None:
+    assert "secret-value" not in repr(Credential(kind="bearer", secret="secret-value"))
+
+
+def test_access_given_a_key_without_the_scope_refuses_with_403_and_takes_no_rate_token() -> None:
+    keys, _, _ = service()
+    key, _ = keys.create("acme", scopes=["read"])
+    limiter = FakeRateLimiter()
+    access = AccessControl(keys, limiter)
+    assert access.admit(bearer(key), Scope.READ).tenant == "acme"
+    with pytest.raises(ForbiddenError, match="write"):
+        access.admit(bearer(key), Scope.WRITE)
+    assert limiter.calls == ["acme"]
+
+
+def test_access_given_a_tenant_over_its_rate_refuses_with_the_wait() -> None:
+    keys, _, _ = service()
+    key, _ = keys.create("acme")
+    access = AccessControl(keys, FakeRateLimiter({"acme": 0.25}))
+    with pytest.raises(RateLimitedError) as refused:
+        access.admit(bearer(key), None)
+    assert refused.value.retry_after == 0.25
