@@ -9,7 +9,7 @@ LAYER := layers/shared/python
 TIKTOKEN_CACHE := $(LAYER)/motorhead/tiktoken_cache
 export PYTHONPATH := $(CURDIR)/$(LAYER):$(CURDIR)
 
-.PHONY: help install run key keys revoke-key test lint typecheck unit integration bench build validate clean
+.PHONY: help install run key keys revoke-key adopt-sessions test lint typecheck unit integration bench build validate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ keys: install ## list API keys, never the keys themselves (TENANT=acme to filter
 
 revoke-key: install ## revoke an API key: make revoke-key KEY_ID=0123456789abcdef (stops working within 60 s)
 	@$(PY) -m devserver.keys revoke --key-id "$(KEY_ID)"
+
+adopt-sessions: install ## move the sessions stored with MOTORHEAD_AUTH=none to a tenant: make adopt-sessions TENANT=acme [DRY_RUN=1]
+	@$(PY) -m devserver.keys adopt --tenant "$(TENANT)" $(if $(DRY_RUN),--dry-run)
 
 lint: install ## ruff (lint + format check), mypy, and the import contracts (lint-imports)
 	$(VENV)/bin/ruff check .

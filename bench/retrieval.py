@@ -3,13 +3,14 @@
 1. Quality on our own labelled set (``bench/data/retrieval_set.json``: 8 everyday conversations of 42-52 messages,
    59 questions, each labelled with the message(s) that answer it; "keyword" questions share words with their
    answer, "semantic" ones share none). Each conversation is posted to its own session through
-   ``RedisMemoryStore.append(..., index=True)``, indexed by ``IndexerService``, and every question is asked through
-   ``RetrievalService.search(..., k=10, mode=...)`` in the three modes: vector, keyword (BM25), hybrid (both, fused by
-   reciprocal rank). recall@k = share of questions with an answering message in the top k; MRR = mean of 1/rank of
-   the first answering message (0 when not in the top 10). Two embedders: the local ONNX model (all-MiniLM-L6-v2
-   int8, 384 dims) and ``OpenAIEmbedder`` against ``tests/openai_stub.py`` started here, whose "OpenAI-shaped"
-   vectors (1536 dims) are a hashed bag-of-words random projection: lexical, not semantic. Two backends: ``exact``
-   on plain Redis, ``search`` on Redis 8.2 + RediSearch, both wired by ``motorhead.composition.long_term.vector_index``.
+   ``RedisMemoryStore.append(..., index=True)``, indexed by ``IndexerService``, and every question is asked
+   through ``RetrievalService.search(..., k=10, mode=...)`` in four modes: vector, keyword (BM25 with context),
+   rrf (both, fused by reciprocal rank: the recipe before) and fusion (the default recipe, ``ltm/recipe.py``).
+   recall@k = share of questions with an answering message in the top k; MRR = mean of 1/rank of the first
+   answering message (0 when not in the top 10). Two embedders: the local ONNX model (all-MiniLM-L6-v2 int8, 384
+   dims) and ``OpenAIEmbedder`` against ``tests/openai_stub.py`` started here, whose "OpenAI-shaped" vectors (1536
+   dims) are a hashed bag-of-words random projection: lexical, not semantic. Two backends: ``exact`` on plain
+   Redis, ``search`` on Redis 8.2 + RediSearch, both wired by ``motorhead.composition.long_term.vector_index``.
 2. Search latency without the embedding call: ``RetrievalService.search`` whose embedder returns a precomputed
    vector, on sessions of 1,000 and 10,000 generated messages (Zipf-distributed words of the labelled set) indexed
    with random unit vectors (384 dims; the model would take minutes), asked the 59 questions; warm (after a first
@@ -62,8 +63,8 @@ from tests.openai_stub import OpenAIStub
 from tests.support import ref
 
 DATA = Path(__file__).resolve().parent / "data" / "retrieval_set.json"
-MODES: tuple[Mode, ...] = ("vector", "keyword", "hybrid")
-TIMED_MODES: tuple[Mode, ...] = ("vector", "hybrid")
+MODES: tuple[Mode, ...] = ("vector", "keyword", "rrf", "fusion")
+TIMED_MODES: tuple[Mode, ...] = ("vector", "fusion")
 K = 10
 POST_CHUNK = 100  # messages per POST (the API's default MOTORHEAD_MAX_MESSAGES_PER_REQUEST)
 INDEX_EVERY = 1_000  # a job per 1,000 posted messages when seeding big sessions (an indexer run takes <= 6,400)
@@ -307,7 +308,7 @@ class EmbedderRun:
     first_call_ms: float | None  # the first embedding call: model load or connection included
     rows: list[QualityRow]
     same_top10: dict[str, int]  # per mode: questions whose top-10 ids are the same on both backends
-    hybrid_vs_vector: dict[str, int]  # on `exact`: questions whose first answer hybrid ranks better / worse / same
+    fusion_vs_vector: dict[str, int]  # on `exact`: questions whose first answer hybrid ranks better / worse / same
 
 
 @dataclass
@@ -395,7 +396,7 @@ def evaluate(
         first_call_ms=first_call_ms,
         rows=rows,
         same_top10=same,
-        hybrid_vs_vector=compare(by_mode["hybrid"], by_mode["vector"]),
+        fusion_vs_vector=compare(by_mode["fusion"], by_mode["vector"]),
     )
 
 
@@ -660,9 +661,9 @@ def print_quality(result: RetrievalResult, number: int) -> None:
                 f"{_pct(row.recall_at_10):>5} {row.mrr:5.2f} {_pct(row.by_kind_recall_at_5.get('keyword', 0)):>7} "
                 f"{_pct(row.by_kind_recall_at_5.get('semantic', 0)):>7}"
             )
-        versus = run.hybrid_vs_vector
+        versus = run.fusion_vs_vector
         print(
-            f"   {run.embedder}: hybrid ranks the first answer better than vector-only on {versus['better']} "
+            f"   {run.embedder}: fusion ranks the first answer better than vector-only on {versus['better']} "
             f"questions, worse on {versus['worse']}, the same on {versus['same']}"
         )
         if run.same_top10:
@@ -755,10 +756,10 @@ def summary_lines(result: RetrievalResult) -> list[str]:
     )
     lines.append(f"  paraphrases only, recall@5: {paraphrases}")
     versus = "; ".join(
-        f"{run.embedder} better on {run.hybrid_vs_vector['better']}, worse on {run.hybrid_vs_vector['worse']}"
+        f"{run.embedder} better on {run.fusion_vs_vector['better']}, worse on {run.fusion_vs_vector['worse']}"
         for run in runs
     )
-    lines.append(f"  hybrid vs vector-only, rank of the first answer per question: {versus}")
+    lines.append(f"  fusion vs vector-only, rank of the first answer per question: {versus}")
     if any(run.same_top10 for run in runs):
         same = all(n == q.questions for run in runs for n in run.same_top10.values())
         detail = (
@@ -778,17 +779,17 @@ def summary_lines(result: RetrievalResult) -> list[str]:
         f"Search latency, embedding excluded, warm, k={K}, random {lat.dimensions}-dim vectors: p50 / p95 ms "
         f"({lat.rounds * lat.queries} searches per cell; OpenBLAS threads: {result.blas_threads})"
     )
-    lines.append(f"  {'':8}" + "".join(f"{size:>8,} msgs: vector {'hybrid':>11}" for size in sizes))
+    lines.append(f"  {'':8}" + "".join(f"{size:>8,} msgs: vector {'fusion':>11}" for size in sizes))
     for backend in dict.fromkeys(row.backend for row in lat.rows):
         cells = "".join(
-            f"{_p50_p95(by_cell[(backend, size, 'vector')]):>21} {_p50_p95(by_cell[(backend, size, 'hybrid')]):>11}"
+            f"{_p50_p95(by_cell[(backend, size, 'vector')]):>21} {_p50_p95(by_cell[(backend, size, 'fusion')]):>11}"
             for size in sizes
         )
         lines.append(f"  {backend:8}{cells}")
     biggest = sizes[-1]
     first = ", ".join(
-        f"{backend} vector {by_cell[(backend, biggest, 'vector')].first_ms:.0f} ms + hybrid "
-        f"{by_cell[(backend, biggest, 'hybrid')].first_ms:.0f} ms"
+        f"{backend} vector {by_cell[(backend, biggest, 'vector')].first_ms:.0f} ms + fusion "
+        f"{by_cell[(backend, biggest, 'fusion')].first_ms:.0f} ms"
         for backend in dict.fromkeys(row.backend for row in lat.rows)
     )
     lines.append(f"  first searches of a {biggest:,}-message session in a new process (caches, BM25 postings): {first}")

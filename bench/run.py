@@ -9,6 +9,11 @@
 3. Summarizer jobs as the backlog grows, and 4. LLM calls per summarization: see ``bench/summarizer.py``.
 5. Retrieval quality (recall@k, MRR), 6. search latency and 7. indexing throughput of long-term memory: see
    ``bench/retrieval.py``.
+8. What authentication costs per warm request (none, API key cached or not, JWT, rate limit) and 9. at a cold start:
+   see ``bench/auth.py``.
+10. What ``make run``'s local gateway costs per request beside the handler it invokes (its process vs. the function's
+    worker processes, CPU per request; requests/s, latency and connection errors up to 64 clients): see
+    ``bench/gateway.py``.
 
 Every Redis server is an ``EmbeddedRedis`` started here, never the machine's own. Run with ``make bench``, or
 ``PYTHONPATH=layers/shared/python:. .venv/bin/python bench/run.py [--quick] [--only SECTION] [--json PATH]``.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -38,6 +44,8 @@ import redis
 from fastapi import FastAPI
 from mangum import Mangum
 
+from bench import auth as auth_bench
+from bench import gateway as gateway_bench
 from bench import retrieval as retrieval_bench
 from bench import summarizer as summarizer_bench
 from devserver.embedded_redis import EmbeddedRedis
@@ -161,7 +169,7 @@ def cold_init(settings: Settings, redis_url: str, progress: Callable[[str], None
     routes = {route.function_id: route for route in load_routes()}  # one route per function in this template
     commands: dict[str, list[str]] = {PASS: child_command("pass", None), FLOOR: child_command("floor", None)}
     commands |= {function_id: child_command("function", route) for function_id, route in routes.items()}
-    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "REDIS_URL": redis_url}
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "REDIS_URL": redis_url, "MOTORHEAD_AUTH": "none"}
     names = list(commands)
     for name in names:  # warm-up round, not recorded: bytecode caches, page cache
         run_child(commands[name], env)
@@ -288,11 +296,15 @@ def set_function_environment(redis_url: str) -> None:
     """What the template gives every function; the handlers read it through Settings when first loaded."""
     os.environ["REDIS_URL"] = redis_url
     os.environ["MOTORHEAD_MAX_WINDOW_SIZE"] = str(WINDOW)
-    from motorhead.composition.memory import memory_service
+    os.environ["MOTORHEAD_AUTH"] = "none"  # the handler's own cost; section 8 measures what auth adds
+    from motorhead.composition.access import access_control
+    from motorhead.composition.memory import memory_service, shared_connector
     from motorhead.settings import get_settings
 
     get_settings.cache_clear()
     memory_service.cache_clear()
+    shared_connector.cache_clear()
+    access_control.cache_clear()
 
 
 def time_calls(fn: Callable[[], object], calls: int) -> list[float]:
@@ -436,7 +448,9 @@ def summary_lines(
     warm: WarmResult | None,
     summarizing: summarizer_bench.SummarizerResult | None,
     retrieving: retrieval_bench.RetrievalResult | None,
+    authenticating: auth_bench.AuthResult | None,
     settings: Settings,
+    gatewaying: gateway_bench.GatewayResult | None = None,
 ) -> list[str]:
     lines = [f"Benchmarks ({facts['date'][:10]}, Python {facts['python']}, {facts['cpu_count']} CPUs; `make bench`)"]
     if cold is not None:
@@ -447,6 +461,10 @@ def summary_lines(
         lines += summarizer_bench.summary_lines(summarizing)
     if retrieving is not None:
         lines += retrieval_bench.summary_lines(retrieving)
+    if authenticating is not None:
+        lines += auth_bench.summary_lines(authenticating)
+    if gatewaying is not None:
+        lines += gateway_bench.summary_lines(gatewaying)
     return lines
 
 
@@ -496,13 +514,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument(
         "--only",
-        choices=("cold", "warm", "summarizer", "retrieval", "all"),
+        choices=("cold", "warm", "summarizer", "retrieval", "auth", "gateway", "all"),
         default="all",
-        help="run one section: cold init, warm GET, the summarizer jobs and LLM calls, or long-term memory's "
-        "retrieval quality, latency and indexing (default: all)",
+        help="run one section: cold init, warm GET, the summarizer jobs and LLM calls, long-term memory's "
+        "retrieval quality, latency and indexing, what authentication costs, or what the local gateway costs beside "
+        "the handler (default: all)",
     )
-    parser.add_argument("--cold-rounds", type=int, help="override the number of cold-init rounds")
-    parser.add_argument("--warm-rounds", type=int, help="override the number of warm GET rounds")
+    parser.add_argument("--cold-rounds", type=int, help="override the number of cold-init rounds (auth's too)")
+    parser.add_argument("--warm-rounds", type=int, help="override the number of warm GET rounds (auth's too)")
     return parser.parse_args(argv)
 
 
@@ -521,13 +540,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    sections = {"cold", "warm", "summarizer", "retrieval"} if args.only == "all" else {args.only}
+    sections = {"cold", "warm", "summarizer", "retrieval", "auth", "gateway"} if args.only == "all" else {args.only}
     cold: list[ColdRow] | None = None
     warm: WarmResult | None = None
     summarizing: summarizer_bench.SummarizerResult | None = None
     summarizer_settings = summarizer_bench.QUICK if args.quick else summarizer_bench.DEFAULT
     retrieving: retrieval_bench.RetrievalResult | None = None
     retrieval_settings = retrieval_bench.QUICK if args.quick else retrieval_bench.DEFAULT
+    authenticating: auth_bench.AuthResult | None = None
+    gatewaying: gateway_bench.GatewayResult | None = None
+    auth_settings = auth_bench.QUICK if args.quick else auth_bench.DEFAULT
+    auth_settings = dataclasses.replace(
+        auth_settings,
+        cold_rounds=max(1, args.cold_rounds or auth_settings.cold_rounds),
+        warm_rounds=max(1, args.warm_rounds or auth_settings.warm_rounds),
+    )
 
     with EmbeddedRedis() as cold_server:
         with cold_server.client(decode_responses=True) as info_client:
@@ -557,7 +584,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         retrieving = retrieval_bench.benchmark(retrieval_settings, progress)
         retrieval_bench.print_result(retrieving, 5)
 
-    lines = summary_lines(facts, cold, warm, summarizing, retrieving, settings)
+    if "auth" in sections:
+        authenticating = auth_bench.benchmark(auth_settings, progress)
+        auth_bench.print_result(authenticating, 8)
+
+    if "gateway" in sections:
+        gatewaying = gateway_bench.benchmark(gateway_bench.QUICK if args.quick else gateway_bench.DEFAULT, progress)
+        gateway_bench.print_result(gatewaying, 10)
+
+    lines = summary_lines(facts, cold, warm, summarizing, retrieving, authenticating, settings, gatewaying)
     print("\nSummary (paste into the README):\n")
     print("```text")
     print("\n".join(lines))
@@ -572,6 +607,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "warm_get": None if warm is None else asdict(warm),
             "summarizer": None if summarizing is None else asdict(summarizing),
             "retrieval": None if retrieving is None else asdict(retrieving),
+            "auth": None if authenticating is None else asdict(authenticating),
+            "gateway": None if gatewaying is None else asdict(gatewaying),
             "summary": lines,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

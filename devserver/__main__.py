@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
+import threading
 from contextlib import ExitStack
+from dataclasses import replace
+from functools import partial
 from types import FrameType
 
 from devserver.embedded_redis import EmbeddedRedis
+from devserver.execution import LocalFunction
 from devserver.keys import running_url
 from devserver.local_sqs import LocalSqs, SqsPoller
-from devserver.server import LocalGateway, load_functions, merged_openapi
-from devserver.template import load_queue_consumers, load_routes
+from devserver.server import IsolatedFunction, LocalGateway, merged_openapi
+from devserver.template import load_function_configs, load_queue_consumers, load_routes
 from motorhead import __version__
 from motorhead.errors import ConfigError
 from motorhead.settings import load_settings
@@ -26,12 +31,46 @@ AUTH_LINES = {
 }
 
 
-def _stop(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+# Template parameters whose AWS default does not fit a laptop: the embedded or given Redis, no auth (unless asked),
+# and the local embedder (the template offers only OpenAI/Azure: onnxruntime does not fit beside the layer).
+LOCAL_PARAMETERS = {"AuthMode": "none", "Embedder": "auto"}
+# What the local runtime itself puts in its own environment, which no function may inherit from it.
+NOT_INHERITED = ("REDIS_URL", "MOTORHEAD_SUMMARY_QUEUE_URL", "MOTORHEAD_INDEX_QUEUE_URL", "PORT")
+
+
+class Stopping(Exception):
+    """SIGINT, SIGTERM or SIGHUP before the gateway serves."""
+
+
+def function_runtimes(
+    *, redis_url: str, queues: dict[str, str], user: dict[str, str], base: dict[str, str]
+) -> dict[str, LocalFunction]:
+    """Every function of the template with its own environment: Globals and its own ``Environment``, each ``!Ref``
+    resolved here (the user's environment wins for any variable the template declares)."""
+    parameters = {**LOCAL_PARAMETERS, "RedisUrl": redis_url}
+    if "MOTORHEAD_AUTH" in user:
+        parameters["AuthMode"] = user["MOTORHEAD_AUTH"]
+    runtimes = {}
+    for function_id, config in load_function_configs(parameters, queues).items():
+        overrides = {name: user[name] for name in config.environment if name in user}
+        runtimes[function_id] = LocalFunction(
+            replace(config, environment={**config.environment, **overrides}), base_environment=base
+        )
+    return runtimes
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    user = dict(os.environ)  # what the user set, before this process adds its own
     os.environ.setdefault("MOTORHEAD_AUTH", "none")  # a laptop's default; AWS's is api-key (template AuthMode)
     try:
         settings = load_settings()
@@ -39,39 +78,63 @@ def main() -> int:
         print(f"motorhead: {exc}", file=sys.stderr)
         return 2
     print(AUTH_LINES[settings.auth], flush=True)
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the template sets for the functions that use numpy
+    if not port_is_free(settings.port):
+        print(f"motorhead: port {settings.port} is already in use: stop what uses it, or set PORT", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    gateway: LocalGateway | None = None
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()  # before the gateway serves, startup stops at its next step (each is short, and cleaned up)
+        if gateway is not None:
+            threading.Thread(target=gateway.shutdown, daemon=True).start()  # serve_forever returns, cleanly
+
+    def stopping() -> None:
+        if stop.is_set():
+            raise Stopping
+
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _stop)
-    with ExitStack() as stack:
-        if settings.redis_url is None:
-            data_dir = settings.data_dir.resolve() / "redis"
-            redis = stack.enter_context(EmbeddedRedis(data_dir=data_dir))
-            os.environ["REDIS_URL"] = redis.url  # the handlers read it through Settings, as on Lambda
-            stack.enter_context(running_url(data_dir, redis.url))  # where `make key` finds this server
-            print(f"motorhead: embedded Redis {redis.url} (data in {data_dir})", flush=True)
-        else:
-            print("motorhead: using REDIS_URL", flush=True)
-        consumers = load_queue_consumers()
-        if consumers:
-            sqs = LocalSqs().start()
+        signal.signal(signum, on_signal)
+    try:
+        with ExitStack() as stack:
+            redis_url = settings.redis_url
+            if redis_url is None:
+                data_dir = settings.data_dir.resolve() / "redis"
+                redis = stack.enter_context(EmbeddedRedis(data_dir=data_dir))
+                redis_url = redis.url
+                stack.enter_context(running_url(data_dir, redis.url))  # where `make key` finds this server
+                print(f"motorhead: embedded Redis {redis.url} (data in {data_dir})", flush=True)
+            else:
+                print("motorhead: using REDIS_URL", flush=True)
+            stopping()
+            consumers = load_queue_consumers()
+            sqs = LocalSqs()
             stack.callback(sqs.stop)
-        queues = [sqs.create_queues(consumer) for consumer in consumers]
-        for queue in queues:  # every URL is in the environment before any function reads its settings
-            if queue.consumer.url_env:
-                os.environ[queue.consumer.url_env] = queue.url  # where the post function sends its jobs
-        for queue in queues:
-            poller = SqsPoller(sqs, queue).start()
-            stack.callback(poller.stop)
-            print(f"motorhead: local SQS {queue.url} -> {queue.consumer.function_id}", flush=True)
-        functions = load_functions(load_routes())
-        openapi = merged_openapi(functions, title="Motorhead Serverless", version=__version__)
-        gateway = LocalGateway(("127.0.0.1", settings.port), functions, openapi)
-        stack.callback(gateway.server_close)
-        print(f"motorhead: serving on http://127.0.0.1:{settings.port} (docs: /docs)", flush=True)
-        try:
-            gateway.serve_forever()
-        except KeyboardInterrupt:
+            sqs.start()
+            stopping()
+            queues = [sqs.create_queues(consumer) for consumer in consumers]
+            base = {name: value for name, value in os.environ.items() if name not in NOT_INHERITED}
+            base.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the template sets for the functions that use numpy
+            runtimes = function_runtimes(
+                redis_url=redis_url, queues={q.consumer.queue_id: q.url for q in queues}, user=user, base=base
+            )
+            for runtime in runtimes.values():
+                stack.callback(runtime.close)
+            for queue in queues:
+                poller = SqsPoller(sqs, queue, function=runtimes[queue.consumer.function_id]).start()
+                stack.callback(poller.stop)
+                print(f"motorhead: local SQS {queue.url} -> {queue.consumer.function_id}", flush=True)
+            functions = [IsolatedFunction(route, runtimes[route.function_id]) for route in load_routes()]
+            openapi = partial(merged_openapi, functions, title="Motorhead Serverless", version=__version__)
+            stopping()
+            gateway = LocalGateway(("127.0.0.1", settings.port), functions, openapi)
+            stack.callback(gateway.server_close)
+            print(f"motorhead: serving on http://127.0.0.1:{settings.port} (docs: /docs)", flush=True)
+            if not stop.is_set():
+                gateway.serve_forever()
             print("motorhead: stopping", flush=True)
+    except Stopping:
+        print("motorhead: stopped before serving", flush=True)
     return 0
 
 

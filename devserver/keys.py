@@ -1,4 +1,5 @@
-"""`make key`, `make keys`, `make revoke-key`: API keys against the configured Redis, through the admin function.
+"""`make key`, `make keys`, `make revoke-key`: API keys against the configured Redis, through the admin function;
+`make adopt-sessions`: the sessions stored with ``MOTORHEAD_AUTH=none`` moved to a tenant, the same way.
 
 The commands invoke the template's ``AdminFunction`` handler, the code that ``aws lambda invoke`` runs on AWS, with
 ``REDIS_URL`` when it is set, else the embedded Redis of ``make run``: the running one when ``make run`` is up (it
@@ -81,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("--tenant")
     revoke = commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("--key-id", required=True)
+    adopt = commands.add_parser(
+        "adopt", help="move every session stored with MOTORHEAD_AUTH=none to a tenant (before turning auth on)"
+    )
+    adopt.add_argument("--tenant", required=True)
+    adopt.add_argument("--dry-run", action="store_true", help="only count what would move")
     args = parser.parse_args(argv)
 
     event: dict[str, Any] = {"action": args.action}
@@ -90,11 +96,18 @@ def main(argv: list[str] | None = None) -> int:
         event["tenant"] = args.tenant
     elif args.action == "revoke":
         event["key_id"] = args.key_id
+    elif args.action == "adopt":
+        event |= {"tenant": args.tenant, "dry_run": args.dry_run}
 
+    # a command's output is for a person: the function's JSON logs and metrics would bury the key
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     data_dir = Path(os.environ.get("MOTORHEAD_DATA_DIR", ".data")).resolve() / "redis"
     with admin_redis(data_dir) as url:
         os.environ["REDIS_URL"] = url
         answer = invoke_admin(event)
+        if args.action == "adopt":
+            answer = adopt_to_the_end(event, answer)
     if not answer.get("ok"):
         print(f"motorhead: {answer.get('error')}", file=sys.stderr)
         return 2
@@ -104,9 +117,47 @@ def main(argv: list[str] | None = None) -> int:
         print(answer["key"])
     elif args.action == "list":
         print(json.dumps(answer["keys"], indent=2) if answer["keys"] else "no keys")
+    elif args.action == "adopt":
+        print(adoption_summary(answer))
     else:
         print(f"revoked {answer['key_id']}" if answer["revoked"] else f"no key {answer['key_id']}")
     return 0
+
+
+def adopt_to_the_end(event: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """Invoke ``adopt`` again while it stops early (its time budget) having made progress; the counts added up.
+
+    On AWS an administrator re-invokes the function the same way; locally one command does the whole move. A dry run
+    is not repeated: it changes nothing, so a second one would count the same sessions again."""
+    total = dict(answer)
+    while total.get("ok") and not total["complete"] and not event["dry_run"]:
+        if not (answer["sessions_moved"] or answer["skipped"]):
+            break  # no progress (only conflicts left before the budget ran out): report what is left
+        answer = invoke_admin(event)
+        if not answer.get("ok"):
+            return answer
+        for count in ("sessions_moved", "documents_moved", "skipped"):
+            total[count] += answer[count]
+        total["conflicts"] = list(dict.fromkeys([*total["conflicts"], *answer["conflicts"]]))
+        total["complete"] = answer["complete"]
+    return total
+
+
+def adoption_summary(answer: dict[str, Any]) -> str:
+    """What ``adopt`` did (or would do), in a few lines."""
+    verb = "would move" if answer["dry_run"] else "moved"
+    lines = [
+        f"tenant {answer['tenant']}: {verb} {answer['sessions_moved']} sessions and {answer['documents_moved']} "
+        f"search documents; {answer['skipped']} skipped (no data left to move, only list entries)"
+    ]
+    if answer["conflicts"]:
+        conflicts = ", ".join(map(repr, answer["conflicts"]))
+        lines.append(
+            f"left alone (the tenant has its own session of that id, or another adoption is unfinished): {conflicts}"
+        )
+    if not answer["complete"]:
+        lines.append("stopped early: run the same command again to go on")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

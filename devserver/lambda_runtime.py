@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import importlib.util
 import time
 import uuid
@@ -74,20 +75,24 @@ def http_event(
     headers: Mapping[str, str] | None = None,
     body: bytes = b"",
     source_ip: str = "127.0.0.1",
+    path_parameters: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The event API Gateway would send for this request (payload format 2.0): the path decoded once (``rawPath``
     and ``requestContext.http.path`` both, as API Gateway HTTP APIs deliver them), and the route's path parameters,
-    each decoded once. A path that does not decode to UTF-8 raises ``UnicodeDecodeError``."""
+    each decoded once (``path_parameters``, when the caller has matched ``raw_path`` already, as the gateway has). A
+    path that does not decode to UTF-8 raises ``UnicodeDecodeError``."""
     lowered = {name.lower(): value for name, value in (headers or {}).items()}
-    path_parameters = route.match(raw_path) or {}
+    if path_parameters is None:
+        path_parameters = route.match(raw_path) or {}
     decoded_path = unquote(raw_path, errors="strict")
     query: dict[str, str] = {}
     for name, value in parse_qsl(raw_query, keep_blank_values=True):
         query[name] = f"{query[name]},{value}" if name in query else value
     now = time.time()
+    route_key = route.route_key
     event: dict[str, Any] = {
         "version": "2.0",
-        "routeKey": route.route_key,
+        "routeKey": route_key,
         "rawPath": decoded_path,
         "rawQueryString": raw_query,
         "headers": lowered,
@@ -104,9 +109,9 @@ def http_event(
                 "userAgent": lowered.get("user-agent", ""),
             },
             "requestId": str(uuid.uuid4()),
-            "routeKey": route.route_key,
+            "routeKey": route_key,
             "stage": "$default",
-            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "time": _request_time(int(now)),
             "timeEpoch": int(now * 1000),
         },
         "isBase64Encoded": False,
@@ -114,7 +119,7 @@ def http_event(
     if query:
         event["queryStringParameters"] = query
     if path_parameters:
-        event["pathParameters"] = path_parameters
+        event["pathParameters"] = dict(path_parameters)
     if body:
         try:
             event["body"] = body.decode("utf-8")
@@ -122,6 +127,12 @@ def http_event(
             event["body"] = base64.b64encode(body).decode("ascii")
             event["isBase64Encoded"] = True
     return event
+
+
+@functools.lru_cache(maxsize=2)
+def _request_time(second: int) -> str:
+    """``requestContext.time`` (``10/Jun/2024:10:00:09 +0000``), formatted once a second rather than per request."""
+    return time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
 
 
 def response_body(response: Mapping[str, Any]) -> bytes:

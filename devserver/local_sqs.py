@@ -20,6 +20,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from devserver.embedded_redis import free_port
+from devserver.execution import LocalFunction
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function, sqs_event
 from devserver.template import QueueConsumer
 
@@ -41,10 +42,12 @@ class LocalSqs:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._started = False
 
     def start(self) -> LocalSqs:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request otherwise
         self._server.start()
+        self._started = True
         os.environ.update(LOCAL_ENV)
         os.environ["AWS_ENDPOINT_URL_SQS"] = self.endpoint
         return self
@@ -76,7 +79,9 @@ class LocalSqs:
         return LocalQueue(consumer=consumer, url=url, arn=_arn(sqs, url), dlq_url=dlq_url)
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._started:
+            self._server.stop()
+            self._started = False
 
 
 @dataclass(frozen=True)
@@ -95,11 +100,20 @@ class SqsPoller:
     """Lambda's event source mapping for one queue: receive a batch, invoke, delete successes, retry failures."""
 
     def __init__(
-        self, sqs: LocalSqs, queue: LocalQueue, handler: LambdaHandler | None = None, *, max_backoff: float = 5.0
+        self,
+        sqs: LocalSqs,
+        queue: LocalQueue,
+        handler: LambdaHandler | None = None,
+        *,
+        function: LocalFunction | None = None,
+        max_backoff: float = 5.0,
     ) -> None:
+        """Feeds ``function`` (the local Lambda runtime: its own processes and timeout), or ``handler`` (imported
+        here, as the tests do), or else the consumer's handler imported here."""
         self._queue = queue
         self._client = sqs.client()
-        self._handler = handler if handler is not None else load_function(queue.consumer)[1]
+        self._function = function
+        self._handler = handler if handler is not None or function is not None else load_function(queue.consumer)[1]
         self._max_backoff = max_backoff
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,16 +130,11 @@ class SqsPoller:
         if not received:
             return 0
         event = sqs_event(received, queue_arn=self._queue.arn, region=REGION)
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
         try:
-            response = self._handler(event, FakeLambdaContext(function_name=self._queue.consumer.function_id))
-        except Exception:
-            log.exception("consumer crashed: the whole batch comes back")
+            response = self._invoke(event)
+        except Exception as exc:  # a crash, or (local runtime) a timeout: as on Lambda, the whole batch comes back
+            log.warning("consumer failed, the whole batch comes back: %s", exc)
             response = {"batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in received]}
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
         failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
         for message in received:
             if message["MessageId"] in failed:
@@ -138,6 +147,18 @@ class SqsPoller:
             else:
                 self._client.delete_message(QueueUrl=self._queue.url, ReceiptHandle=message["ReceiptHandle"])
         return len(received)
+
+    def _invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        if self._function is not None:
+            return self._function.invoke(event)
+        assert self._handler is not None
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            return self._handler(event, FakeLambdaContext(function_name=self._queue.consumer.function_id))
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
     def drain(self, *, max_batches: int = 1000) -> int:
         """Poll until the queue gives nothing (tests); returns how many messages were handled."""

@@ -181,3 +181,68 @@ def load_function_specs(path: Path = TEMPLATE) -> dict[str, FunctionDef]:
         for function_id, resource in template.get("Resources", {}).items()
         if resource.get("Type") == "AWS::Serverless::Function"
     }
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What Lambda gives one function: its code, handler, timeout, memory, and environment (Globals merged with the
+    function's own ``Environment``, each ``!Ref`` resolved for this machine)."""
+
+    function_id: str
+    code_uri: Path
+    handler: str
+    timeout: float
+    memory_size: int
+    environment: dict[str, str]
+    reserved_concurrency: int | None = None
+
+
+# Values a function's environment may not take from the template here: a path that exists only on Lambda.
+LAMBDA_ONLY_VARIABLES = frozenset({"TIKTOKEN_CACHE_DIR"})
+
+
+def load_function_configs(
+    parameters: dict[str, str], resources: dict[str, str], path: Path = TEMPLATE
+) -> dict[str, FunctionConfig]:
+    """Every function's configuration. ``!Ref Parameter`` takes ``parameters[name]`` when given, else the
+    parameter's default; ``!Ref Resource`` takes ``resources[name]`` (a local queue's URL), and a variable whose
+    reference has no local value is left out, as is a Lambda-only path."""
+    template = load_template(path)
+    defaults = template.get("Parameters", {})
+    globals_fn = template.get("Globals", {}).get("Function", {})
+    global_env = (globals_fn.get("Environment") or {}).get("Variables", {})
+
+    def resolve(value: Any) -> str | None:
+        if isinstance(value, str) and value in defaults:
+            if value in parameters:
+                return parameters[value]
+            default = defaults[value].get("Default")
+            return None if default is None else str(default)
+        if isinstance(value, str) and value in template.get("Resources", {}):
+            return resources.get(value)
+        if isinstance(value, list | dict):
+            return None  # an intrinsic function the local runtime does not evaluate
+        return str(value)
+
+    configs: dict[str, FunctionConfig] = {}
+    for function_id, resource in template.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = resource.get("Properties", {})
+        declared = {**global_env, **(props.get("Environment") or {}).get("Variables", {})}
+        environment = {
+            name: resolved
+            for name, value in declared.items()
+            if name not in LAMBDA_ONLY_VARIABLES and (resolved := resolve(value)) is not None
+        }
+        reserved = props.get("ReservedConcurrentExecutions")
+        configs[function_id] = FunctionConfig(
+            function_id=function_id,
+            code_uri=(path.parent / str(props["CodeUri"])).resolve(),
+            handler=str(props.get("Handler", globals_fn.get("Handler", "app.handler"))),
+            timeout=float(resolve(props.get("Timeout", globals_fn.get("Timeout", 3))) or 3),
+            memory_size=int(resolve(props.get("MemorySize", globals_fn.get("MemorySize", 128))) or 128),
+            environment=environment,
+            reserved_concurrency=int(resolved) if reserved is not None and (resolved := resolve(reserved)) else None,
+        )
+    return configs

@@ -28,8 +28,9 @@ from motorhead.core.values import (
     SessionSnapshot,
     StoredMessage,
 )
-from motorhead.ltm.bm25 import Bm25Postings
+from motorhead.ltm.bm25 import SessionTexts
 from motorhead.ltm.ports import Scored, Vectors
+from motorhead.ltm.recipe import CURRENT_DENSE_TEXT, DenseText
 
 
 @dataclass
@@ -251,9 +252,11 @@ class FakeVectorIndex:
         self._store = store  # to check the generation, as the real backends do in their add script
         self.rows: dict[SessionRef, list[tuple[StoredMessage, Vectors]]] = {}
         self.ready: tuple[str, int] | None = None
+        self.dense_text = CURRENT_DENSE_TEXT
 
-    def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
+    def ensure_ready(self, *, embedder: str, dimensions: int) -> DenseText:
         self.ready = (embedder, dimensions)
+        return self.dense_text
 
     def add(self, session: SessionRef, generation: str, messages: Sequence[StoredMessage], vectors: Vectors) -> int:
         if self._store is not None:
@@ -276,11 +279,11 @@ class FakeVectorIndex:
         wanted = set(ids)
         return {m.id: float(1.0 - v @ query) for m, v in self.rows.get(session, []) if m.id in wanted}
 
-    def search(self, session: SessionRef, text: str, k: int) -> list[tuple[StoredMessage, float]]:
-        postings = Bm25Postings()
+    def texts(self, session: SessionRef) -> SessionTexts:
+        texts = SessionTexts()
         for message, _ in self.rows.get(session, []):
-            postings.add(message)
-        return postings.search(text, k)
+            texts.add(message)
+        return texts
 
 
 def ticking(start: float = 0.0, step: float = 1.0) -> Callable[[], float]:

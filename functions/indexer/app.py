@@ -6,4 +6,4 @@ A failed job leaves its messages pending; SQS retries it and, in the end, moves 
 from motorhead.composition.long_term import indexer_service
 from motorhead.entrypoints.sqs.handler import sqs_job_handler
 
-handler = sqs_job_handler(indexer_service())
+handler = sqs_job_handler(indexer_service(), kind="index")

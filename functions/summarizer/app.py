@@ -7,4 +7,4 @@ dead-letter queue.
 from motorhead.composition.summarization import summarizer_service
 from motorhead.entrypoints.sqs.handler import sqs_job_handler
 
-handler = sqs_job_handler(summarizer_service())
+handler = sqs_job_handler(summarizer_service(), kind="summary")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import random
+import string
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,13 +13,15 @@ import pytest
 from motorhead.adapters.openai_api.embedder import (
     OPENAI_BATCH,
     OPENAI_MAX_CHARS,
+    OPENAI_MAX_INPUTS,
+    OPENAI_MAX_REQUEST_TOKENS,
     OPENAI_MAX_TOKENS,
     OpenAIEmbedder,
     openai_embedder,
 )
 from motorhead.adapters.tiktoken_local.counter import TiktokenCounter
 from motorhead.composition import long_term
-from motorhead.errors import ConfigError, EmbeddingError
+from motorhead.errors import ConfigError, EmbeddingError, EmbeddingUnavailableError
 from motorhead.settings import PACKAGED_TIKTOKEN_CACHE, Settings
 from tests.openai_stub import Embeddings, Hang, Malformed, OpenAIStub, Status, stub_embedding
 
@@ -209,8 +213,9 @@ def test_embed_given_vectors_of_another_size_than_configured_raises_embedding_er
 ) -> None:
     # Given a compatible server that ignores `dimensions` (the index's size would be wrong)
     stub.script(Embeddings(vectors=[[0.5] * 768]))
-    with pytest.raises(EmbeddingError, match="768"):
+    with pytest.raises(EmbeddingError) as raised:
         embedder.embed(["hello"])
+    assert "768" in (raised.value.detail or "")
 
 
 # --- failures ---------------------------------------------------------------------------------------------------
@@ -232,17 +237,23 @@ def test_embed_given_500_on_every_attempt_raises_embedding_error(stub: OpenAIStu
     # Given a server failing more often than the client retries (MOTORHEAD_LLM_MAX_RETRIES=2)
     stub.script(Status(500), Status(500), Status(500), Embeddings())
 
-    # When texts are embedded / Then 1 + 2 attempts were made and the error is the embedder's
-    with pytest.raises(EmbeddingError, match="InternalServerError"):
+    # When texts are embedded / Then 1 + 2 attempts were made and the error is the embedder's, a passing one (a 503),
+    # the provider's own error in its detail only
+    with pytest.raises(EmbeddingUnavailableError) as raised:
         embedder.embed(["x"])
+    assert str(raised.value) == "the embedding provider is unavailable"
+    assert (raised.value.detail or "").startswith("InternalServerError")
     assert len(stub.requests) == 3
     assert stub.pending == 1
 
 
 def test_embed_given_a_400_raises_embedding_error_without_retrying(stub: OpenAIStub, embedder: OpenAIEmbedder) -> None:
     stub.script(Status(400))
-    with pytest.raises(EmbeddingError, match="BadRequestError"):
+    with pytest.raises(EmbeddingError) as raised:
         embedder.embed(["x"])
+    assert not isinstance(raised.value, EmbeddingUnavailableError)  # a refusal is no passing state: a 502
+    assert str(raised.value) == "the embedding provider failed"
+    assert (raised.value.detail or "").startswith("BadRequestError")
     assert len(stub.requests) == 1
 
 
@@ -251,8 +262,9 @@ def test_embed_given_a_server_slower_than_the_timeout_raises_embedding_error(
 ) -> None:
     # Given a server that hangs longer than MOTORHEAD_LLM_TIMEOUT (0.5 s) on every attempt
     stub.script(Hang(5.0), Hang(5.0), Hang(5.0))
-    with pytest.raises(EmbeddingError, match="Timeout"):
+    with pytest.raises(EmbeddingUnavailableError) as raised:
         embedder.embed(["x"])
+    assert "Timeout" in (raised.value.detail or "")
     assert len(stub.requests) == 3
 
 
@@ -298,8 +310,9 @@ def test_embed_given_fewer_vectors_than_inputs_raises_embedding_error(
     stub: OpenAIStub, embedder: OpenAIEmbedder
 ) -> None:
     stub.script(Embeddings(vectors=[VECTOR]))
-    with pytest.raises(EmbeddingError, match="1 vectors for 2 inputs"):
+    with pytest.raises(EmbeddingError) as raised:
         embedder.embed(["x", "y"])
+    assert "1 vectors for 2 inputs" in (raised.value.detail or "")
 
 
 # --- wiring: service, Azure -------------------------------------------------------------------------------------
@@ -366,3 +379,158 @@ def test_azure_embedder_given_no_embeddings_deployment_raises_config_error(stub:
     )
     with pytest.raises(ConfigError, match="AZURE_DEPLOYMENT_ID_ADA"):
         long_term.embedder(settings)
+
+
+# --- requests sized by tokens, not only by inputs ---------------------------------------------------------------
+def dense_text(seed: int, chars: int = OPENAI_MAX_CHARS) -> str:
+    """About 0.5 token a character (words of random letters), so the 24,000 characters kept hold over 8,000 tokens;
+    few words, so the stub's vectors are cheap and each text's differ."""
+    letters = "".join(random.Random(seed).choices(string.ascii_lowercase, k=chars))
+    return " ".join(f"{seed}x{letters[start : start + 38]}" for start in range(0, chars, 38))[:chars]
+
+
+@pytest.fixture(scope="module")
+def embedding_tokens() -> TiktokenCounter:
+    """The encoding of the embedding models, as the composition root gives the embedder."""
+    return TiktokenCounter(model="text-embedding-3-small", cache_dir=PACKAGED_TIKTOKEN_CACHE)
+
+
+class SpyCounter:
+    """A ``TokenCounter`` that records the texts it counted."""
+
+    def __init__(self, counter: TiktokenCounter) -> None:
+        self.model = counter.model
+        self._counter = counter
+        self.counted: list[str] = []
+
+    def count(self, text: str) -> int:
+        self.counted.append(text)
+        return self._counter.count(text)
+
+    def head(self, text: str, tokens: int) -> str:
+        return self._counter.head(text, tokens)
+
+
+def test_embed_given_128_texts_of_8k_tokens_sends_requests_under_the_token_limit_in_order(
+    stub: OpenAIStub, embedding_tokens: TiktokenCounter
+) -> None:
+    # Given 128 distinct texts each cut to 8,000 tokens: 1M tokens, which one request of 128 inputs would carry and
+    # the API refuse (300,000 tokens a request), on every retry (a timeout roomy enough for 1 MB bodies; short
+    # vectors, which the stub computes faster)
+    embedder = long_term.embedder(
+        openai_settings(stub, MOTORHEAD_LLM_TIMEOUT="30", MOTORHEAD_EMBEDDING_DIMENSIONS="64")
+    )
+    texts = [dense_text(seed) for seed in range(128)]
+
+    # When they are embedded
+    vectors = embedder.embed(texts)
+
+    # Then they went in several requests, each within the API's limits on tokens and on inputs
+    sizes = [sum(embedding_tokens.count(text) for text in request.inputs) for request in stub.requests]
+    assert len(stub.requests) == 4  # 37 texts of 8,000 tokens fill a request: 37 + 37 + 37 + 17, no needless split
+    assert all(size <= OPENAI_MAX_REQUEST_TOKENS for size in sizes), sizes
+    assert all(len(request.inputs) <= OPENAI_MAX_INPUTS for request in stub.requests)
+    # and each text was sent once, in order, cut to 8,000 tokens from its start
+    sent = [text for request in stub.requests for text in request.inputs]
+    assert len(sent) == len(texts)
+    for text, cut in zip(texts, sent, strict=True):
+        assert text.startswith(cut)
+        assert OPENAI_MAX_TOKENS - 5 <= embedding_tokens.count(cut) <= OPENAI_MAX_TOKENS
+    # and every row is its own text's vector
+    np.testing.assert_allclose(vectors, expected(sent, dimensions=64), atol=1e-6)
+
+
+def test_embed_given_a_text_far_over_the_token_limit_sends_it_cut_to_8k_tokens(
+    stub: OpenAIStub, embedder: OpenAIEmbedder, embedding_tokens: TiktokenCounter
+) -> None:
+    # Given one text of 50,000 tokens between two short ones
+    long = dense_text(1, chars=100_000)
+    assert embedding_tokens.count(long) > 50_000
+
+    # When they are embedded
+    vectors = embedder.embed(["before", long, "after"])
+
+    # Then one request carried all three, the long one cut to 8,000 tokens
+    (request,) = stub.requests
+    before, cut, after = request.inputs
+    assert (before, after) == ("before", "after")
+    assert long.startswith(cut)
+    assert OPENAI_MAX_TOKENS - 5 <= embedding_tokens.count(cut) <= OPENAI_MAX_TOKENS
+    np.testing.assert_allclose(vectors, expected(["before", cut, "after"]), atol=1e-6)
+
+
+def test_embed_given_many_tiny_texts_sends_one_request_without_counting_tokens(
+    stub: OpenAIStub, embedding_tokens: TiktokenCounter
+) -> None:
+    # Given an embedder counting with a spy, and 200 short messages (far under 300,000 bytes in all)
+    spy = SpyCounter(embedding_tokens)
+    embedder = openai_embedder(openai_settings(stub), api_key="sk-test", counter=spy)
+    texts = [f"message {i} about topic {i % 7}" for i in range(200)]
+
+    # When they are embedded
+    vectors = embedder.embed(texts)
+
+    # Then one request carried them all, and no text had to be tokenized to know it would fit
+    (request,) = stub.requests
+    assert request.inputs == texts
+    assert spy.counted == []
+    np.testing.assert_allclose(vectors, expected(texts), atol=1e-6)
+
+
+def test_embed_given_a_smaller_request_token_limit_packs_texts_greedily_in_order(
+    stub: OpenAIStub, embedding_tokens: TiktokenCounter
+) -> None:
+    # Given a server taking 20,000 tokens a request, and texts of 8,000, 8,000, 1, 8,000 and 8,000 tokens
+    embedder = openai_embedder(
+        openai_settings(stub, MOTORHEAD_LLM_TIMEOUT="30"),
+        api_key="sk-test",
+        counter=embedding_tokens,
+        max_request_tokens=20_000,
+    )
+    texts = [dense_text(1), dense_text(2), "short", dense_text(3), dense_text(4)]
+
+    # When they are embedded
+    vectors = embedder.embed(texts)
+
+    # Then each request is filled while the next text fits: [8k, 8k, 1], [8k, 8k]
+    assert [len(request.inputs) for request in stub.requests] == [3, 2]
+    for request in stub.requests:
+        assert sum(embedding_tokens.count(text) for text in request.inputs) <= 20_000
+    sent = [text for request in stub.requests for text in request.inputs]
+    assert sent[2] == "short"
+    np.testing.assert_allclose(vectors, expected(sent), atol=1e-6)
+
+
+def test_embed_given_a_request_token_limit_under_one_text_sends_that_text_alone(
+    stub: OpenAIStub, embedding_tokens: TiktokenCounter
+) -> None:
+    # Given a limit smaller than the 8,000 tokens a text is cut to
+    embedder = openai_embedder(
+        openai_settings(stub), api_key="sk-test", counter=embedding_tokens, max_request_tokens=1_000
+    )
+
+    # When a long text is embedded between two short ones / Then it goes alone (the server says whether it takes it)
+    embedder.embed(["a", dense_text(5), "b"])
+    assert [len(request.inputs) for request in stub.requests] == [1, 1, 1]
+
+
+def test_embed_given_no_counter_bounds_each_request_by_utf8_bytes(stub: OpenAIStub) -> None:
+    # Given an embedder without a token counter (a compatible server with its own tokenizer), and 64 texts of
+    # 24,000 characters, 2 bytes each: 48,000 bytes a text, an upper bound of its tokens
+    embedder = openai_embedder(openai_settings(stub, MOTORHEAD_LLM_TIMEOUT="30"), api_key="sk-test", counter=None)
+    texts = [f"{i} " + "é" * (OPENAI_MAX_CHARS - 3) for i in range(64)]
+
+    # When they are embedded
+    vectors = embedder.embed(texts)
+
+    # Then each request held at most 300,000 bytes: 6 texts (6 x 48,000 = 288,000), the rest in the last, in order
+    assert [len(request.inputs) for request in stub.requests] == [6] * 10 + [4]
+    for request in stub.requests:
+        assert sum(len(text.encode()) for text in request.inputs) <= OPENAI_MAX_REQUEST_TOKENS
+    assert [text for request in stub.requests for text in request.inputs] == texts
+    np.testing.assert_allclose(vectors, expected(texts), atol=1e-6)
+
+
+def test_embedder_given_a_request_token_limit_under_one_raises_value_error(stub: OpenAIStub) -> None:
+    with pytest.raises(ValueError, match="max_request_tokens"):
+        openai_embedder(openai_settings(stub), api_key="sk-test", max_request_tokens=0)

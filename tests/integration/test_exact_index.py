@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from motorhead.adapters.redis_db import index_record
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.exact_index import ExactVectorIndex
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
 from motorhead.adapters.redis_db.store import RedisMemoryStore
-from motorhead.core.values import NewMessage, StoredMessage
+from motorhead.core.values import NewMessage, SessionJob, StoredMessage
 from motorhead.errors import ConfigError
+from motorhead.ltm.indexing import IndexerService
+from motorhead.ltm.recipe import DenseText
+from tests.fakes import FakeEmbedder
 from tests.support import ref
 
 DIMS = 16
@@ -123,7 +127,7 @@ def test_search_given_hostile_ids_never_returns_another_sessions_message(
         index.add(ref(sid), generation, messages, np.stack([unit(7)]))
     keyword = RedisKeywordIndex(connector, keys)
     assert [h.message.content for h in index.vector_search(ref(session_id), unit(7), 10)] == ["mine"]
-    assert [m.content for m, _ in keyword.search(ref(session_id), "mine theirs", 10)] == ["mine"]
+    assert [m.content for m, _ in keyword.texts(ref(session_id)).search("mine theirs", 10)] == ["mine"]
 
 
 def test_ensure_ready_given_another_embedder_recorded_refuses(index: ExactVectorIndex) -> None:
@@ -146,10 +150,12 @@ def test_keyword_search_given_messages_ranks_by_bm25(
     generation, messages = session(store, "s", contents)
     index.add(ref("s"), generation, messages, np.stack([unit(i) for i in range(4)]))
     # When searching for the rare word plus the common one
-    results = RedisKeywordIndex(connector, keys).search(ref("s"), "Which day are salsa classes in Cali?", 10)
-    # Then the message with the rare words ranks first, and messages sharing no word are not returned
-    assert [m.content for m, _ in results] == [contents[2]]
-    assert [m.content for m, _ in RedisKeywordIndex(connector, keys).search(ref("s"), "friday", 10)][0] == contents[3]
+    texts = RedisKeywordIndex(connector, keys).texts(ref("s"))
+    results = texts.search("Which day are salsa classes in Cali?", 10)
+    # Then the message with the rare words and the one that reads it as context (the message after it) are found;
+    # messages whose window shares no word are not returned
+    assert {m.content for m, _ in results} == {contents[2], contents[3]}
+    assert [m.content for m, _ in texts.search("friday", 10)][0] == contents[3]
 
 
 def test_search_given_rows_lost_behind_the_cache_starts_over(
@@ -159,11 +165,59 @@ def test_search_given_rows_lost_behind_the_cache_starts_over(
     generation, messages = session(store, "s", ["one", "two"])
     index.add(ref("s"), generation, messages, np.stack([unit(1), unit(2)]))
     keyword = RedisKeywordIndex(connector, keys)
-    assert len(index.vector_search(ref("s"), unit(1), 10)) == 2 and len(keyword.search(ref("s"), "one two", 10)) == 2
+    assert len(index.vector_search(ref("s"), unit(1), 10)) == 2
+    assert len(keyword.texts(ref("s")).search("one two", 10)) == 2
     client = connector.client(binary=True)
     client.rpop(keys.session(ref("s")).docs)
     vectors = keys.session(ref("s")).vectors
     client.set(vectors, client.getrange(vectors, 0, DIMS * 4 - 1))
     # When searching again / Then only what is really there comes back
     assert [h.message.content for h in index.vector_search(ref("s"), unit(1), 10)] == ["one"]
-    assert [m.content for m, _ in keyword.search(ref("s"), "one two", 10)] == ["one"]
+    assert [m.content for m, _ in keyword.texts(ref("s")).search("one two", 10)] == ["one"]
+
+
+def test_ensure_ready_given_a_new_index_records_the_current_dense_text(
+    index: ExactVectorIndex, connector: RedisConnector, keys: Keys
+) -> None:
+    assert index.ensure_ready(embedder="fake:16", dimensions=DIMS) is DenseText.ROLE_AND_CONTENT
+    assert connector.client().hget(keys.ltm_meta(), "dense_text") == DenseText.ROLE_AND_CONTENT.value
+
+
+def test_ensure_ready_given_an_index_of_the_previous_version_keeps_its_vectors_unmixed(
+    connector: RedisConnector,
+    keys: Keys,
+    store: RedisMemoryStore,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(index_record, "_warned", set())  # the warning is once per process
+    # Given an index recorded by the version before the recipe: embedder and dimensions, no dense text
+    connector.client().hset(keys.ltm_meta(), mapping={"embedder": "fake:words:16", "dimensions": DIMS})
+    embedder = FakeEmbedder(DIMS)
+    store.append(
+        ref("old"),
+        [NewMessage("Caroline", "I went to the support group")],
+        context=None,
+        namespace="",
+        now_ms=1,
+        index=True,
+    )
+    # When the indexer of this version indexes a session
+    with caplog.at_level("WARNING"):
+        IndexerService(store=store, embedder=embedder, index=ExactVectorIndex(connector, keys, dimensions=DIMS)).run(
+            SessionJob(session=ref("old"), last_id=1)
+        )
+    # Then the message is embedded as before (its content alone), the record is left as it was, and the log says why
+    assert embedder.calls == [["I went to the support group"]]
+    assert connector.client().hget(keys.ltm_meta(), "dense_text") is None
+    assert any("before the retrieval recipe" in r.getMessage() for r in caplog.records)
+
+
+def test_ensure_ready_given_an_unknown_dense_text_refuses(
+    index: ExactVectorIndex, connector: RedisConnector, keys: Keys
+) -> None:
+    connector.client().hset(
+        keys.ltm_meta(), mapping={"embedder": "fake:16", "dimensions": DIMS, "dense_text": "from-the-future"}
+    )
+    with pytest.raises(ConfigError, match="from-the-future"):
+        index.ensure_ready(embedder="fake:16", dimensions=DIMS)

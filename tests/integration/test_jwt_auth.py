@@ -153,9 +153,9 @@ def test_authenticate_given_expiry_within_leeway_accepts_token(
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"exp": in_seconds(-60)}, "token expired"),
-        ({"nbf": in_seconds(120)}, "token not yet valid"),
-        ({"iat": in_seconds(120)}, "token not yet valid"),
+        ({"exp": -60}, "token expired"),  # time claims: seconds from now, resolved when the test runs
+        ({"nbf": 120}, "token not yet valid"),
+        ({"iat": 120}, "token not yet valid"),
         ({"aud": "another-api"}, "token not issued for this audience"),
         ({"aud": ["another-api", "a-third-api"]}, "token not issued for this audience"),
         ({"iss": "https://evil.example.com/"}, "token not from the expected issuer"),
@@ -166,7 +166,8 @@ def test_authenticate_given_token_with_bad_registered_claim_raises_authenticatio
     overrides: dict[str, Any], reason: str, keys: dict[str, SigningKey], authenticator: JwtAuthenticator
 ) -> None:
     # Given a well-signed token whose exp, nbf, iat, aud or iss is wrong (beyond the 30 s leeway)
-    token = mint(claims(**overrides), key=keys["rsa"])
+    resolved = {name: in_seconds(v) if name in ("exp", "nbf", "iat") else v for name, v in overrides.items()}
+    token = mint(claims(**resolved), key=keys["rsa"])
 
     # When / Then it is refused with that reason
     assert refused(authenticator, token) == reason

@@ -36,7 +36,7 @@ def local_server(data_dir: Path, port: int, **extra: str) -> Iterator[subprocess
             try:
                 requests.get(f"http://127.0.0.1:{port}/", timeout=1)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or still starting its functions
                 assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
                 assert time.monotonic() < deadline, "local server did not come up"
                 time.sleep(0.1)

@@ -109,10 +109,10 @@ def test_retrieval_given_an_indexed_conversation_returns_the_nearest_messages_fi
     assert hits[0]["content"] == "How do I dance to electronic music?"
     assert set(hits[0]) == {"role", "content", "dist", "id", "created_at", "score"}
     assert len(hits) == 10 and len({h["id"] for h in hits}) == 10
-    # And (vectors only, the default) they come nearest first, each scored 1 - its cosine distance
-    distances = [h["dist"] for h in hits]
-    assert distances == sorted(distances) and 0 <= distances[0] < distances[-1] <= 2
-    assert all(h["score"] == pytest.approx(1 - h["dist"], abs=1e-5) for h in hits)
+    # And (the fused recipe, the default) they come best score first, each with its cosine distance
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True) and scores[0] > scores[-1]
+    assert all(0 <= h["dist"] <= 2 for h in hits) and hits[0]["dist"] == min(h["dist"] for h in hits)
     assert [h["content"] for h in body(ltm.retrieve("trip", "food allergy", k=2))][0] == CONVERSATION[4][1]
     assert len(body(ltm.retrieve("trip", "food allergy", k=3))) == 3
 

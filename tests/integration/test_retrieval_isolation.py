@@ -83,7 +83,7 @@ def test_retrieval_given_many_hostile_sessions_never_returns_another_sessions_me
         memory.indexer.run(SessionJob(session=ref(session_id), last_id=0))
     # When each session searches for the shared topic, with every mode
     for session_id in session_ids:
-        for mode in ("hybrid", "vector", "keyword"):
+        for mode in ("fusion", "rrf", "vector", "keyword"):
             hits = memory.retrieval.search(ref(session_id), "watering the tomato garden", 10, mode=mode)
             # Then it only ever sees its own messages
             assert hits, (session_id, mode)

@@ -18,26 +18,28 @@ from devserver.template import load_routes
 from devserver.lambda_runtime import load_function
 route = next(r for r in load_routes() if r.function_id == sys.argv[1])
 load_function(route)
-print(json.dumps({name: name in sys.modules for name in ("openai", "boto3", "numpy", "tiktoken")}))
+print(json.dumps({name: name in sys.modules for name in ("openai", "boto3", "numpy", "tiktoken", "jwt")}))
 """
 
 
+@pytest.mark.parametrize("auth", ["api-key", "none"])
 @pytest.mark.parametrize("function_id", sorted({r.function_id for r in load_routes()}))
-def test_cold_start_given_a_function_imports_no_heavy_sdk(function_id: str) -> None:
-    # Given a fresh process and a REDIS_URL where nothing listens
+def test_cold_start_given_a_function_imports_no_heavy_sdk(function_id: str, auth: str) -> None:
+    # Given a fresh process, a REDIS_URL where nothing listens, and API keys (the AWS default) or no auth
     env = {
         **os.environ,
         "REDIS_URL": "redis://127.0.0.1:1/0",
+        "MOTORHEAD_AUTH": auth,
         "PYTHONPATH": f"{REPO / 'layers/shared/python'}:{REPO}",
     }
     # When the function's module is imported, as Lambda's init phase does
     result = subprocess.run(
         [sys.executable, "-c", PROBE, function_id], cwd=REPO, env=env, capture_output=True, text=True, check=False
     )
-    # Then the import succeeds without reaching Redis, and neither openai, boto3 nor numpy was loaded
+    # Then the import succeeds without reaching Redis, and neither openai, boto3, numpy, tiktoken nor PyJWT was loaded
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
-    assert loaded == {"openai": False, "boto3": False, "numpy": False, "tiktoken": False}
+    assert loaded == {"openai": False, "boto3": False, "numpy": False, "tiktoken": False, "jwt": False}
 
 
 @pytest.mark.parametrize(
@@ -57,7 +59,7 @@ def test_cold_start_given_retrieval_with_an_embedder_imports_nothing_of_the_othe
         "OPENAI_API_KEY": "sk-test",
         "PYTHONPATH": f"{REPO / 'layers/shared/python'}:{REPO}",
     }
-    probe = PROBE.replace('("openai", "boto3", "numpy", "tiktoken")', repr(tuple(sorted(must_not_load))))
+    probe = PROBE.replace('("openai", "boto3", "numpy", "tiktoken", "jwt")', repr(tuple(sorted(must_not_load))))
     # When the retrieval function is imported, as Lambda's init phase does
     result = subprocess.run(
         [sys.executable, "-c", probe, "RetrievalFunction"],

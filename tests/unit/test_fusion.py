@@ -1,12 +1,14 @@
-"""Reciprocal rank fusion of the vector ranking and the keyword ranking."""
+"""Fusing the vector ranking and the keyword ranking: by rank (RRF) and by score (the default recipe)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from motorhead.core.values import StoredMessage
-from motorhead.ltm.fusion import NOT_SCORED, RRF_K, reciprocal_rank_fusion
+from motorhead.ltm.fusion import NOT_SCORED, RRF_K, named_speaker, reciprocal_rank_fusion, score_fusion
 from motorhead.ltm.ports import Scored
+from motorhead.ltm.recipe import FusionRecipe
 
 
 def message(i: int) -> StoredMessage:
@@ -41,3 +43,31 @@ def test_fusion_given_equal_scores_prefers_the_nearer_then_the_newer_message() -
     ]
     fused = reciprocal_rank_fusion([Scored(message(4), 0.5)], [(message(7), 1.0)], {7: 0.5})
     assert [h.message.id for h in fused] == [7, 4]
+
+
+def test_named_speaker_given_one_name_as_a_whole_word_returns_it_and_none_for_zero_or_two() -> None:
+    roles = {"Caroline", "Melanie"}
+    assert named_speaker("When did caroline go to the group?", roles) == "Caroline"
+    assert named_speaker("Did Caroline and Melanie meet?", roles) is None
+    assert named_speaker("Did Carolines meet?", roles) is None
+    assert named_speaker("Who went?", roles) is None
+
+
+def test_score_fusion_given_z_scores_weighs_them_and_adds_the_boost_and_the_next_row() -> None:
+    # Given three candidates: row 0 best by cosine, row 1 best by BM25, row 2 boosted
+    recipe = FusionRecipe(alpha=0.6, speaker_boost=0.5, next_weight=0.2)
+    cosine = {0: 0.9, 1: 0.5, 2: 0.1}
+    keyword = np.array([0.0, 3.0, 0.0])
+    fused = score_fusion(candidates=[0, 1, 2], cosine=cosine, keyword=keyword, boosted={2}, recipe=recipe)
+    # Then each is 0.6·z(cos) + 0.4·z(bm25) (+0.5 when boosted) + 0.2 × the next row's
+    z_cos = (np.array([0.9, 0.5, 0.1]) - 0.5) / np.std([0.9, 0.5, 0.1])
+    z_bm = (keyword - 1.0) / np.std(keyword)
+    own = 0.6 * z_cos + 0.4 * z_bm + np.array([0.0, 0.0, 0.5])
+    assert [fused[0], fused[1], fused[2]] == pytest.approx([own[0] + 0.2 * own[1], own[1] + 0.2 * own[2], own[2]])
+
+
+def test_score_fusion_given_equal_scores_everywhere_gives_no_nan() -> None:
+    fused = score_fusion(
+        candidates=[0, 1], cosine={0: 0.3, 1: 0.3}, keyword=np.zeros(2), boosted=set(), recipe=FusionRecipe()
+    )
+    assert fused == {0: 0.0, 1: 0.0}

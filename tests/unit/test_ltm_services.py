@@ -8,6 +8,7 @@ from motorhead.core.job_loop import StepBudget
 from motorhead.core.values import NewMessage, SessionJob
 from motorhead.errors import EmbeddingError, JobIncompleteError
 from motorhead.ltm.indexing import EMBED_BATCH, IndexerService
+from motorhead.ltm.recipe import DenseText
 from motorhead.ltm.retrieval import RetrievalService
 from tests.fakes import FakeEmbedder, FakeMemoryStore, FakeVectorIndex
 from tests.support import ref
@@ -74,12 +75,12 @@ def test_indexer_given_the_session_deleted_meanwhile_adds_nothing() -> None:
     assert index.add(ref("s"), generation, batch, FakeEmbedder().embed(["old secret"])) == 0
 
 
-@pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
-def test_retrieval_given_each_mode_finds_the_messages_about_the_query(mode: str) -> None:
+@pytest.mark.parametrize("mode", ["fusion", "vector", "keyword", "rrf"])
+def test_retrieval_given_each_mode_finds_the_messages_about_the_query_first(mode: str) -> None:
     _, index, embedder = indexed()
     service = RetrievalService(embedder=embedder, index=index, keywords=index)
     hits = service.search(ref("s"), "Miso the cat", 2, mode=mode)  # type: ignore[arg-type]
-    assert {h.message.content for h in hits} <= {TEXTS[0], TEXTS[2]} and hits
+    assert hits and hits[0].message.content in {TEXTS[0], TEXTS[2]}
 
 
 def test_retrieval_given_another_session_returns_nothing_of_this_one() -> None:
@@ -91,7 +92,28 @@ def test_retrieval_given_another_session_returns_nothing_of_this_one() -> None:
 
 def test_retrieval_given_hybrid_off_ranks_by_vectors_and_scores_one_minus_distance() -> None:
     _, index, embedder = indexed()
-    hits = RetrievalService(embedder=embedder, index=index, keywords=index).retrieve(ref("s"), "Miso sleeps", 4)
+    service = RetrievalService(embedder=embedder, index=index, keywords=index, hybrid=False)
+    hits = service.retrieve(ref("s"), "Miso sleeps", 4)
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
     assert all(h.score == pytest.approx(1 - h.distance) for h in hits)
     assert hits[0].message.content == TEXTS[2]
+
+
+def test_indexer_given_the_current_recipe_embeds_each_message_with_its_speaker() -> None:
+    store, embedder = FakeMemoryStore(), FakeEmbedder()
+    store.append(
+        ref("s"), [NewMessage("Caroline", "Yes, last Tuesday")], context=None, namespace="", now_ms=1, index=True
+    )
+    IndexerService(store=store, embedder=embedder, index=FakeVectorIndex(store)).run(SessionJob(ref("s"), last_id=1))
+    assert embedder.calls == [["Caroline: Yes, last Tuesday"]]
+
+
+def test_indexer_given_an_index_recorded_with_content_alone_embeds_the_content_alone() -> None:
+    store, embedder = FakeMemoryStore(), FakeEmbedder()
+    index = FakeVectorIndex(store)
+    index.dense_text = DenseText.CONTENT
+    store.append(
+        ref("s"), [NewMessage("Caroline", "Yes, last Tuesday")], context=None, namespace="", now_ms=1, index=True
+    )
+    IndexerService(store=store, embedder=embedder, index=index).run(SessionJob(ref("s"), last_id=1))
+    assert embedder.calls == [["Yes, last Tuesday"]]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devserver.template import load_routes, load_template
+from devserver.template import load_function_configs, load_routes, load_template
 from motorhead.adapters.redis_db.keys import session_tag
 from tests.support import EVENTS, ref
 
@@ -112,7 +113,12 @@ def test_summarizer_given_sqs_event_reports_item_failures_with_bounded_concurren
     assert event["ScalingConfig"]["MaximumConcurrency"] == "SummarizerMaxConcurrency"
     param = PARAMETERS["SummarizerMaxConcurrency"]
     assert (param["Type"], param["Default"], param["MinValue"], param["MaxValue"]) == ("Number", 5, 2, 1000)
-    assert "ReservedConcurrentExecutions" not in SUMMARIZER
+    # reserved concurrency only when JobReservedConcurrency asks for it (absent by default: see the tests at the end)
+    assert SUMMARIZER["ReservedConcurrentExecutions"] == [
+        "HasJobReservedConcurrency",
+        "JobReservedConcurrency",
+        "AWS::NoValue",
+    ]
 
 
 def test_summarizer_given_template_has_no_http_route_and_other_functions_no_sqs_event() -> None:
@@ -304,3 +310,256 @@ def test_admin_given_the_template_has_no_route_and_is_named_in_the_outputs() -> 
     assert "Events" not in admin and admin["CodeUri"] == "functions/admin/"
     assert TEMPLATE["Outputs"]["AdminFunctionName"]["Value"] == "AdminFunction"
     assert not any(route.function_id == "AdminFunction" for route in load_routes())
+
+
+# --- Operations: logs, traces, alarms, dashboard, limits ---------------------------------------------------------
+
+ALARMS: dict[str, dict[str, Any]] = {
+    name: res["Properties"] for name, res in RESOURCES.items() if res["Type"] == "AWS::CloudWatch::Alarm"
+}
+JOB_QUEUES = sorted(
+    name for name, res in RESOURCES.items() if res["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in res["Properties"]
+)
+DEAD_LETTER_QUEUES = sorted(
+    RESOURCES[name]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"].split(".")[0] for name in JOB_QUEUES
+)
+HTTP_FUNCTIONS = sorted({route.function_id for route in load_routes()})
+CLOUDWATCH_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557]
+CLOUDWATCH_RETENTION_DAYS += [2922, 3288, 3653]
+APP_METRICS = {
+    "Requests",
+    "Latency",
+    "AuthFailures",
+    "RateLimited",
+    "SummaryCommits",
+    "SummaryConflicts",
+    "MessagesFolded",
+    "LLMCalls",
+    "LLMTokens",
+    "SummaryJobsFailed",
+    "IndexBatches",
+    "MessagesIndexed",
+    "IndexJobsFailed",
+}
+
+
+def dimensions(alarm: dict[str, Any]) -> dict[str, Any]:
+    return {dimension["Name"]: dimension["Value"] for dimension in alarm.get("Dimensions", [])}
+
+
+def alarms_on(namespace: str, metric: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: alarm
+        for name, alarm in ALARMS.items()
+        if alarm.get("Namespace") == namespace and alarm.get("MetricName") == metric
+    }
+
+
+def alarm_on(namespace: str, metric: str, **dims: str) -> dict[str, Any]:
+    """The one alarm on ``metric`` with exactly these dimensions."""
+    (alarm,) = [alarm for alarm in alarms_on(namespace, metric).values() if dimensions(alarm) == dims]
+    return alarm
+
+
+def test_log_groups_given_every_function_each_has_its_lambda_group_with_the_retention_parameter() -> None:
+    # Given every function / Then exactly one log group is named as Lambda names the function's, and keeps its lines
+    # LogRetentionDays (30 by default, one of the values CloudWatch accepts), with explicit deletion policies
+    groups = {name: res for name, res in RESOURCES.items() if res["Type"] == "AWS::Logs::LogGroup"}
+    by_name = {res["Properties"]["LogGroupName"]: res for res in groups.values()}
+    assert len(by_name) == len(groups) == len(FUNCTIONS)
+    for function in FUNCTIONS:
+        group = by_name[f"/aws/lambda/${{{function}}}"]
+        assert group["Properties"]["RetentionInDays"] == "LogRetentionDays", function
+        assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Delete", function
+    param = PARAMETERS["LogRetentionDays"]
+    assert (param["Type"], param["Default"]) == ("Number", 30)
+    assert param["AllowedValues"] == CLOUDWATCH_RETENTION_DAYS
+
+
+def test_tracing_given_globals_every_function_is_traced_and_knows_the_metrics_namespace() -> None:
+    # Given Globals / Then X-Ray tracing is active for every function (none turns it off) and powertools' metrics
+    # namespace is the one the alarms and the dashboard read
+    assert TEMPLATE["Globals"]["Function"]["Tracing"] == "Active"
+    assert all("Tracing" not in props for props in FUNCTIONS.values())
+    assert GLOBAL_ENV["POWERTOOLS_METRICS_NAMESPACE"] == "Motorhead"
+    assert GLOBAL_ENV["POWERTOOLS_SERVICE_NAME"] == "motorhead"
+
+
+def test_alarms_given_every_dead_letter_queue_one_fires_on_any_visible_message() -> None:
+    # Given each job queue's dead-letter queue / Then an alarm fires as soon as it holds one message (Maximum > 0)
+    assert DEAD_LETTER_QUEUES == ["IndexDeadLetterQueue", "SummaryDeadLetterQueue"]
+    for queue in DEAD_LETTER_QUEUES:
+        alarm = alarm_on("AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName=f"{queue}.QueueName")
+        assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+            "Maximum",
+            0,
+            "GreaterThanThreshold",
+        ), queue
+        assert alarm["AlarmActions"] == ["AlarmTopic"], queue
+
+
+def test_alarms_given_both_job_queues_oldest_job_age_alarms_at_its_parameter() -> None:
+    # Given the summary and the index job queues / Then each has an ApproximateAgeOfOldestMessage alarm whose
+    # threshold is its own parameter (900 s by default: more than one visibility timeout of either queue)
+    assert JOB_QUEUES == ["IndexQueue", "SummaryQueue"]
+    for queue in JOB_QUEUES:
+        alarm = alarm_on("AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName=f"{queue}.QueueName")
+        assert alarm["Threshold"] == f"{queue}AgeAlarmSeconds"
+        assert (alarm["Statistic"], alarm["ComparisonOperator"]) == ("Maximum", "GreaterThanThreshold")
+        param = PARAMETERS[f"{queue}AgeAlarmSeconds"]
+        assert (param["Type"], param["Default"]) == ("Number", 900)
+        assert param["Default"] > RESOURCES[queue]["Properties"]["VisibilityTimeout"]
+
+
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_alarms_given_every_function_one_alarm_per_function_on_errors_and_throttles(metric: str) -> None:
+    # Given every function / Then one alarm watches its Lambda metric (FunctionName = !Ref function): any error or
+    # throttle in 5 minutes
+    watched = {dimensions(alarm)["FunctionName"] for alarm in alarms_on("AWS/Lambda", metric).values()}
+    assert watched == set(FUNCTIONS)
+    assert len(alarms_on("AWS/Lambda", metric)) == len(FUNCTIONS)
+    for alarm in alarms_on("AWS/Lambda", metric).values():
+        assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+            "Sum",
+            300,
+            0,
+            "GreaterThanThreshold",
+        )
+
+
+def test_alarms_given_the_http_api_a_5xx_alarm_watches_its_default_stage() -> None:
+    # Given the HTTP API / Then its 5xx metric (HTTP APIs' name, not REST's 5XXError) on the $default stage alarms at
+    # Api5xxAlarmThreshold answers in 5 minutes
+    alarm = alarm_on("AWS/ApiGateway", "5xx", ApiId="MotorheadApi", Stage="$default")
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Sum",
+        300,
+        "Api5xxAlarmThreshold",
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert PARAMETERS["Api5xxAlarmThreshold"]["Default"] == 5
+
+
+@pytest.mark.parametrize("metric", ["SummaryJobsFailed", "IndexJobsFailed"])
+def test_alarms_given_the_apps_job_failure_metric_alarms_at_the_threshold_in_15_minutes(metric: str) -> None:
+    # Given the app's failed-job metric (namespace Motorhead, dimension service) / Then it alarms at
+    # JobFailuresAlarmThreshold (5) failed attempts in 15 minutes, not on the first one (SQS retries it)
+    alarm = alarm_on("Motorhead", metric, service="motorhead")
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 900, 1)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "JobFailuresAlarmThreshold",
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert PARAMETERS["JobFailuresAlarmThreshold"]["Default"] == 5
+
+
+def test_alarms_given_every_alarm_notifies_the_topic_and_ignores_missing_data() -> None:
+    # Given every alarm / Then it notifies AlarmTopic (an SNS topic) when it fires and when it is OK again, treats
+    # missing data (an idle queue or function) as not breaching, and watches a resource of this stack (or the app)
+    assert RESOURCES["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    assert len(ALARMS) == 2 * len(FUNCTIONS) + 2 * len(DEAD_LETTER_QUEUES) + 1 + 2
+    for name, alarm in ALARMS.items():
+        assert alarm["AlarmActions"] == alarm["OKActions"] == ["AlarmTopic"], name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+        assert alarm["AlarmName"].startswith("${AWS::StackName}-"), name
+        for value in dimensions(alarm).values():
+            assert value.split(".")[0] in RESOURCES or value in {"$default", "motorhead"}, name
+
+
+def test_alarm_email_given_the_parameter_the_subscription_exists_only_under_its_condition() -> None:
+    # Given AlarmEmail (empty by default) / Then the e-mail subscription to AlarmTopic exists only under HasAlarmEmail
+    # (!Not [!Equals [!Ref AlarmEmail, ""]]), and no other subscription is made
+    subscriptions = {name: res for name, res in RESOURCES.items() if res["Type"] == "AWS::SNS::Subscription"}
+    assert list(subscriptions) == ["AlarmEmailSubscription"]
+    subscription = subscriptions["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"] == {"TopicArn": "AlarmTopic", "Protocol": "email", "Endpoint": "AlarmEmail"}
+    assert TEMPLATE["Conditions"]["HasAlarmEmail"] == [["AlarmEmail", ""]]
+    assert PARAMETERS["AlarmEmail"]["Default"] == ""
+    assert "Condition" not in RESOURCES["AlarmTopic"]
+
+
+def test_queues_given_deletion_policies_dead_letter_queues_are_retained_and_job_queues_deleted() -> None:
+    # Given the four queues / Then each states both policies: the dead-letter queues, which hold the failed jobs to
+    # redrive, survive a stack deletion or a replacement; the job queues (their jobs can be asked for again) do not
+    for queue in DEAD_LETTER_QUEUES:
+        assert RESOURCES[queue]["DeletionPolicy"] == RESOURCES[queue]["UpdateReplacePolicy"] == "Retain", queue
+    for queue in JOB_QUEUES:
+        assert RESOURCES[queue]["DeletionPolicy"] == RESOURCES[queue]["UpdateReplacePolicy"] == "Delete", queue
+
+
+def test_reserved_concurrency_given_default_parameters_is_absent_from_every_function() -> None:
+    # Given the parameters' defaults / Then no function reserves concurrency: the HTTP functions and the job
+    # functions take ReservedConcurrentExecutions from their own parameter only under !If [condition, it, NoValue],
+    # each condition !Not [!Equals [!Ref parameter, "0"]] with the parameter 0 by default; the admin has none
+    expected = {
+        **dict.fromkeys(HTTP_FUNCTIONS, "ApiReservedConcurrency"),
+        "SummarizerFunction": "JobReservedConcurrency",
+        "IndexerFunction": "JobReservedConcurrency",
+    }
+    assert {name for name, props in FUNCTIONS.items() if "ReservedConcurrentExecutions" in props} == set(expected)
+    for name, parameter in expected.items():
+        condition = f"Has{parameter}"
+        assert FUNCTIONS[name]["ReservedConcurrentExecutions"] == [condition, parameter, "AWS::NoValue"], name
+        assert TEMPLATE["Conditions"][condition] == [[parameter, "0"]]
+        param = PARAMETERS[parameter]
+        assert (param["Type"], str(param["Default"]), param["MinValue"]) == ("Number", "0", 0)
+    # the local runtime reads the same template: nothing reserved there either
+    configs = load_function_configs({"RedisUrl": "redis://localhost:6379"}, {})
+    assert set(configs) == set(FUNCTIONS)
+    assert all(config.reserved_concurrency is None for config in configs.values())
+
+
+def dashboard_body() -> Any:
+    """The dashboard's JSON once CloudFormation's !Sub has run: each ``${...}`` replaced by a dummy value (a
+    parameter's default for a Number parameter, which sits unquoted in the JSON)."""
+    body: str = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name.startswith("AWS::") or name.split(".")[0] in RESOURCES or name in PARAMETERS, name
+        parameter = PARAMETERS.get(name, {})
+        return str(parameter["Default"]) if parameter.get("Type") == "Number" else f"dummy-{name.replace(':', '-')}"
+
+    return json.loads(re.sub(r"\$\{([^}!]+)\}", value, body))
+
+
+def dashboard_metrics(body: Any) -> list[list[Any]]:
+    return [metric for widget in body["widgets"] for metric in widget["properties"].get("metrics", [])]
+
+
+def test_dashboard_given_placeholders_substituted_is_valid_json_naming_every_metric() -> None:
+    # Given the dashboard body with its ${...} placeholders substituted / Then it is valid JSON whose widgets show the
+    # API, every function's errors and throttles, both queues and dead-letter queues, and all of the app's metrics
+    assert RESOURCES["Dashboard"]["Type"] == "AWS::CloudWatch::Dashboard"
+    body = dashboard_body()
+    metrics = dashboard_metrics(body)
+    plain = {(metric[0], metric[1]) for metric in metrics if isinstance(metric[0], str)}
+    searched = " ".join(metric[0]["expression"] for metric in metrics if isinstance(metric[0], dict))
+    app = {name for namespace, name in plain if namespace == "Motorhead"}
+    app |= set(re.findall(r'MetricName="(\w+)"', searched))
+    assert app == APP_METRICS
+    assert {("AWS/ApiGateway", name) for name in ("Count", "Latency", "4xx", "5xx")} <= plain
+    assert {("AWS/Lambda", name) for name in ("Errors", "Throttles", "Duration")} <= plain
+    sqs = {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}
+    assert {("AWS/SQS", name) for name in sqs} <= plain
+    for metric_name in ("Errors", "Throttles"):
+        shown = {m[3] for m in metrics if isinstance(m[0], str) and m[:2] == ["AWS/Lambda", metric_name]}
+        assert shown == {f"dummy-{function}" for function in FUNCTIONS}, metric_name
+    shown_queues = {m[3] for m in metrics if isinstance(m[0], str) and m[0] == "AWS/SQS"}
+    assert shown_queues == {f"dummy-{queue}.QueueName" for queue in JOB_QUEUES + DEAD_LETTER_QUEUES}
+    assert all(
+        widget["properties"].get("region", "dummy-AWS--Region") == "dummy-AWS--Region" for widget in body["widgets"]
+    )
+
+
+def test_outputs_given_operations_name_the_topic_the_dashboard_and_the_redrive_arns() -> None:
+    # Given the outputs / Then they give the alarm topic, the dashboard, and both ends of each redrive
+    # (README, Operations: aws sqs start-message-move-task --source-arn <DLQ> --destination-arn <queue>)
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["AlarmTopicArn"]["Value"] == "AlarmTopic"
+    assert outputs["DashboardName"]["Value"] == "Dashboard"
+    assert "${Dashboard}" in outputs["DashboardUrl"]["Value"]
+    for queue in JOB_QUEUES + DEAD_LETTER_QUEUES:
+        assert outputs[f"{queue}Arn"]["Value"] == f"{queue}.Arn", queue
+    assert "alarm on" not in json.dumps(outputs)

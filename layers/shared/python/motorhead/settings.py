@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     embedding_model: str = Field("text-embedding-3-small", min_length=1, validation_alias="MOTORHEAD_EMBEDDING_MODEL")
     embedding_dimensions: int | None = Field(None, ge=8, le=8192, validation_alias="MOTORHEAD_EMBEDDING_DIMENSIONS")
     vector_backend: Literal["auto", "exact", "search"] = Field("auto", validation_alias="MOTORHEAD_VECTOR_BACKEND")
-    retrieval_hybrid: bool = Field(False, validation_alias="MOTORHEAD_RETRIEVAL_HYBRID")
+    retrieval_hybrid: bool = Field(True, validation_alias="MOTORHEAD_RETRIEVAL_HYBRID")
     index_lease_seconds: int = Field(300, ge=1, validation_alias="MOTORHEAD_INDEX_LEASE_SECONDS")
 
     # --- authentication and tenancy ----------------------------------------------------------------------------

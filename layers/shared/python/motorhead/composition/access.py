@@ -9,6 +9,7 @@ from motorhead.composition.memory import shared_connector
 from motorhead.core.api_keys import ApiKeys
 from motorhead.core.auth import AccessControl, Authenticator, OpenAccess, RateLimiter
 from motorhead.core.clock import now_ms
+from motorhead.core.tenancy import SessionAdopter
 from motorhead.settings import Settings, get_settings
 
 
@@ -35,6 +36,13 @@ def api_keys(settings: Settings) -> ApiKeys:
 
     store = RedisKeyStore(shared_connector(), Keys(settings.key_prefix))
     return ApiKeys(store, cache_seconds=settings.api_key_cache_seconds)
+
+
+def session_adopter(settings: Settings) -> SessionAdopter:
+    """The move of tenant-less sessions into a tenant (the admin function's ``adopt``), on the process's Redis."""
+    from motorhead.adapters.redis_db.tenant_migration import RedisSessionAdopter
+
+    return RedisSessionAdopter(shared_connector(), Keys(settings.key_prefix))
 
 
 def rate_limiter(settings: Settings) -> RateLimiter | None:

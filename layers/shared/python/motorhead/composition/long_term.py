@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.composition.memory import redis_store, shared_connector
-from motorhead.composition.providers import call_reserve, provider_key
+from motorhead.composition.providers import embedding_reserve, provider_key
 from motorhead.core.job_loop import StepBudget
 from motorhead.ltm.disabled import DisabledRetrieval
+from motorhead.observability import enable_tracing
 from motorhead.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # numpy and the embedders load only when long-term memory is on
@@ -27,6 +28,8 @@ def retrieval_service() -> RetrievalService | DisabledRetrieval:
     from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
     from motorhead.ltm.retrieval import RetrievalService
 
+    enable_tracing()  # subsegments around its Redis and embedding calls
+
     connector = shared_connector()
     embed = embedder(settings)
     return RetrievalService(
@@ -41,6 +44,7 @@ def retrieval_service() -> RetrievalService | DisabledRetrieval:
 def indexer_service() -> IndexerService:
     from motorhead.ltm.indexing import IndexerService
 
+    enable_tracing()  # subsegments around its Redis and embedding calls
     settings = get_settings()
     connector = shared_connector()
     embed = embedder(settings)
@@ -48,7 +52,7 @@ def indexer_service() -> IndexerService:
         store=redis_store(settings, connector),
         embedder=embed,
         index=vector_index(settings, connector, dimensions=embed.dimensions),
-        budget=StepBudget(reserve=call_reserve(settings), max_rounds=50),
+        budget=StepBudget(reserve=embedding_reserve(settings), max_rounds=50),
     )
 
 

@@ -21,6 +21,16 @@ def provider_key(settings: Settings, provider: Literal["openai", "azure"]) -> st
     return key_or_secret(settings.openai_api_key, settings.openai_api_key_secret) or "not-needed"
 
 
+LOCAL_EMBEDDING_RESERVE = 15.0  # seconds: one batch of 128 texts of 256 word pieces on a slow Lambda CPU, with margin
+
+
 def call_reserve(settings: Settings) -> float:
-    """Seconds one model call may take, retries included: a job starts no new step with less time left."""
+    """Seconds one model call may take, retries included: a job starts no new step with less time left. Read from
+    the function's own settings (the summarizer's and the indexer's differ)."""
     return settings.llm_timeout * (settings.llm_max_retries + 1) + 5.0
+
+
+def embedding_reserve(settings: Settings) -> float:
+    """Seconds one embedding batch may take: a provider call (timeout × attempts), or the local model's worst case
+    (no network: no timeout, no retry)."""
+    return LOCAL_EMBEDDING_RESERVE if settings.embedder_kind() == "local" else call_reserve(settings)

@@ -9,11 +9,13 @@ from motorhead.composition.providers import call_reserve, provider_key
 from motorhead.core.job_loop import StepBudget
 from motorhead.core.ports import ChatModel, SummaryWriter
 from motorhead.core.summarization.service import SummarizerService
+from motorhead.observability import enable_tracing
 from motorhead.settings import Settings, get_settings
 
 
 @lru_cache(maxsize=1)
 def summarizer_service() -> SummarizerService:
+    enable_tracing()  # subsegments around its Redis and LLM calls
     settings = get_settings()
     return SummarizerService(
         store=redis_store(settings, shared_connector()),

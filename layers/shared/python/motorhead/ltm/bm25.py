@@ -1,48 +1,187 @@
-"""Okapi BM25 over one session's messages, in memory: the postings grow message by message as they are read."""
+"""Keyword relevance (Okapi BM25) over one session's indexed messages, in memory, each message read in its context.
+
+A chat turn is often meaningless without the turns before it ("Yes, last Tuesday"), so the document that represents
+message ``j`` is the message itself, the ``context`` messages before it, and the date it was written::
+
+    [21 January 2022] Caroline: Yes, last Tuesday.
+    Melanie: When did you go to the support group?
+    Caroline: ...
+
+Postings are kept per message, never per document: the document's term frequencies and length are the sums over its
+window, worked out at query time with numpy (so a message's words are stored once, whatever the window, and a new
+message costs its own words only). Words are the summarizer's content words (``core/text.py``: lowercase, stopwords
+out), lightly stemmed (``light_stem``). Scores use Lucene's idf, ``log(1 + (N - n + .5) / (n + .5))``, and
+``k1 = 1.2``, ``b = 0.75``.
+
+Memory: per message, 6 bytes per distinct word (row, frequency) and a few bytes of lengths, in ``array`` buffers;
+about 10 MB for 100,000 chat messages, beside the messages themselves.
+"""
 
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from motorhead.core.text import content_words
+import numpy as np
+from numpy.typing import NDArray
+
+from motorhead.core.text import STOPWORDS, WORDS
 from motorhead.core.values import StoredMessage
 
 K1, B = 1.2, 0.75
+MONTHS = (
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+)  # fmt: skip
+MAX_FREQUENCY = 65_535  # what one posting's frequency can hold (array 'H')
+
+
+def light_stem(word: str) -> str:
+    """A light English suffix stemmer (plurals, -ing, -ed, -ly), conservative on short words and numbers: enough to
+    match "classes" with "class" and "painted" with "paint" without the mistakes of an aggressive one (measured on
+    LoCoMo: +0.017 recall@10 in the fused recipe; a Snowball stemmer gave the same)."""
+    if len(word) <= 3 or word.isdigit():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif (word.endswith("es") and len(word) > 4 and word[-3] in "sxz") or word.endswith(("ches", "shes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if word.endswith("ing") and len(word) > 5:
+        word = word[:-3]
+        if len(word) > 2 and word[-1] == word[-2] and word[-1] not in "lsz":
+            word = word[:-1]
+    elif word.endswith("ed") and len(word) > 4:
+        word = word[:-2]
+        if len(word) > 2 and word[-1] == word[-2] and word[-1] not in "lsz":
+            word = word[:-1]
+    elif word.endswith("ly") and len(word) > 5:
+        word = word[:-2]
+    return word
+
+
+def terms(text: str, *, stemmed: bool = True) -> list[str]:
+    """The keyword terms of ``text``: lowercase words and numbers, stopwords out, lightly stemmed."""
+    words = [word for word in WORDS.findall(text.lower()) if word not in STOPWORDS]
+    return [light_stem(word) for word in words] if stemmed else words
+
+
+def date_terms(created_at_ms: int) -> list[str]:
+    """The day, month and year a message was written (UTC): what a question that names a date can match."""
+    when = datetime.fromtimestamp(created_at_ms / 1000, tz=UTC)
+    return [str(when.day), MONTHS[when.month - 1], str(when.year)]
 
 
 @dataclass
-class Bm25Postings:
-    """The inverted index of one session's messages, in the order they were indexed."""
+class _Postings:
+    rows: array[int] = field(default_factory=lambda: array("i"))
+    frequencies: array[int] = field(default_factory=lambda: array("H"))
 
+    def add(self, row: int, frequency: int) -> None:
+        self.rows.append(row)
+        self.frequencies.append(min(frequency, MAX_FREQUENCY))
+
+
+@dataclass
+class SessionTexts:
+    """A session's indexed messages in the order they were indexed, and their keyword postings."""
+
+    context: int = 2  # how many earlier messages each message's document includes
+    dated: bool = True  # whether each document starts with its message's date
+    stemmed: bool = True  # whether words are stemmed (``light_stem``)
     messages: list[StoredMessage] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-    postings: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # word -> [(row, term frequency)]
+    row_of: dict[int, int] = field(default_factory=dict)
+    _ids: array[int] = field(default_factory=lambda: array("q"))
+    _text: dict[str, _Postings] = field(default_factory=dict)
+    _dates: dict[str, _Postings] = field(default_factory=dict)
+    _text_lengths: array[int] = field(default_factory=lambda: array("I"))
+    _date_lengths: array[int] = field(default_factory=lambda: array("B"))
+    _document_lengths: NDArray[np.float64] | None = None
+    _roles: set[str] = field(default_factory=set)
 
     def add(self, message: StoredMessage) -> None:
         row = len(self.messages)
-        words = content_words(message.content)
+        self.row_of[message.id] = row
         self.messages.append(message)
-        self.lengths.append(len(words))
+        self._ids.append(message.id)
+        self._roles.add(message.role)
+        words = terms(f"{message.role}: {message.content}", stemmed=self.stemmed)
+        self._text_lengths.append(len(words))
         for word, frequency in Counter(words).items():
-            self.postings.setdefault(word, []).append((row, frequency))
+            self._text.setdefault(word, _Postings()).add(row, frequency)
+        dates = date_terms(message.created_at) if self.dated else []
+        self._date_lengths.append(len(dates))
+        for word, frequency in Counter(dates).items():
+            self._dates.setdefault(word, _Postings()).add(row, frequency)
+        self._document_lengths = None
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def roles(self) -> set[str]:
+        """The session's speakers (roles), as of now; the caller must not change the set."""
+        return self._roles
+
+    def scores(self, text: str) -> NDArray[np.float64]:
+        """The BM25 score of every message's document for the query ``text``, in row order (0: no common term)."""
+        count = len(self.messages)
+        scores = np.zeros(count)
+        if count == 0:
+            return scores
+        lengths = self._lengths()
+        norm = K1 * (1 - B + B * lengths / (lengths.mean() or 1.0))
+        for term in set(terms(text, stemmed=self.stemmed)):
+            frequency = self._frequencies(term, count)
+            if frequency is None:
+                continue
+            matched = frequency > 0
+            found = int(np.count_nonzero(matched))
+            idf = math.log(1 + (count - found + 0.5) / (found + 0.5))
+            scores[matched] += idf * frequency[matched] * (K1 + 1) / (frequency[matched] + norm[matched])
+        return scores
+
+    def _frequencies(self, term: str, count: int) -> NDArray[np.float64] | None:
+        """The term's frequency in each message's document: its own words and date, and its context's words."""
+        text, dates = self._text.get(term), self._dates.get(term)
+        if text is None and dates is None:
+            return None
+        frequency = np.zeros(count)
+        if text is not None:
+            rows = np.frombuffer(text.rows, dtype=np.int32)
+            weights = np.frombuffer(text.frequencies, dtype=np.uint16).astype(np.float64)
+            for shift in range(self.context + 1):  # message r's words are in the documents of r, r+1, … r+context
+                shifted = rows + shift
+                inside = shifted < count
+                frequency += np.bincount(shifted[inside], weights=weights[inside], minlength=count)
+        if dates is not None:
+            rows = np.frombuffer(dates.rows, dtype=np.int32)
+            weights = np.frombuffer(dates.frequencies, dtype=np.uint16).astype(np.float64)
+            frequency += np.bincount(rows, weights=weights, minlength=count)
+        return frequency
+
+    def _lengths(self) -> NDArray[np.float64]:
+        if self._document_lengths is None or len(self._document_lengths) != len(self.messages):
+            text = np.frombuffer(self._text_lengths, dtype=np.uint32).astype(np.float64)
+            windowed = text.copy()
+            for shift in range(1, self.context + 1):
+                windowed[shift:] += text[:-shift]
+            self._document_lengths = windowed + np.frombuffer(self._date_lengths, dtype=np.uint8)
+        return self._document_lengths
 
     def search(self, text: str, k: int) -> list[tuple[StoredMessage, float]]:
-        """The ``k`` messages with the highest BM25 score for ``text``, best first (newest first on ties); none when
-        no word matches."""
-        count = len(self.messages)
-        if count == 0:
-            return []
-        average = sum(self.lengths) / count or 1.0
-        scores: dict[int, float] = {}
-        for word in set(content_words(text)):
-            postings = self.postings.get(word)
-            if not postings:
-                continue
-            idf = math.log(1 + (count - len(postings) + 0.5) / (len(postings) + 0.5))
-            for row, frequency in postings:
-                norm = frequency + K1 * (1 - B + B * self.lengths[row] / average)
-                scores[row] = scores.get(row, 0.0) + idf * frequency * (K1 + 1) / norm
-        best = sorted(scores.items(), key=lambda item: (-item[1], -self.messages[item[0]].id))[:k]
-        return [(self.messages[row], score) for row, score in best]
+        """The ``k`` messages with the highest score, best first (newer first on ties); none when no term matches."""
+        scores = self.scores(text)
+        return [(self.messages[row], float(scores[row])) for row in self.best(scores, k)]
+
+    def best(self, scores: NDArray[np.float64], k: int) -> list[int]:
+        """The rows of the ``k`` highest positive ``scores``, best first, newer first on ties."""
+        found = np.flatnonzero(scores > 0)
+        if len(found) > k:
+            found = found[np.argpartition(-scores[found], k - 1)[:k]]
+        ids = np.frombuffer(self._ids, dtype=np.int64)[found]
+        ranked: list[int] = found[np.lexsort((-ids, -scores[found]))].tolist()
+        return ranked

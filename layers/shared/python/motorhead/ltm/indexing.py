@@ -19,6 +19,7 @@ from motorhead.core.ports import MemoryStore
 from motorhead.core.values import SessionJob
 from motorhead.errors import JobIncompleteError
 from motorhead.ltm.ports import Embedder, VectorIndex
+from motorhead.ltm.recipe import CURRENT_DENSE_TEXT, DenseText, dense_text
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +52,16 @@ class IndexerService:
         self._embedder = embedder
         self._index = index
         self._budget = budget
-        self._ready = False
+        self._dense_text: DenseText | None = None
 
     def run(self, job: SessionJob, *, time_left: Callable[[], float] | None = None) -> IndexOutcome:
         """Index everything pending for the session, then let go of its lease. An embedding failure raises (the
         messages stay pending); so does a backlog bigger than one job's rounds or time, so that SQS delivers the job
         again and it goes on where it stopped. No batch starts without the budget's reserve of time left."""
-        if not self._ready:
-            self._index.ensure_ready(embedder=self._embedder.identity, dimensions=self._embedder.dimensions)
-            self._ready = True
+        if self._dense_text is None:
+            self._dense_text = self._index.ensure_ready(
+                embedder=self._embedder.identity, dimensions=self._embedder.dimensions
+            )
         tally = _Tally()
         loop = self._budget.run(lambda: self._step(job, tally), time_left)
         logger.info(
@@ -75,7 +77,7 @@ class IndexerService:
         generation, batch = self._store.pending(job.session, limit=EMBED_BATCH)
         if not batch:
             return self._store.release_index_lease(job.session, only_if_idle=True)
-        vectors = self._embedder.embed([m.content for m in batch])
+        vectors = self._embedder.embed([dense_text(m, self._dense_text or CURRENT_DENSE_TEXT) for m in batch])
         tally.indexed += self._index.add(job.session, generation, batch, vectors)
         self._store.ack_indexed(job.session, generation, [m.id for m in batch])
         tally.batches += 1

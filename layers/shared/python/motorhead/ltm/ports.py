@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from motorhead.core.values import SessionRef, StoredMessage
+from motorhead.ltm.recipe import DenseText
+
+if TYPE_CHECKING:
+    from motorhead.ltm.bm25 import SessionTexts
 
 Vectors = NDArray[np.float32]
 
@@ -51,8 +55,9 @@ class VectorIndex(Protocol):
         """``exact`` or ``search``."""
         ...
 
-    def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
-        """Create what the backend needs (race-safe) and check the recorded embedder; a mismatch raises ConfigError."""
+    def ensure_ready(self, *, embedder: str, dimensions: int) -> DenseText:
+        """Create what the backend needs (race-safe) and check the recorded embedder; a mismatch raises ConfigError.
+        Returns what the index records its messages are embedded from (``ltm/recipe.py``)."""
         ...
 
     def add(self, session: SessionRef, generation: str, messages: Sequence[StoredMessage], vectors: Vectors) -> int:
@@ -70,8 +75,8 @@ class VectorIndex(Protocol):
 
 
 class KeywordIndex(Protocol):
-    """Keyword relevance (BM25) over a session's indexed messages."""
+    """The keyword side of a session: its indexed messages in order, with their BM25 postings."""
 
-    def search(self, session: SessionRef, text: str, k: int) -> list[tuple[StoredMessage, float]]:
-        """The ``k`` messages with the highest keyword score for ``text``, best first; none when no word matches."""
+    def texts(self, session: SessionRef) -> SessionTexts:
+        """The session's indexed messages as of now (read incrementally; the caller must not change them)."""
         ...

@@ -1,14 +1,21 @@
-"""Retrieval: the session's most relevant indexed messages for a text, by vectors, keywords (BM25) or both."""
+"""Retrieval: the session's most relevant indexed messages for a text.
+
+The default (``fusion``) ranks by the recipe of ``ltm/recipe.py``: vectors and BM25 fused by their scores, the one
+speaker a question names boosted, each message lifted by the message after it. ``vector`` (cosine alone),
+``keyword`` (BM25 alone) and ``rrf`` (reciprocal rank fusion, the recipe before) are kept to compare
+(``bench/retrieval.py``).
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from motorhead.core.values import Hit, SessionRef
-from motorhead.ltm.fusion import reciprocal_rank_fusion
-from motorhead.ltm.ports import Embedder, KeywordIndex, VectorIndex
+from motorhead.ltm.fusion import named_speaker, reciprocal_rank_fusion, score_fusion
+from motorhead.ltm.ports import Embedder, KeywordIndex, Scored, VectorIndex, Vectors
+from motorhead.ltm.recipe import DEFAULT_RECIPE, FusionRecipe
 
-Mode = Literal["vector", "keyword", "hybrid"]
+Mode = Literal["fusion", "vector", "keyword", "rrf"]
 
 
 class RetrievalService:
@@ -18,12 +25,14 @@ class RetrievalService:
         embedder: Embedder,
         index: VectorIndex,
         keywords: KeywordIndex,
-        hybrid: bool = False,
+        hybrid: bool = True,
+        recipe: FusionRecipe = DEFAULT_RECIPE,
     ) -> None:
         self._embedder = embedder
         self._index = index
         self._keywords = keywords
-        self._hybrid = hybrid
+        self._mode: Mode = "fusion" if hybrid else "vector"
+        self._recipe = recipe
         self._ready = False
 
     def retrieve(self, session: SessionRef, text: str, k: int) -> list[Hit]:
@@ -31,19 +40,52 @@ class RetrievalService:
         return self.search(session, text, k)
 
     def search(self, session: SessionRef, text: str, k: int, *, mode: Mode | None = None) -> list[Hit]:
-        """The ``k`` most relevant messages of the session, best first. ``mode``: hybrid (default when enabled),
-        vector or keyword."""
-        mode = mode or ("hybrid" if self._hybrid else "vector")
+        """The ``k`` most relevant messages of the session, best first."""
+        mode = mode or self._mode
         self._ensure_ready()
         query = self._embedder.embed([text])[0]
-        candidates = max(3 * k, 30)
-        vector = self._index.vector_search(session, query, k if mode == "vector" else candidates)
         if mode == "vector":
-            return [Hit(message=h.message, distance=h.distance, score=1.0 - h.distance) for h in vector]
-        keyword = self._keywords.search(session, text, candidates)
-        if mode == "keyword":
-            vector = []
-            keyword = keyword[:k]
+            return [
+                Hit(message=h.message, distance=h.distance, score=1.0 - h.distance)
+                for h in self._nearest(session, query, k)
+            ]
+        if mode == "fusion":
+            return self._fused(session, text, query, k)
+        return self._by_rank(session, text, query, k, keyword_only=mode == "keyword")
+
+    def _nearest(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
+        return self._index.vector_search(session, query, k)
+
+    def _fused(self, session: SessionRef, text: str, query: Vectors, k: int) -> list[Hit]:
+        texts = self._keywords.texts(session)
+        if not len(texts):
+            return []
+        recipe = self._recipe
+        keyword = texts.scores(text)
+        nearest = self._nearest(session, query, recipe.candidates)
+        cosine = {texts.row_of[h.message.id]: 1.0 - h.distance for h in nearest if h.message.id in texts.row_of}
+        candidates = sorted(set(cosine) | set(texts.best(keyword, recipe.candidates)))
+        last = len(texts) - 1
+        wanted = {row for row in candidates if row not in cosine} | {
+            row + 1 for row in candidates if row < last and row + 1 not in cosine
+        }
+        if wanted:
+            ids = [texts.messages[row].id for row in sorted(wanted)]
+            for message_id, distance in self._index.distances(session, ids, query).items():
+                cosine[texts.row_of[message_id]] = 1.0 - distance
+        speaker = named_speaker(text, texts.roles())
+        boosted = {row for row in candidates if texts.messages[row].role == speaker} if speaker else set()
+        fused = score_fusion(candidates=candidates, cosine=cosine, keyword=keyword, boosted=boosted, recipe=recipe)
+        ranked = sorted(fused, key=lambda row: (-fused[row], -texts.messages[row].id))[:k]
+        floor = min(cosine.values(), default=0.0)
+        return [
+            Hit(message=texts.messages[row], distance=1.0 - cosine.get(row, floor), score=fused[row]) for row in ranked
+        ]
+
+    def _by_rank(self, session: SessionRef, text: str, query: Vectors, k: int, *, keyword_only: bool) -> list[Hit]:
+        candidates = max(3 * k, 30)
+        keyword = self._keywords.texts(session).search(text, candidates if not keyword_only else k)
+        vector = [] if keyword_only else self._nearest(session, query, candidates)
         seen = {hit.message.id for hit in vector}
         missing = [message.id for message, _ in keyword if message.id not in seen]
         distances = self._index.distances(session, missing, query) if missing else {}

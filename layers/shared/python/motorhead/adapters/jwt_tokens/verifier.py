@@ -121,7 +121,7 @@ class JwtAuthenticator:
         try:
             key = self._client.get_signing_key(kid)
         except _KeysUnavailable as exc:
-            raise AuthUnavailableError(f"the issuer's signing keys could not be fetched ({exc})") from exc
+            raise AuthUnavailableError("the issuer's signing keys could not be fetched", detail=str(exc)) from exc
         except jwt.PyJWTError as exc:  # PyJWKClientError: no key with this kid, even after a refresh
             raise AuthenticationError("token signed with an unknown key") from exc
         try:

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from motorhead.errors import ConfigError, EmbeddingError
 from motorhead.ltm.ports import Vectors
 from motorhead.ltm.vectors import empty, normalize
+from motorhead.observability import subsegment
 from motorhead.settings import Settings
 
 if TYPE_CHECKING:
@@ -125,9 +126,12 @@ class LocalOnnxEmbedder:
         if loaded.wants_token_types:
             feeds["token_type_ids"] = np.zeros_like(ids)
         try:
-            (hidden,) = loaded.session.run(["last_hidden_state"], feeds)
+            with subsegment("embedding"):
+                (hidden,) = loaded.session.run(["last_hidden_state"], feeds)
         except Exception as exc:  # onnxruntime raises its own untyped exception classes
-            raise EmbeddingError(f"local embedding model failed: {type(exc).__name__}: {exc}") from exc
+            raise EmbeddingError(
+                "the local embedding model failed", detail=f"{type(exc).__name__}: {exc}"[:500]
+            ) from exc
         weights = mask[..., None].astype(np.float32)
         pooled = (np.asarray(hidden, dtype=np.float32) * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return normalize(pooled)

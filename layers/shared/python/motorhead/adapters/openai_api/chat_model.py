@@ -8,6 +8,7 @@ call is bounded by ``MOTORHEAD_LLM_TIMEOUT``. Anything still failing, or an answ
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import openai
@@ -16,7 +17,13 @@ from openai.types.chat import ChatCompletionMessageParam
 from motorhead.adapters.openai_api.clients import azure_client, openai_client
 from motorhead.core.values import ChatResult
 from motorhead.errors import SummarizerError
+from motorhead.observability import subsegment
 from motorhead.settings import Settings
+
+# what the job's failure says; the provider's own answer, which can quote the key or the prompt, goes to the log only
+FAILED = "the summary model failed"
+
+logger = logging.getLogger(__name__)
 
 
 class OpenAIChatModel:
@@ -32,24 +39,27 @@ class OpenAIChatModel:
             {"role": "user", "content": user},
         ]
         try:
-            if is_reasoning_model(self._model):  # they take max_completion_tokens and only the default temperature
-                response = self._client.chat.completions.create(
-                    model=self._model, messages=messages, max_completion_tokens=max_tokens
-                )
-            else:
-                response = self._client.chat.completions.create(
-                    model=self._model, messages=messages, temperature=0, max_tokens=max_tokens
-                )
+            with subsegment("llm"):
+                if is_reasoning_model(self._model):  # they take max_completion_tokens and only the default temperature
+                    response = self._client.chat.completions.create(
+                        model=self._model, messages=messages, max_completion_tokens=max_tokens
+                    )
+                else:
+                    response = self._client.chat.completions.create(
+                        model=self._model, messages=messages, temperature=0, max_tokens=max_tokens
+                    )
         except (openai.OpenAIError, ValueError) as exc:  # ValueError: a 200 whose body is not JSON
-            raise SummarizerError(f"LLM call failed: {type(exc).__name__}: {exc}") from exc
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+            logger.warning("the summary model call failed", extra={"error": detail})
+            raise SummarizerError(FAILED, detail=detail) from exc
         try:
             choices = response.choices
             text = choices[0].message.content if choices else None
             total_tokens = int(getattr(response.usage, "total_tokens", 0) or 0)
         except (AttributeError, IndexError, TypeError, ValueError) as exc:
-            raise SummarizerError(f"malformed LLM answer: {type(exc).__name__}") from exc
+            raise SummarizerError(FAILED, detail=f"malformed answer: {type(exc).__name__}") from exc
         if not isinstance(text, str):
-            raise SummarizerError("LLM answer has no text")
+            raise SummarizerError(FAILED, detail="the answer has no text")
         return ChatResult(text=text, total_tokens=total_tokens)
 
 

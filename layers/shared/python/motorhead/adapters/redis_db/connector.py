@@ -6,6 +6,8 @@ against the system's CAs and checks its host name; ``?ssl_ca_certs=/path/ca.pem`
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,10 +21,13 @@ from redis.cluster import RedisCluster
 from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
-from motorhead.errors import ConfigError, MotorheadError, StoreUnavailableError
+from motorhead.errors import ConfigError, MotorheadError, StoreDegradedError, StoreUnavailableError
+from motorhead.observability import subsegment
 from motorhead.settings import Settings
 
 RedisClient: TypeAlias = "Redis | RedisCluster"
+
+logger = logging.getLogger(__name__)
 
 
 class PasswordUnavailableError(redis_errors.ConnectionError):
@@ -34,37 +39,116 @@ class PasswordUnavailableError(redis_errors.ConnectionError):
     """
 
 
-_UNAVAILABLE = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    redis_errors.BusyLoadingError,
-    redis_errors.ClusterDownError,
-    redis_errors.TryAgainError,
+_UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+
+# Redis answered, but its state refuses the command for now. Told apart by redis-py's exception type where it has
+# one (its parser picks the type from the reply's error code)...
+_DEGRADED_TYPES = (
+    redis_errors.BusyLoadingError,  # LOADING: a ConnectionError to redis-py, so checked first
+    redis_errors.OutOfMemoryError,  # OOM: maxmemory reached with a noeviction policy
+    redis_errors.ReadOnlyError,  # READONLY: a replica, e.g. the old primary during a failover
+    redis_errors.ClusterError,  # CLUSTERDOWN, MASTERDOWN, and a cluster client's "TTL exhausted" after MOVED/ASK storms
+    redis_errors.TryAgainError,  # TRYAGAIN: a multi-key command during resharding
+    redis_errors.AskError,  # MOVED and ASK reaching a standalone client: a cluster resharding under it
+    redis_errors.SlotNotCoveredError,  # a cluster client's view holds no node for the slot (a node lost)
 )
+# ... and by the reply's error code (its first word) where it has none. Nothing past that word is read: the rest is
+# free text that changes between versions.
+_DEGRADED_CODES = frozenset(
+    {
+        "BUSY",  # a script or a module command is running past busy-reply-threshold
+        "NOREPLICAS",  # fewer healthy replicas than min-replicas-to-write
+        "MISCONF",  # writes stopped because the last RDB save failed (a full disk)
+    }
+)
+# redis-py's own prefix on the error of a pipelined command, before the server's reply; the command it quotes is
+# shortened to 100 characters.
+_PIPELINE_PREFIX = re.compile(r"Command # \d+ \(.{0,100}?\) of pipeline caused error: ")
+_PUBLIC = "redis unavailable"
+_DETAIL_CHARS = 300
+
+
+def reply_code(exc: redis_errors.ResponseError) -> tuple[str, str]:
+    """The error code of the server's reply and the rest of it (``("BUSY", "Redis is busy running a script...")``).
+
+    redis-py keeps the code in ``status_code`` for the codes it knows and hands the rest as the message; for the
+    others the message is the whole reply. A pipelined command's message starts with redis-py's own prefix, which
+    quotes the command (with its arguments: user data, never logged) and is dropped.
+    """
+    text = str(exc.args[0]) if exc.args else ""
+    prefix = _PIPELINE_PREFIX.match(text)
+    if prefix is not None:
+        text = text[prefix.end() :]
+    status: object = getattr(exc, "status_code", None)
+    if isinstance(status, str) and status:
+        return status, text
+    code, _, rest = text.partition(" ")
+    return code, rest
+
+
+def _is_degraded(exc: Exception) -> bool:
+    """Whether ``exc`` is Redis refusing the command for a passing state of its own."""
+    if isinstance(exc, _DEGRADED_TYPES):
+        return True
+    return isinstance(exc, redis_errors.ResponseError) and reply_code(exc)[0] in _DEGRADED_CODES
+
+
+def _describe(exc: Exception) -> str:
+    """What the log says of a Redis failure: its type, the reply's code, the rest of the reply (never the command)."""
+    if isinstance(exc, redis_errors.ResponseError):
+        code, rest = reply_code(exc)
+        text = f"{type(exc).__name__} {code}: {rest}"
+    else:
+        status = getattr(exc, "status_code", None)  # LOADING arrives as a ConnectionError with its code
+        text = f"{type(exc).__name__} {status}: {exc}" if status else f"{type(exc).__name__}: {exc}"
+    return text[:_DETAIL_CHARS]
 
 
 @contextmanager
 def mapped_errors() -> Iterator[None]:
-    """Redis unreachable, silent, loading or resharding becomes ``StoreUnavailableError`` (a 503, or a retried job).
+    """The one place where Redis's failures become domain errors, with a fixed message and the detail logged.
 
-    A wrong password is an unreachable Redis too (redis-py's ``AuthenticationError``; the server's reply never holds
-    the password). A password that could not be read surfaces as the getter's own domain error (e.g.
-    ``SecretUnavailableError``), which says what actually failed. A cluster that no startup node answers arrives as
-    redis-py's ``RedisClusterException`` caused by one of the errors above.
+    - Unreachable or silent (connection refused or dropped, a timeout; a wrong password too: redis-py's
+      ``AuthenticationError``, and the server's reply never holds the password): ``StoreUnavailableError``.
+    - Reachable but refusing for now (``_DEGRADED_TYPES``, ``_DEGRADED_CODES``): ``StoreDegradedError``, a kind of
+      ``StoreUnavailableError``. Both are a 503 with ``Retry-After``, or a retried job.
+    - A password that could not be read: the getter's own domain error (e.g. ``SecretUnavailableError``), which says
+      what actually failed.
+    - Any other reply error (a wrong type, a Lua bug, a refused command) is a bug of ours, not a passing state: it
+      is raised as it is, so the HTTP layer answers a generic 500 and logs it with its trace.
+
+    A cluster that no startup node answers arrives as redis-py's ``RedisClusterException`` caused by one of these.
+    Every use is also a traced subsegment ``## redis`` where tracing is on.
     """
     try:
-        yield
+        with subsegment("redis"):
+            yield
     except PasswordUnavailableError as exc:
         _raise_password_failure(exc)
-    except _UNAVAILABLE as exc:
-        raise StoreUnavailableError(f"redis unavailable: {type(exc).__name__}") from exc
+    except redis_errors.RedisError as exc:
+        _raise_mapped(exc, cause=exc)
+        raise
     except redis_errors.RedisClusterException as exc:
         cause = exc.__cause__
         if isinstance(cause, PasswordUnavailableError):
             _raise_password_failure(cause)
-        if isinstance(cause, _UNAVAILABLE):
-            raise StoreUnavailableError(f"redis unavailable: {type(cause).__name__}") from exc
+        _raise_mapped(exc, cause=exc)
+        if isinstance(cause, Exception):
+            _raise_mapped(cause, cause=exc)
         raise
+
+
+def _raise_mapped(exc: Exception, *, cause: BaseException) -> None:
+    """Raise the domain error of ``exc`` (chained to ``cause``, the exception caught) and log why; return when
+    ``exc`` has none."""
+    if _is_degraded(exc):  # first: LOADING is a ConnectionError to redis-py
+        detail = _describe(exc)
+        logger.warning("redis refuses commands for now", extra={"error": detail})
+        raise StoreDegradedError(_PUBLIC, detail=detail) from cause
+    if isinstance(exc, _UNREACHABLE):
+        detail = _describe(exc)
+        logger.warning("redis unavailable", extra={"error": detail})
+        raise StoreUnavailableError(_PUBLIC, detail=detail) from cause
 
 
 def _raise_password_failure(exc: PasswordUnavailableError) -> NoReturn:
@@ -72,9 +156,9 @@ def _raise_password_failure(exc: PasswordUnavailableError) -> NoReturn:
     cause = exc.__cause__
     if isinstance(cause, MotorheadError):
         raise cause from cause.__cause__
-    raise StoreUnavailableError(
-        f"redis unavailable: the password could not be read ({type(cause).__name__})"
-    ) from cause
+    detail = f"the password could not be read ({type(cause).__name__})"
+    logger.warning("redis unavailable", extra={"error": detail})
+    raise StoreUnavailableError(_PUBLIC, detail=detail) from cause
 
 
 class _PasswordProvider(CredentialProvider):

@@ -22,6 +22,7 @@ from motorhead.adapters.redis_db.session_cache import SessionRowCache
 from motorhead.core.values import SessionRef, StoredMessage
 from motorhead.errors import ConfigError
 from motorhead.ltm.ports import Scored, Vectors
+from motorhead.ltm.recipe import DenseText
 
 # KEYS: meta, vectors, docs, indexed. ARGV: 1 generation, then (id, message JSON, float32 row) per message.
 _ADD = """
@@ -44,20 +45,33 @@ return added
 
 @dataclass
 class _Rows:
-    """What this process has read of one session: its vectors and messages, row by row."""
+    """What this process has read of one session: its vectors and messages, row by row. The vectors live in one
+    float32 buffer that grows by doubling (a new row costs its own bytes, amortized), ``matrix`` a view of its rows."""
 
     dimensions: int
-    raw: bytearray = field(default_factory=bytearray)
     messages: list[StoredMessage] = field(default_factory=list)
     row_of: dict[int, int] = field(default_factory=dict)
-    matrix: Vectors | None = None
+    _buffer: Vectors | None = None
+
+    @property
+    def matrix(self) -> Vectors | None:
+        return None if self._buffer is None else self._buffer[: len(self.messages)]
 
     def extend(self, messages: list[StoredMessage], raw: bytes) -> None:
+        rows = np.frombuffer(raw, dtype=np.float32).reshape(-1, self.dimensions)
+        if len(rows) != len(messages):
+            raise ValueError(f"{len(messages)} messages but {len(rows)} vectors")
+        start, end = len(self.messages), len(self.messages) + len(messages)
+        if self._buffer is None or end > len(self._buffer):
+            grown = np.empty((max(end, 2 * (0 if self._buffer is None else len(self._buffer)), 64), self.dimensions),
+                             dtype=np.float32)  # fmt: skip
+            if self._buffer is not None:
+                grown[:start] = self._buffer[:start]
+            self._buffer = grown
+        self._buffer[start:end] = rows
         for message in messages:
             self.row_of[message.id] = len(self.messages)
             self.messages.append(message)
-        self.raw += raw
-        self.matrix = np.frombuffer(bytes(self.raw), dtype=np.float32).reshape(-1, self.dimensions)
 
 
 class ExactVectorIndex:
@@ -77,10 +91,10 @@ class ExactVectorIndex:
             vector_bytes=dimensions * 4,
         )
 
-    def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
+    def ensure_ready(self, *, embedder: str, dimensions: int) -> DenseText:
         if dimensions != self._dimensions:
             raise ConfigError(f"embedder gives {dimensions} dims, the index was built for {self._dimensions}")
-        record_embedder(self._connector, self._keys, embedder=embedder, dimensions=dimensions)
+        return record_embedder(self._connector, self._keys, embedder=embedder, dimensions=dimensions)
 
     def add(self, session: SessionRef, generation: str, messages: Sequence[StoredMessage], vectors: Vectors) -> int:
         keys = self._keys.session(session)

@@ -6,6 +6,7 @@ Layout (``P`` is the key prefix, ``MOTORHEAD_KEY_PREFIX``; ``S`` is the session'
     S:meta             hash        id, context, tokens, seq, created_at, updated_at, version, gen, leases
     S:namespaces       set         namespaces whose index lists the session
     S:pending          sorted set  message JSON scored by id, stored but not yet indexed (the durable queue)
+    S:requests         sorted set  the last 64 POST call tokens, scored by the last id each stored (resends)
     S:vectors          string      `exact` backend: the session's float32 vectors, one row per indexed message
     S:docs             list        `exact` backend: the message JSON of each row, in row order
     S:indexed          bitmap      bit `id` set once message `id` is indexed (either backend): indexing is idempotent
@@ -68,6 +69,7 @@ class SessionKeys:
     meta: str
     namespaces: str
     pending: str
+    requests: str
     vectors: str
     docs: str
     indexed: str
@@ -85,6 +87,7 @@ class SessionKeys:
             self.docs,
             self.indexed,
             self.doc_ids,
+            self.requests,
         )
 
 
@@ -103,6 +106,7 @@ class Keys:
             meta=f"{base}:meta",
             namespaces=f"{base}:namespaces",
             pending=f"{base}:pending",
+            requests=f"{base}:requests",
             vectors=f"{base}:vectors",
             docs=f"{base}:docs",
             indexed=f"{base}:indexed",

@@ -1,4 +1,4 @@
-"""Keyword relevance (Okapi BM25) over a session's indexed messages, on any Redis.
+"""The keyword side of long-term memory (BM25, ``ltm/bm25.py``) on any Redis.
 
 It reads the session's ``docs`` list (both vector backends append each indexed message to it) through the
 incremental ``SessionRowCache``, so a query reads only the messages this process has not seen yet.
@@ -6,25 +6,28 @@ incremental ``SessionRowCache``, so a query reads only the messages this process
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.session_cache import SessionRowCache
 from motorhead.core.values import SessionRef, StoredMessage
-from motorhead.ltm.bm25 import Bm25Postings
+from motorhead.ltm.bm25 import SessionTexts
 
 
-def _extend(postings: Bm25Postings, messages: list[StoredMessage], _vectors: bytes) -> None:
+def _extend(texts: SessionTexts, messages: list[StoredMessage], _vectors: bytes) -> None:
     for message in messages:
-        postings.add(message)
+        texts.add(message)
 
 
 class RedisKeywordIndex:
     """Implements ``motorhead.ltm.ports.KeywordIndex``."""
 
-    def __init__(self, connector: RedisConnector, keys: Keys) -> None:
-        self._postings: SessionRowCache[Bm25Postings] = SessionRowCache(
-            connector, keys, new=Bm25Postings, extend=_extend
-        )
+    def __init__(
+        self, connector: RedisConnector, keys: Keys, *, new: Callable[[], SessionTexts] = SessionTexts
+    ) -> None:
+        """``new`` makes a session's empty texts: the recipe's keyword documents by default (``ltm/bm25.py``)."""
+        self._texts: SessionRowCache[SessionTexts] = SessionRowCache(connector, keys, new=new, extend=_extend)
 
-    def search(self, session: SessionRef, text: str, k: int) -> list[tuple[StoredMessage, float]]:
-        return self._postings.get(session).search(text, k)
+    def texts(self, session: SessionRef) -> SessionTexts:
+        return self._texts.get(session)

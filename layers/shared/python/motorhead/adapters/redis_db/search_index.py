@@ -33,6 +33,7 @@ from motorhead.adapters.redis_db.keys import Keys
 from motorhead.core.values import SessionRef, StoredMessage
 from motorhead.errors import ConfigError, StoreUnavailableError
 from motorhead.ltm.ports import Scored, Vectors
+from motorhead.ltm.recipe import CURRENT_DENSE_TEXT, DenseText
 
 # KEYS: 1 meta, 2 indexed, 3 doc_ids, 4 docs, then the document key of each message. ARGV: 1 generation, 2 session
 # tag, then per message (id, role, content, created_at, message JSON, float32 vector). Writes nothing unless the
@@ -77,18 +78,19 @@ class SearchVectorIndex:
         self._index = keys.search_index()
         self._wanted: tuple[str, int] | None = None  # what ensure_ready was last asked for
         self._ready: tuple[str, int] | None = None  # what this process has checked and found ready
+        self._dense_text = CURRENT_DENSE_TEXT  # what the index's record says messages are embedded from
 
     # -- VectorIndex -------------------------------------------------------------------------------------------
 
-    def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
+    def ensure_ready(self, *, embedder: str, dimensions: int) -> DenseText:
         """Check the recorded embedder, create the index unless it exists (race-safe) and check its dimensions.
 
         The index counts as ready (cached for the process) once it exists and is not backfilling.
         """
         self._wanted = (embedder, dimensions)
         if self._ready == self._wanted:
-            return
-        record_embedder(self._connector, self._keys, embedder=embedder, dimensions=dimensions)
+            return self._dense_text
+        self._dense_text = record_embedder(self._connector, self._keys, embedder=embedder, dimensions=dimensions)
         backfilling = False
         with mapped_errors():
             for server in _primaries(self._connector.client()):
@@ -103,6 +105,7 @@ class SearchVectorIndex:
                 backfilling = backfilling or _backfilling(info)
         if not backfilling:
             self._ready = self._wanted
+        return self._dense_text
 
     def add(self, session: SessionRef, generation: str, messages: Sequence[StoredMessage], vectors: Vectors) -> int:
         if not messages:
@@ -135,7 +138,7 @@ class SearchVectorIndex:
             try:
                 reply = self._search(session, blob, k)
             except redis_errors.ResponseError as exc:
-                raise StoreUnavailableError(f"search index {self._index} not ready: {exc}") from exc
+                raise StoreUnavailableError("search index not ready", detail=f"{self._index}: {exc}") from exc
         hits: list[Scored] = []
         unloaded: list[str] = []
         for key, fields in _documents(reply):

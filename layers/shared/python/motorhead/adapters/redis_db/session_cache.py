@@ -5,8 +5,12 @@ Both backends append every indexed message to the session's ``docs`` list (the `
 to ``vectors``), in one atomic script, and never rewrite what is there. So a reader keeps what it has read, and asks
 only for the rows after it: one consistent read of the generation and the new rows. When the generation differs from
 the cached one (first read, session deleted and re-created, or a list shorter than the cache after a failover lost
-its last writes), the cache of that session starts over. The cache keeps the ``max_sessions`` most recently used
-sessions.
+its last writes), the cache of that session starts over.
+
+Memory is bounded: the cache keeps the ``max_sessions`` most recently used sessions, and drops the least recently
+used ones while it holds more than ``max_rows`` rows in all (the session just read is always kept). At 384 dims a
+row of the exact index costs about 1.8 kB (its vector and message), so the default bound is about 360 MB per cache
+at most, and a session bigger than the bound is read whole for each search.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ return {generation, docs, redis.call('GETRANGE', KEYS[3], offset * tonumber(ARGV
 """
 
 MAX_CACHED_SESSIONS = 16
+MAX_CACHED_ROWS = 200_000
 
 T = TypeVar("T")
 Extend = Callable[[T, list[StoredMessage], bytes], None]
@@ -66,6 +71,7 @@ class SessionRowCache(Generic[T]):
         extend: Extend[T],
         vector_bytes: int = 0,
         max_sessions: int = MAX_CACHED_SESSIONS,
+        max_rows: int = MAX_CACHED_ROWS,
     ) -> None:
         self._connector = connector
         self._keys = keys
@@ -73,6 +79,7 @@ class SessionRowCache(Generic[T]):
         self._extend = extend
         self._vector_bytes = vector_bytes
         self._max_sessions = max_sessions
+        self._max_rows = max_rows
         self._entries: OrderedDict[str, _Entry[T]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -90,9 +97,15 @@ class SessionRowCache(Generic[T]):
             cached.rows += len(docs)
         with self._lock:
             self._entries[keys.tag] = cached
-            while len(self._entries) > self._max_sessions:
-                self._entries.popitem(last=False)
+            rows = sum(entry.rows for entry in self._entries.values())
+            while len(self._entries) > 1 and (len(self._entries) > self._max_sessions or rows > self._max_rows):
+                rows -= self._entries.popitem(last=False)[1].rows
         return cached.value
+
+    def cached_rows(self) -> int:
+        """How many rows the cache holds in all."""
+        with self._lock:
+            return sum(entry.rows for entry in self._entries.values())
 
     def _read(self, keys: SessionKeys, offset: int) -> tuple[str, list[bytes], bytes]:
         script_keys = [keys.meta, keys.docs] + ([keys.vectors] if self._vector_bytes else [])

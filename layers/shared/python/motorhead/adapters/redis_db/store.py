@@ -19,23 +19,26 @@ from motorhead.core.values import (
     StoredMessage,
 )
 
-# KEYS: messages, meta, namespaces, pending. ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag,
-# 5 context, 6 a fresh random token, 7 summarize above this count (0: never), 8 summary lease ms, 9 index flag,
-# 10 index lease ms, 11 a token unique to this call (a retry of the same call after a lost reply is recognised and
-# changes nothing), then one JSON object per message without its id. Ids come from the session's own counter, so
-# they are unique and increasing; every message of the call is stored, or none is. The summary's version token
-# changes whenever the summary does, so a summarizer can tell that the summary it started from is still current;
-# the generation token (gen) is set once, when the session is created, so a job can tell that the session was not
-# deleted meanwhile. A lease (meta.job_at, meta.idx_at) lets one POST per lease period ask for a job, so a busy
-# session does not flood the queues. Messages to index are also kept in `pending` until the indexer has them.
+# KEYS: messages, meta, namespaces, pending, requests. ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag,
+# 5 context, 6 a fresh random token, 7 summarize above this count (0: never), 8 summary lease ms, 9 index flag, 10
+# index lease ms, 11 a token unique to this call, then one JSON object per message without its id. The session's last
+# RECENT_REQUESTS call tokens are kept (scored by the last id each stored): a retry of a call after a lost reply is
+# recognised, even when other calls landed in between, and changes nothing. Ids come from the session's own counter,
+# so they are unique and increasing; every message of the call is stored, or none is. The summary's version token
+# changes whenever the summary does, so a summarizer can tell that the summary it started from is still current; the
+# generation token (gen) is set once, when the session is created, so a job can tell that the session was not deleted
+# meanwhile. A lease (meta.job_at, meta.idx_at) lets one POST per lease period ask for a job, so a busy session does
+# not flood the queues. Messages to index are also kept in `pending` until the indexer has them.
+RECENT_REQUESTS = 64  # call tokens remembered per session, to recognise a resent call
 _APPEND = """
 local first = 12
 local n = #ARGV - first + 1
 local now = tonumber(ARGV[2])
-if redis.call('HGET', KEYS[2], 'req') == ARGV[11] then
+local seen = redis.call('ZSCORE', KEYS[5], ARGV[11])
+if seen then
   -- the same call again (a client retry after a lost reply): already stored, change nothing
   local count = redis.call('ZCARD', KEYS[1])
-  return {count, tonumber(redis.call('HGET', KEYS[2], 'seq')), 0, 0, redis.call('HGET', KEYS[2], 'gen')}
+  return {count, tonumber(seen), 0, 0, redis.call('HGET', KEYS[2], 'gen')}
 end
 local last = redis.call('HINCRBY', KEYS[2], 'seq', n)
 if n > 0 then
@@ -55,7 +58,9 @@ redis.call('HSETNX', KEYS[2], 'id', ARGV[1])
 redis.call('HSETNX', KEYS[2], 'created_at', ARGV[2])
 redis.call('HSETNX', KEYS[2], 'version', ARGV[6])
 redis.call('HSETNX', KEYS[2], 'gen', ARGV[6])
-redis.call('HSET', KEYS[2], 'updated_at', ARGV[2], 'req', ARGV[11])
+redis.call('HSET', KEYS[2], 'updated_at', ARGV[2])
+redis.call('ZADD', KEYS[5], last, ARGV[11])
+redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -RECENT_REQUESTS - 1)
 if ARGV[4] == '1' then
   redis.call('HSET', KEYS[2], 'context', ARGV[5], 'version', ARGV[6])
 end
@@ -175,8 +180,8 @@ class RedisMemoryStore:
             # The index first: if the session write then fails, a retried POST lands in the same place.
             self._connector.client().zadd(self._keys.sessions_index(session.tenant, namespace), {session.id: now_ms})
             count, last_id, summary_due, index_due, generation = self._connector.run_script(
-                _APPEND,
-                (keys.messages, keys.meta, keys.namespaces, keys.pending),
+                _APPEND.replace("RECENT_REQUESTS", str(RECENT_REQUESTS)),
+                (keys.messages, keys.meta, keys.namespaces, keys.pending, keys.requests),
                 [
                     session.id,
                     now_ms,

@@ -15,6 +15,7 @@ from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.core.values import SessionRef, StoredMessage
 from motorhead.ltm.ports import Scored, VectorIndex, Vectors
+from motorhead.ltm.recipe import DenseText
 
 
 def has_search(connector: RedisConnector) -> bool:
@@ -61,8 +62,8 @@ class AutoVectorIndex:
     def name(self) -> str:
         return self.backend.name
 
-    def ensure_ready(self, *, embedder: str, dimensions: int) -> None:
-        self.backend.ensure_ready(embedder=embedder, dimensions=dimensions)
+    def ensure_ready(self, *, embedder: str, dimensions: int) -> DenseText:
+        return self.backend.ensure_ready(embedder=embedder, dimensions=dimensions)
 
     def add(self, session: SessionRef, generation: str, messages: Sequence[StoredMessage], vectors: Vectors) -> int:
         return self.backend.add(session, generation, messages, vectors)

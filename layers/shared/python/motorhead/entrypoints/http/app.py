@@ -9,11 +9,13 @@ handler cannot reach a session any other way. ``GET /`` is the only app built wi
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,25 +26,28 @@ from motorhead.core.values import SessionRef
 from motorhead.entrypoints.http.credentials import credential_from
 from motorhead.entrypoints.http.errors import (
     ERROR_RESPONSES,
+    INTERNAL_ERROR,
     error_response,
     headers_for,
+    message_for,
     status_for,
     validation_response,
 )
 from motorhead.entrypoints.http.lambda_adapter import path_parameter
 from motorhead.errors import ConfigError, MotorheadError
-from motorhead.observability import logger
+from motorhead.observability import count, logger, metrics, milliseconds, session_hash
 from motorhead.settings import Settings
 
 REALM = 'realm="motorhead"'
+CALLER = "motorhead.caller"  # where AccessMiddleware leaves the admitted caller in the ASGI scope
 
 
 def _caller(request: Request) -> Caller:
-    """The request's caller, admitted for the app's scope (FastAPI runs this once per request)."""
-    access: AccessControl | None = request.app.state.access
-    if access is None:
+    """The request's caller, as ``AccessMiddleware`` admitted it before anything else ran."""
+    caller: Caller | None = request.scope.get(CALLER)
+    if caller is None:
         raise ConfigError("this route has no access control")  # a public app has no session, no tenant
-    return access.admit(credential_from(request.headers), request.app.state.scope)
+    return caller
 
 
 def _session(
@@ -50,7 +55,9 @@ def _session(
     caller: Annotated[Caller, Depends(_caller)],
     session_id: Annotated[str, Path(description="Any string up to 256 UTF-8 bytes; percent-encode it in the URL")],
 ) -> SessionRef:
-    return SessionRef(tenant=caller.tenant, id=path_parameter(request, "session_id", session_id))
+    session = SessionRef(tenant=caller.tenant, id=path_parameter(request, "session_id", session_id))
+    logger.append_keys(session=session_hash(session))  # never the id itself: ids are often e-mail addresses
+    return session
 
 
 def _tenant(caller: Annotated[Caller, Depends(_caller)]) -> str:
@@ -83,21 +90,27 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         responses=ERROR_RESPONSES,
-        dependencies=[Depends(_caller)] if access is not None else [],
     )
     app.state.access = access
     app.state.scope = scope
     challenge = _challenge(access)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if access is not None:  # outside the body limit: a caller without a valid credential gets 401, never a 400/413
+        app.add_middleware(AccessMiddleware, access=access, scope=scope, challenge=challenge)
+    app.add_middleware(RequestMetricsMiddleware)
 
     @app.exception_handler(MotorheadError)
     async def _domain_error(_: Request, exc: MotorheadError) -> JSONResponse:
+        # the answer holds the table's text for a 5xx; the error's own message and its detail are for the log only
         status = status_for(exc)
         if status >= 500:
-            logger.error("request failed", extra={"error": str(exc), "kind": type(exc).__name__})
+            logger.error(
+                "request failed",
+                extra={"status": status, "kind": type(exc).__name__, "error": str(exc), "detail": exc.detail},
+            )
         elif status in (401, 403, 429):
-            logger.info("request refused", extra={"status": status, "reason": str(exc)})
-        return error_response(status, str(exc), headers=headers_for(exc, status, challenge=challenge))
+            logger.info("request refused", extra={"status": status, "reason": str(exc), "detail": exc.detail})
+        return error_response(status, message_for(exc), headers=headers_for(exc, status, challenge=challenge))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -105,12 +118,17 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own 404/405 texts are for the client; a 5xx raised this way says nothing of its cause either
+        if exc.status_code >= 500:
+            logger.error("request failed", extra={"status": exc.status_code, "error": str(exc.detail)})
+            return error_response(exc.status_code, INTERNAL_ERROR, headers=exc.headers)
         return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error")
-        return error_response(500, "internal error")
+        # e.g. a Redis reply error that is a bug of ours (a wrong type, a Lua error): its text and trace to the log
+        logger.exception("unexpected error", extra={"kind": type(exc).__name__})
+        return error_response(500, INTERNAL_ERROR)
 
     return app
 
@@ -120,6 +138,74 @@ def _challenge(access: AccessControl | None) -> str:
     if access is not None and access.authenticator.method == "jwt":
         return f"Bearer {REALM}"
     return f"Bearer {REALM}, Basic {REALM}"
+
+
+REFUSALS = {401: "AuthFailures", 403: "Forbidden", 429: "RateLimited"}
+
+
+class AccessMiddleware:
+    """Admits every request before its body is read or parsed: credential → caller → scope → rate. A refusal is
+    answered here (401, 403 or 429 JSON); an admitted caller waits in the ASGI scope for the ``Session`` and
+    ``Tenant`` dependencies."""
+
+    def __init__(self, app: ASGIApp, *, access: AccessControl, scope: AccessScope | None, challenge: str) -> None:
+        self.app = app
+        self.access = access
+        self.scope = scope
+        self.challenge = challenge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            scope[CALLER] = self.access.admit(credential_from(Headers(scope=scope)), self.scope)
+        except MotorheadError as exc:
+            status = status_for(exc)
+            if status >= 500:  # the credential could not be checked (Redis, the JWKS): a 503, logged
+                logger.error(
+                    "request failed", extra={"status": status, "kind": type(exc).__name__, "detail": exc.detail}
+                )
+            else:
+                logger.info("request refused", extra={"status": status, "reason": str(exc)})
+            response = error_response(
+                status, message_for(exc), headers=headers_for(exc, status, challenge=self.challenge)
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class RequestMetricsMiddleware:
+    """``Requests`` and ``Latency`` (ms) of every request, by route and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            metrics.add_dimension("route", f"{scope.get('method', '')} {path}")
+            metrics.add_dimension("status", str(status))
+            count("Requests")
+            milliseconds("Latency", (time.perf_counter() - started) * 1000)
+            if status in REFUSALS:
+                count(REFUSALS[status])
 
 
 class BodyLimitMiddleware:

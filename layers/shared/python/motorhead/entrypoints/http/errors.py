@@ -1,10 +1,16 @@
-"""The one place that turns an error into an HTTP answer: each domain error class has its status, and every error
-body is ``{"error": "..."}``."""
+"""The one place that turns an error into an HTTP answer: each domain error class has its status and, for a failure on
+our side (a 5xx), the fixed text a client reads. Every error body is ``{"error": "..."}``.
+
+A 4xx answers with the error's own message, written for the client (which limit, which field, why the credential was
+refused). A 5xx never does: whatever an adapter put in its message, the client reads the class's fixed text (or
+"internal error"), and the message and the ``detail`` go to the log.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +22,7 @@ from motorhead.errors import (
     AuthUnavailableError,
     ConfigError,
     EmbeddingError,
+    EmbeddingUnavailableError,
     ForbiddenError,
     InvalidInputError,
     LongTermMemoryDisabledError,
@@ -24,21 +31,38 @@ from motorhead.errors import (
     RateLimitedError,
     SecretUnavailableError,
     StoreUnavailableError,
+    SummarizerError,
 )
 
-STATUS_OF: dict[type[MotorheadError], int] = {
-    InvalidInputError: 400,
-    LongTermMemoryDisabledError: 400,
-    AuthenticationError: 401,
-    ForbiddenError: 403,
-    PayloadTooLargeError: 413,
-    RateLimitedError: 429,
-    EmbeddingError: 502,
-    StoreUnavailableError: 503,
-    AuthUnavailableError: 503,
-    SecretUnavailableError: 503,
-    ConfigError: 500,
+INTERNAL_ERROR = "internal error"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A domain error's HTTP answer: its status, and for a 5xx the fixed text the client reads."""
+
+    status: int
+    public: str | None = None
+
+
+# The nearest class of an error in its MRO decides (StoreDegradedError answers as StoreUnavailableError).
+ERROR_TABLE: dict[type[MotorheadError], Outcome] = {
+    InvalidInputError: Outcome(400),
+    LongTermMemoryDisabledError: Outcome(400),
+    AuthenticationError: Outcome(401),
+    ForbiddenError: Outcome(403),
+    PayloadTooLargeError: Outcome(413),
+    RateLimitedError: Outcome(429),
+    EmbeddingError: Outcome(502, "the embedding provider failed"),
+    EmbeddingUnavailableError: Outcome(503, "the embedding provider is unavailable"),
+    StoreUnavailableError: Outcome(503, "redis unavailable"),
+    AuthUnavailableError: Outcome(503, "the identity provider's signing keys could not be fetched"),
+    SecretUnavailableError: Outcome(503, "a secret this deployment needs could not be read"),
+    SummarizerError: Outcome(500, "the summary model failed"),
+    ConfigError: Outcome(500, "the service is misconfigured"),
 }
+
+STATUS_OF: dict[type[MotorheadError], int] = {cls: outcome.status for cls, outcome in ERROR_TABLE.items()}
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": text}
@@ -49,18 +73,32 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         413: "Body, message, context or message count over the configured limit",
         429: "The tenant is over its request rate (see Retry-After)",
         422: "Missing field or wrong type",
+        500: "An internal error (the detail is in the log, never in the answer)",
         502: "The embedding provider failed",
-        503: "Redis unavailable",
+        503: "Redis, the embedding provider, a secret or the identity provider unavailable (see Retry-After)",
     }.items()
 }
 
 
+def _outcome(exc: MotorheadError) -> Outcome:
+    """The outcome of the nearest class of ``exc`` in the table; a 500 for a domain error that has none."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]
+    return Outcome(500)
+
+
 def status_for(exc: MotorheadError) -> int:
     """The status of the nearest class of ``exc`` in the table; 500 for a domain error that has none."""
-    for cls in type(exc).__mro__:
-        if cls in STATUS_OF:
-            return STATUS_OF[cls]
-    return 500
+    return _outcome(exc).status
+
+
+def message_for(exc: MotorheadError) -> str:
+    """What the client reads: a 4xx's own message; a 5xx's fixed text, or "internal error" (never its message)."""
+    outcome = _outcome(exc)
+    if outcome.status < 500:
+        return str(exc)
+    return outcome.public or INTERNAL_ERROR
 
 
 def headers_for(exc: MotorheadError, status: int, *, challenge: str) -> dict[str, str]:

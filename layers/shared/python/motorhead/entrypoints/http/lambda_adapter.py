@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from mangum import Mangum
 from mangum.handlers.api_gateway import HTTPGateway
 from mangum.types import ASGI, LambdaConfig, LambdaContext, LambdaEvent, Scope
 from starlette.requests import Request
+
+from motorhead.observability import LambdaHandler, lambda_entry
 
 MOUNT = "/motorhead"
 _PARAMETER = re.compile(r"\{(\w+)\+?\}")
@@ -42,13 +44,16 @@ def _unmounted(path: str) -> str:
 
 
 def path_parameter(request: Request, name: str, routed_value: str) -> str:
-    """A path parameter as API Gateway decoded it (``pathParameters``); outside Lambda, the router's value."""
+    """A path parameter as API Gateway decoded it (``pathParameters``). On a ``$default`` route there are none, and
+    the router's value comes from ``routed_path``'s once-encoded path: decoded here, once. Outside Lambda, the
+    router's value as the ASGI server decoded it."""
     event: Any = request.scope.get("aws.event")
-    if isinstance(event, dict):
-        parameters = event.get("pathParameters") or {}
-        if name in parameters:
-            return str(parameters[name])
-    return routed_value
+    if not isinstance(event, dict):
+        return routed_value
+    parameters = event.get("pathParameters") or {}
+    if name in parameters:
+        return str(parameters[name])
+    return unquote(routed_value)
 
 
 class HttpApiGateway(HTTPGateway):
@@ -67,6 +72,7 @@ class HttpApiGateway(HTTPGateway):
         return scope
 
 
-def lambda_handler(app: ASGI) -> Mangum:
-    """The Lambda handler of one function's app: created once, at import."""
-    return Mangum(app, lifespan="off", custom_handlers=[HttpApiGateway])
+def lambda_handler(app: ASGI) -> LambdaHandler:
+    """The Lambda handler of one function's app, created once, at import: Mangum with the handler above, each
+    invocation logged with its context and request id, its metrics flushed as it returns."""
+    return lambda_entry(Mangum(app, lifespan="off", custom_handlers=[HttpApiGateway]), http=True)

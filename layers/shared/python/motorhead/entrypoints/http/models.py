@@ -124,7 +124,9 @@ class RetrievalHitOut(BaseModel):
     dist: float = Field(description="Cosine distance to the query (0 = same meaning, 2 = opposite)")
     id: int
     created_at: int
-    score: float = Field(description="Relevance used for the order (hybrid: reciprocal rank fusion)")
+    score: float = Field(
+        description="Relevance used for the order (default: the recipe's fused score; vectors only: 1 - dist)"
+    )
 
     @classmethod
     def of(cls, hit: Hit) -> RetrievalHitOut:

@@ -1,0 +1,49 @@
+"""The retrieval recipe: what is embedded, what is keyword-indexed, and how the two rankings become one.
+
+Chosen on the LoCoMo development conversations (``bench/retrieval.py``; README, "Retrieval"):
+
+- **dense**: each message embedded as ``role: content`` (the speaker's name is part of what a question asks about);
+  the message alone, no neighbour (adding the previous turn to the vector measured worse);
+- **keyword**: BM25 over the message, its date and the 2 messages before it (``ltm/bm25.py``);
+- **fusion by score, not by rank**: ``alpha · z(cosine) + (1 − alpha) · z(BM25)``, the z-scores taken over the
+  candidates (the top ``candidates`` of each ranking); then ``+ speaker_boost`` for the messages of the one speaker
+  the question names, if it names exactly one; then each message gets ``next_weight`` × its next message's score
+  (an answer is often the turn after the one that matches).
+
+Sessions indexed before this recipe embedded the message's content alone (``DenseText.CONTENT``): their vectors stay
+as they are and keep working (the fusion is computed at query time), and their new messages are embedded the same
+way, so a session's vectors are never a mix. Rebuilding a session (the admin action ``reindex``) moves it to
+``DenseText.ROLE_AND_CONTENT``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from motorhead.core.values import StoredMessage
+
+
+class DenseText(StrEnum):
+    """What a session's vectors were made from; recorded per session with its first vectors."""
+
+    CONTENT = "content"  # before this recipe: the message's content alone
+    ROLE_AND_CONTENT = "role-content"  # "role: content"
+
+
+CURRENT_DENSE_TEXT = DenseText.ROLE_AND_CONTENT
+
+
+def dense_text(message: StoredMessage, form: DenseText) -> str:
+    return message.content if form is DenseText.CONTENT else f"{message.role}: {message.content}"
+
+
+@dataclass(frozen=True, slots=True)
+class FusionRecipe:
+    alpha: float = 0.6  # weight of the vectors' z-score against BM25's
+    candidates: int = 100  # how many of each ranking are fused (the z-scores are taken over them)
+    speaker_boost: float = 0.5  # added for the messages of the one speaker a question names
+    next_weight: float = 0.2  # share of the next message's score added to each message's
+
+
+DEFAULT_RECIPE = FusionRecipe()
