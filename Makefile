@@ -9,7 +9,7 @@ LAYER := layers/shared/python
 TIKTOKEN_CACHE := $(LAYER)/motorhead/tiktoken_cache
 export PYTHONPATH := $(CURDIR)/$(LAYER):$(CURDIR)
 
-.PHONY: help install run key keys revoke-key adopt-sessions test lint typecheck unit integration bench build validate clean
+.PHONY: help install run key keys revoke-key adopt-sessions test lint typecheck unit integration bench bench-locomo layer-sizes build validate clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,12 @@ integration: install ## the integration tests only (real Redis servers started b
 
 bench: install ## benchmarks (figures and ratios); flags through ARGS, e.g. make bench ARGS="--quick --only warm"
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/run.py $(ARGS)
+
+bench-locomo: install ## retrieval quality on LoCoMo for every recipe, latency and budgets (bench/locomo.py; ~6 min)
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/locomo.py $(ARGS)
+
+layer-sizes: install ## the SharedLayer and the local embedder's runtime, unzipped, against Lambda's 250 MB (needs PyPI)
+	$(PY) bench/layer_size.py $(ARGS)
 
 build: ## sam build (offline) and report the built sizes
 	bash scripts/sam_build.sh

@@ -14,6 +14,8 @@
 10. What ``make run``'s local gateway costs per request beside the handler it invokes (its process vs. the function's
     worker processes, CPU per request; requests/s, latency and connection errors up to 64 clients): see
     ``bench/gateway.py``.
+11. What observability costs on the warm path (logging with the Lambda context, EMF metrics, X-Ray subsegments),
+    as a ratio against the same handler without it: see ``bench/observability.py``.
 
 Every Redis server is an ``EmbeddedRedis`` started here, never the machine's own. Run with ``make bench``, or
 ``PYTHONPATH=layers/shared/python:. .venv/bin/python bench/run.py [--quick] [--only SECTION] [--json PATH]``.
@@ -46,6 +48,7 @@ from mangum import Mangum
 
 from bench import auth as auth_bench
 from bench import gateway as gateway_bench
+from bench import observability as observability_bench
 from bench import retrieval as retrieval_bench
 from bench import summarizer as summarizer_bench
 from devserver.embedded_redis import EmbeddedRedis
@@ -451,6 +454,7 @@ def summary_lines(
     authenticating: auth_bench.AuthResult | None,
     settings: Settings,
     gatewaying: gateway_bench.GatewayResult | None = None,
+    observing: observability_bench.ObservabilityResult | None = None,
 ) -> list[str]:
     lines = [f"Benchmarks ({facts['date'][:10]}, Python {facts['python']}, {facts['cpu_count']} CPUs; `make bench`)"]
     if cold is not None:
@@ -465,6 +469,8 @@ def summary_lines(
         lines += auth_bench.summary_lines(authenticating)
     if gatewaying is not None:
         lines += gateway_bench.summary_lines(gatewaying)
+    if observing is not None:
+        lines += observability_bench.summary_lines(observing)
     return lines
 
 
@@ -514,11 +520,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument(
         "--only",
-        choices=("cold", "warm", "summarizer", "retrieval", "auth", "gateway", "all"),
+        choices=("cold", "warm", "summarizer", "retrieval", "auth", "gateway", "observability", "all"),
         default="all",
         help="run one section: cold init, warm GET, the summarizer jobs and LLM calls, long-term memory's "
-        "retrieval quality, latency and indexing, what authentication costs, or what the local gateway costs beside "
-        "the handler (default: all)",
+        "retrieval quality, latency and indexing, what authentication costs, what the local gateway costs beside "
+        "the handler, or what observability costs on the warm path (default: all)",
     )
     parser.add_argument("--cold-rounds", type=int, help="override the number of cold-init rounds (auth's too)")
     parser.add_argument("--warm-rounds", type=int, help="override the number of warm GET rounds (auth's too)")
@@ -540,7 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    sections = {"cold", "warm", "summarizer", "retrieval", "auth", "gateway"} if args.only == "all" else {args.only}
+    every = {"cold", "warm", "summarizer", "retrieval", "auth", "gateway", "observability"}
+    sections = every if args.only == "all" else {args.only}
     cold: list[ColdRow] | None = None
     warm: WarmResult | None = None
     summarizing: summarizer_bench.SummarizerResult | None = None
@@ -549,6 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     retrieval_settings = retrieval_bench.QUICK if args.quick else retrieval_bench.DEFAULT
     authenticating: auth_bench.AuthResult | None = None
     gatewaying: gateway_bench.GatewayResult | None = None
+    observing: observability_bench.ObservabilityResult | None = None
     auth_settings = auth_bench.QUICK if args.quick else auth_bench.DEFAULT
     auth_settings = dataclasses.replace(
         auth_settings,
@@ -592,7 +600,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         gatewaying = gateway_bench.benchmark(gateway_bench.QUICK if args.quick else gateway_bench.DEFAULT, progress)
         gateway_bench.print_result(gatewaying, 10)
 
-    lines = summary_lines(facts, cold, warm, summarizing, retrieving, authenticating, settings, gatewaying)
+    if "observability" in sections:
+        observing = observability_bench.benchmark(
+            observability_bench.QUICK if args.quick else observability_bench.DEFAULT, progress
+        )
+        observability_bench.print_result(observing, 11)
+
+    lines = summary_lines(facts, cold, warm, summarizing, retrieving, authenticating, settings, gatewaying, observing)
     print("\nSummary (paste into the README):\n")
     print("```text")
     print("\n".join(lines))
@@ -609,6 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "retrieval": None if retrieving is None else asdict(retrieving),
             "auth": None if authenticating is None else asdict(authenticating),
             "gateway": None if gatewaying is None else asdict(gatewaying),
+            "observability": None if observing is None else asdict(observing),
             "summary": lines,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

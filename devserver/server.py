@@ -22,7 +22,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -342,6 +342,17 @@ def read_headers(rfile: io.BufferedIOBase) -> http.client.HTTPMessage:
             fields_over = True
 
 
+def combined_headers(fields: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The header fields as API Gateway hands them to a function (payload format 2.0): names in lower case, and the
+    values of a repeated field joined with commas. So two ``Authorization`` (or ``x-api-key``) headers reach the
+    function as one value that no credential parses, a 401 as on AWS, never "the last one wins"."""
+    combined: dict[str, str] = {}
+    for name, value in fields:
+        key = name.lower()
+        combined[key] = f"{combined[key]},{value}" if key in combined else value
+    return combined
+
+
 @functools.lru_cache(maxsize=2)
 def _http_date(second: int) -> str:
     return email.utils.formatdate(second, usegmt=True)
@@ -473,7 +484,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             method=self.command,
             raw_path=url.path,
             raw_query=url.query,
-            headers=dict(self.headers.raw_items()),
+            headers=combined_headers(self.headers.raw_items()),
             body=body,
             source_ip=self.client_address[0],
             path_parameters=path_parameters,

@@ -257,3 +257,46 @@ def test_indexer_given_embedding_outage_dead_letters_keeps_pending_and_recovers(
             assert client.zcard(Keys("mh").session(ref("s")).pending) == 0
             found = {h["content"] for h in body(ltm.retrieve("s", "boiler service"))}
             assert found == {"the boiler needs a yearly service in October", "the plumber comes on Tuesday"}
+
+
+@pytest.mark.parametrize("backend", ["exact", "search"])
+def test_retrieval_given_openai_embeddings_runs_the_same_recipe_on_both_backends(
+    backend: str, local_sqs: LocalSqs, redis_server: EmbeddedRedis, search_server: EmbeddedRedis
+) -> None:
+    # Given OpenAI-compatible embeddings (the stub: a real HTTP server) on either backend, and a conversation where
+    # the answer to a question shares no word with it: it is the turn after the one that does
+    chosen = redis_server if backend == "exact" else search_server
+    index_queue = fresh_queue(local_sqs, "IndexerFunction")
+    turns = [
+        ("Melanie", "When did you go to the LGBTQ support group?"),
+        ("Caroline", "Yes, last Tuesday, it was so powerful."),
+        ("Melanie", "I painted a sunrise by the lake."),
+        ("Caroline", "My kids love the beach in summer."),
+        ("Melanie", "We camped in the mountains with the family."),
+    ]
+    with redis.Redis(port=chosen.port, decode_responses=True) as client, OpenAIStub() as stub:
+        client.flushall()
+        with cold_start(
+            REDIS_URL=chosen.url,
+            MOTORHEAD_LONG_TERM_MEMORY="true",
+            MOTORHEAD_INDEX_QUEUE_URL=index_queue.url,
+            MOTORHEAD_SUMMARY_QUEUE_URL=None,
+            MOTORHEAD_EMBEDDER="openai",
+            OPENAI_API_BASE=stub.base_url,
+            OPENAI_API_KEY="sk-test",
+            MOTORHEAD_VECTOR_BACKEND=backend,
+        ) as api:
+            ltm = Ltm(api, local_sqs, index_queue, fresh_queue(local_sqs, "SummarizerFunction"))
+            ltm.post("s", turns)
+            assert ltm.indexer.drain() == 1
+            # Then each message was embedded with its speaker, as the local model's are
+            embedded = [text for request in stub.requests for text in request.inputs]
+            assert embedded == [f"{role}: {content}" for role, content in turns]
+            # And the index records that recipe beside the embedder
+            assert client.hget(Keys("mh").ltm_meta(), "dense_text") == "role-content"
+            # When asking who went to the support group, naming its speaker
+            hits = body(ltm.retrieve("s", "When did Caroline go to the support group?", k=2))
+            # Then the two first are the question and its answer (Caroline's turn after it, found through its context
+            # and its speaker), in the fused order
+            assert {h["content"] for h in hits} == {turns[0][1], turns[1][1]}
+            assert hits[0]["score"] >= hits[1]["score"]

@@ -22,7 +22,7 @@ def indexed(connector: RedisConnector, keys: Keys, session_id: str, count: int) 
         index=True,
     )  # fmt: skip
     generation, messages = store.pending(ref(session_id), limit=10_000)
-    vectors = np.ones((count, DIMS), dtype=np.float32) / np.sqrt(DIMS)
+    vectors = np.ones((len(messages), DIMS), dtype=np.float32) / np.sqrt(DIMS)  # a batch already added is skipped
     ExactVectorIndex(connector, keys, dimensions=DIMS).add(ref(session_id), generation, messages, vectors)
 
 
@@ -97,3 +97,32 @@ def test_exact_index_given_rows_read_in_steps_ranks_them_as_one_read(connector: 
     query = every[7]
     expected = np.argsort(-(np.stack(every) @ query))[:5] + 1
     assert [h.message.id for h in index.vector_search(ref("s"), query, 5)] == expected.tolist()
+
+
+def test_cache_given_a_session_bigger_than_a_page_reads_it_in_pages_and_then_only_what_is_new(
+    connector: RedisConnector,
+) -> None:
+    # Given a session of 50 rows and a cache reading 16 rows per call
+    keys = Keys("mh")
+    indexed(connector, keys, "s", 50)
+    cache, folded = counting_cache(connector, keys, page_rows=16)
+    # When it is read / Then it comes in pages, every row once, in order
+    assert cache.get(ref("s")) == list(range(1, 51)) and folded == [16, 16, 16, 2]
+    # And after 20 more rows, only those are read
+    indexed(connector, keys, "s", 20)
+    assert cache.get(ref("s")) == list(range(1, 71)) and folded[4:] == [16, 4]
+
+
+def test_exact_index_given_a_session_read_in_pages_ranks_as_one_read(connector: RedisConnector) -> None:
+    keys = Keys("mh")
+    store = RedisMemoryStore(connector, keys)
+    store.append(ref("s"), [NewMessage("Human", f"m{i}") for i in range(100)], context=None, namespace="", now_ms=1,
+                 index=True)  # fmt: skip
+    generation, messages = store.pending(ref("s"), limit=10_000)
+    vectors = np.random.default_rng(3).normal(size=(100, DIMS)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ExactVectorIndex(connector, keys, dimensions=DIMS).add(ref("s"), generation, messages, vectors)
+    paged = ExactVectorIndex(connector, keys, dimensions=DIMS)
+    paged._rows._page_rows = 7  # noqa: SLF001 - the page size is a module constant; a small one here
+    expected = (np.argsort(-(vectors @ vectors[42]))[:5] + 1).tolist()
+    assert [h.message.id for h in paged.vector_search(ref("s"), vectors[42], 5)] == expected

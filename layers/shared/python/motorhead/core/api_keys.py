@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from motorhead.core.auth import ALL_SCOPES, Caller, Credential, Scope, check_tenant
+from motorhead.core.auth import ALL_SCOPES, Caller, Credential, Scope, check_tenant, require_tenant
 from motorhead.errors import AuthenticationError, InvalidInputError
 
 KEY_PREFIX = "mhk"
@@ -151,6 +151,9 @@ class ApiKeys:
                     self._cache[key_id] = (now + self._cache_seconds, known_hash, caller)
         if not hmac.compare_digest(presented, known_hash):
             raise AuthenticationError("invalid API key")
+        # a record naming no tenant ("" is the tenant-less caller of MOTORHEAD_AUTH=none, whose sessions predate
+        # tenants) or an unusable one was not written by ``create``: refused, never let in as that tenant
+        require_tenant(caller.tenant)
         return caller
 
 

@@ -56,7 +56,7 @@ class RedisKeyStore:
 def _decode(key_id: str, fields: dict[str, str]) -> StoredKey:
     return StoredKey(
         key_id=key_id,
-        tenant=fields["tenant"],
+        tenant=fields.get("tenant", ""),  # none: refused when the key is presented (``require_tenant``)
         secret_hash=fields["hash"],
         scopes=frozenset(Scope(name) for name in fields.get("scopes", "").split(",") if name),
         created_at=int(fields.get("created_at", 0)),

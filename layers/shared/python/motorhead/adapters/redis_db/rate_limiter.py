@@ -10,6 +10,9 @@ from motorhead.adapters.redis_db.keys import Keys
 
 # KEYS: the bucket. ARGV: rate per second, burst, now in ms. The bucket holds "tokens ms"; returns the ms to wait
 # (0: allowed, one token taken). TIME comes from the caller so that the script stays deterministic for replication.
+# The bucket's time only moves forward (``math.max``): a request whose ``now`` is earlier than the bucket's (taken
+# before a concurrent request's, or on an instance whose clock lags) would otherwise set it back, and the next
+# request would be credited the same interval a second time (twice the rate under concurrency, far more with skew).
 _ACQUIRE = """
 local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local state = redis.call('GET', KEYS[1])
@@ -25,7 +28,7 @@ if tokens >= 1 then
 else
   wait = math.ceil((1 - tokens) * 1000 / rate)
 end
-redis.call('SET', KEYS[1], tokens .. ' ' .. now, 'PX', math.ceil(burst * 1000 / rate) + 1000)
+redis.call('SET', KEYS[1], tokens .. ' ' .. math.max(at, now), 'PX', math.ceil(burst * 1000 / rate) + 1000)
 return wait
 """
 

@@ -26,24 +26,26 @@ from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys, SessionKeys
 from motorhead.core.values import SessionRef, StoredMessage
 
-# KEYS: meta, docs[, vectors]. ARGV: 1 row offset, 2 bytes per vector row. The generation, the messages after the
-# offset and, with a third key, their vectors; the generation comes back marked when the list is shorter than the
-# offset, so the cache starts over then too.
+# KEYS: meta, docs[, vectors]. ARGV: 1 row offset, 2 bytes per vector row, 3 most rows to return. The generation, up
+# to that many messages after the offset and, with a third key, their vectors; the generation comes back marked when
+# the list is shorter than the offset, so the cache starts over then too.
 _READ_FROM = """
 local generation = redis.call('HGET', KEYS[1], 'gen') or ''
 local offset = tonumber(ARGV[1])
 if redis.call('LLEN', KEYS[2]) < offset then
   generation = generation .. '/shorter'
 end
-local docs = redis.call('LRANGE', KEYS[2], offset, -1)
-if #KEYS < 3 then
+local docs = redis.call('LRANGE', KEYS[2], offset, offset + tonumber(ARGV[3]) - 1)
+if #KEYS < 3 or #docs == 0 then
   return {generation, docs, ''}
 end
-return {generation, docs, redis.call('GETRANGE', KEYS[3], offset * tonumber(ARGV[2]), -1)}
+local width = tonumber(ARGV[2])
+return {generation, docs, redis.call('GETRANGE', KEYS[3], offset * width, (offset + #docs) * width - 1)}
 """
 
 MAX_CACHED_SESSIONS = 16
 MAX_CACHED_ROWS = 200_000
+PAGE_ROWS = 2_000  # rows per read: a big session is read in pages, never in one reply that could outlast the timeout
 
 T = TypeVar("T")
 Extend = Callable[[T, list[StoredMessage], bytes], None]
@@ -72,6 +74,7 @@ class SessionRowCache(Generic[T]):
         vector_bytes: int = 0,
         max_sessions: int = MAX_CACHED_SESSIONS,
         max_rows: int = MAX_CACHED_ROWS,
+        page_rows: int = PAGE_ROWS,
     ) -> None:
         self._connector = connector
         self._keys = keys
@@ -80,6 +83,7 @@ class SessionRowCache(Generic[T]):
         self._vector_bytes = vector_bytes
         self._max_sessions = max_sessions
         self._max_rows = max_rows
+        self._page_rows = page_rows
         self._entries: OrderedDict[str, _Entry[T]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -87,14 +91,17 @@ class SessionRowCache(Generic[T]):
         keys = self._keys.session(session)
         with self._lock:
             cached = self._entries.pop(keys.tag, None)
-        generation, docs, raw = self._read(keys, cached.rows if cached else 0)
-        if cached is None or generation != cached.generation:
-            if cached is not None and cached.rows:  # what was read starts at the old offset: read it all
-                generation, docs, raw = self._read(keys, 0)
-            cached = _Entry(generation=generation, rows=0, value=self._new())
-        if docs:
-            self._extend(cached.value, [decode(doc) for doc in docs], raw)
-            cached.rows += len(docs)
+        while True:  # a page at a time, until a page comes back short
+            generation, docs, raw = self._read(keys, cached.rows if cached else 0)
+            if cached is None or generation != cached.generation:
+                if cached is not None and cached.rows:  # what was read starts at the old offset: read it all
+                    generation, docs, raw = self._read(keys, 0)
+                cached = _Entry(generation=generation, rows=0, value=self._new())
+            if docs:
+                self._extend(cached.value, [decode(doc) for doc in docs], raw)
+                cached.rows += len(docs)
+            if len(docs) < self._page_rows:
+                break
         with self._lock:
             self._entries[keys.tag] = cached
             rows = sum(entry.rows for entry in self._entries.values())
@@ -102,14 +109,14 @@ class SessionRowCache(Generic[T]):
                 rows -= self._entries.popitem(last=False)[1].rows
         return cached.value
 
+    def _read(self, keys: SessionKeys, offset: int) -> tuple[str, list[bytes], bytes]:
+        script_keys = [keys.meta, keys.docs] + ([keys.vectors] if self._vector_bytes else [])
+        generation, docs, raw = self._connector.run_script(
+            _READ_FROM, script_keys, [offset, self._vector_bytes, self._page_rows], binary=True
+        )
+        return generation.decode(), list(docs), bytes(raw)
+
     def cached_rows(self) -> int:
         """How many rows the cache holds in all."""
         with self._lock:
             return sum(entry.rows for entry in self._entries.values())
-
-    def _read(self, keys: SessionKeys, offset: int) -> tuple[str, list[bytes], bytes]:
-        script_keys = [keys.meta, keys.docs] + ([keys.vectors] if self._vector_bytes else [])
-        generation, docs, raw = self._connector.run_script(
-            _READ_FROM, script_keys, [offset, self._vector_bytes], binary=True
-        )
-        return generation.decode(), list(docs), bytes(raw)
