@@ -49,6 +49,7 @@ import jwt
 import redis
 import redis.connection
 
+from bench.events import SEED_MESSAGES, WINDOW, load_event, seed_event
 from bench.summarizer import command_stats, percentile, quiet_logger
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
@@ -65,8 +66,6 @@ CHILD = Path(__file__).resolve().parent / "cold_child.py"
 PYTHONPATH = f"{REPO / 'layers' / 'shared' / 'python'}:{REPO}"
 
 FUNCTION = "GetMemoryFunction"
-WINDOW = 12
-SEED_MESSAGES = 14
 TENANT = "bench"
 ISSUER, AUDIENCE = "https://issuer.bench/", "motorhead-bench"
 NEVER_REFUSES_RPS = "1000000"  # a bucket of a million tokens refilled at a million per second
@@ -144,11 +143,6 @@ def function_env(redis_url: str, method: AuthMethod, jwks_url: str, extra: dict[
     return values | extra
 
 
-def load_event(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
-    return data
-
-
 def with_credential(event: dict[str, Any], secret: str | None) -> dict[str, Any]:
     """The event with ``Authorization: Bearer <secret>`` (an API key or a JWT), or without any credential."""
     changed = copy.deepcopy(event)
@@ -156,23 +150,6 @@ def with_credential(event: dict[str, Any], secret: str | None) -> dict[str, Any]
     if secret is not None:
         changed["headers"]["authorization"] = f"Bearer {secret}"
     return changed
-
-
-def seed_event(session_id: str) -> dict[str, Any]:
-    """The sample POST event with more messages than the window, and a context (as ``bench/run.py`` seeds)."""
-    event = copy.deepcopy(load_event("post_memory-with-context"))
-    payload = {
-        "messages": [
-            {"role": "Human" if i % 2 == 0 else "AI", "content": f"message {i}: " + "lorem ipsum dolor sit amet " * 4}
-            for i in range(SEED_MESSAGES)
-        ],
-        "context": "The user likes electronic music and asked about DJs from Colombia.",
-    }
-    raw = json.dumps(payload)
-    event["pathParameters"] = {"session_id": session_id}
-    event["body"] = raw
-    event["headers"]["content-length"] = str(len(raw.encode()))
-    return event
 
 
 def new_api_key(redis_url: str) -> str:

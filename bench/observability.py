@@ -68,6 +68,7 @@ from typing import Any
 
 from mangum import Mangum
 
+from bench.events import SEED_MESSAGES, WINDOW, load_event, seed_event
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function, load_module
 from devserver.template import load_routes
@@ -79,8 +80,6 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHONPATH = f"{REPO / 'layers' / 'shared' / 'python'}:{REPO}"
 
 FUNCTIONS = {"GET": "GetMemoryFunction", "POST": "PostMemoryFunction"}
-WINDOW = 12
-SEED_MESSAGES = 14
 POST_SESSION = "bench-observability-post"
 TRACE_ENV = "_X_AMZN_TRACE_ID"
 CHILD_TIMEOUT_S = 900.0
@@ -276,28 +275,6 @@ class Daemon:
 def trace_header(sampled: bool) -> str:
     """A new trace header, as Lambda's runtime sets ``_X_AMZN_TRACE_ID`` before each invocation."""
     return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled={int(sampled)}"
-
-
-def load_event(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((REPO / "events" / f"{name}.json").read_text(encoding="utf-8"))
-    return data
-
-
-def seed_event(session_id: str) -> dict[str, Any]:
-    """The sample POST event with more messages than the window, and a context (as ``bench/run.py`` seeds)."""
-    event = copy.deepcopy(load_event("post_memory-with-context"))
-    payload = {
-        "messages": [
-            {"role": "Human" if i % 2 == 0 else "AI", "content": f"message {i}: " + "lorem ipsum dolor sit amet " * 4}
-            for i in range(SEED_MESSAGES)
-        ],
-        "context": "The user likes electronic music and asked about DJs from Colombia.",
-    }
-    raw = json.dumps(payload)
-    event["pathParameters"] = {"session_id": session_id}
-    event["body"] = raw
-    event["headers"]["content-length"] = str(len(raw.encode()))
-    return event
 
 
 def post_event() -> dict[str, Any]:

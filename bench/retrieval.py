@@ -467,7 +467,8 @@ def latency(
     biggest = max(settings.latency_sizes)
     messages = generated_messages(conversations, biggest, seed=5)
     queries = [q.text for conv in conversations for q in conv.questions]
-    texts = list(dict.fromkeys([text for _, text in messages] + queries))
+    # what the indexer embeds (``ltm/recipe.py``: "role: content"), and the queries as they are
+    texts = list(dict.fromkeys([f"{role}: {text}" for role, text in messages] + queries))
     vectors = dict(zip(texts, random_unit_vectors(len(texts), RANDOM_DIMENSIONS, seed=6), strict=True))
     embedder = LookupEmbedder(vectors, identity=f"random:{RANDOM_DIMENSIONS}", dimensions=RANDOM_DIMENSIONS)
     wirings: dict[str, Wiring] = {}

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import dataclasses
 import datetime as dt
 import json
@@ -51,6 +50,7 @@ from bench import gateway as gateway_bench
 from bench import observability as observability_bench
 from bench import retrieval as retrieval_bench
 from bench import summarizer as summarizer_bench
+from bench.events import SEED_MESSAGES, WINDOW, load_event, seed_event
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
 from devserver.template import Route, load_routes
@@ -65,8 +65,6 @@ PYTHONPATH = f"{REPO / 'layers' / 'shared' / 'python'}:{REPO}"
 PASS = "pass (reference)"
 FLOOR = "floor: import fastapi, mangum, redis"
 HEAVY = ("openai", "boto3", "numpy")
-WINDOW = 12
-SEED_MESSAGES = 14
 CHILD_TIMEOUT_S = 60.0
 
 VARIANTS = {
@@ -258,28 +256,6 @@ class WarmResult:
     round_ratio_p50_max: float
     messages_returned: int
     response_bytes: int
-
-
-def load_event(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
-    return data
-
-
-def seed_event(session_id: str) -> dict[str, Any]:
-    """The sample POST event with more messages than the window, and a context."""
-    event = copy.deepcopy(load_event("post_memory-with-context"))
-    payload = {
-        "messages": [
-            {"role": "Human" if i % 2 == 0 else "AI", "content": f"message {i}: " + "lorem ipsum dolor sit amet " * 4}
-            for i in range(SEED_MESSAGES)
-        ],
-        "context": "The user likes electronic music and asked about DJs from Colombia.",
-    }
-    raw = json.dumps(payload)
-    event["pathParameters"] = {"session_id": session_id}
-    event["body"] = raw
-    event["headers"]["content-length"] = str(len(raw.encode()))
-    return event
 
 
 def noop_handler() -> LambdaHandler:

@@ -60,7 +60,10 @@ def function_runtimes(
 
 
 def port_is_free(port: int) -> bool:
+    """Whether the gateway could bind the port: with SO_REUSEADDR as it does, so a port that only holds connections
+    closing after a stop (TIME_WAIT) counts as free."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -37,6 +38,9 @@ def _answer(out: BinaryIO, payload: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C reaches the whole terminal's process group: the gateway process handles it and stops its workers (a
+    # worker also ends when its request pipe closes), so a worker never prints a KeyboardInterrupt of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parser = argparse.ArgumentParser()
     parser.add_argument("--function-id", required=True)
     parser.add_argument("--code-uri", required=True)

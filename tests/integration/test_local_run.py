@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import requests
 
+from devserver.__main__ import port_is_free
 from devserver.embedded_redis import free_port
 from tests.support import REPO
 
@@ -111,3 +113,52 @@ def test_local_run_given_long_term_memory_on_retrieves_with_the_local_model(tmp_
             time.sleep(0.2)
     # Then the paraphrased message comes first
     assert hits[0]["content"] == "How do I dance to electronic music?"
+
+
+def test_local_run_given_ctrl_c_in_its_terminal_stops_every_process_without_a_traceback(tmp_path: Path) -> None:
+    # Given the local server in a process group of its own (as a terminal's foreground job), its function processes
+    # started by a first request
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith(("MOTORHEAD_", "AWS_"))}
+    env.update(PORT=str(port), MOTORHEAD_DATA_DIR=str(tmp_path), PYTHONPATH=f"{REPO / 'layers/shared/python'}:{REPO}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devserver"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/sessions/x/memory", timeout=2).ok:
+                    break
+            except (requests.ConnectionError, requests.Timeout):
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        # When Ctrl-C is pressed: SIGINT to the whole foreground process group
+        os.killpg(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    # Then it stops cleanly: exit 0, no traceback from any process, and a port free for a restart at once
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
+    assert port_is_free(port)
+
+
+def test_port_is_free_given_only_connections_closing_after_a_stop_says_free() -> None:
+    # Given a server that accepted a connection, closed it first (its side waits in TIME_WAIT) and stopped
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        # When it is still listening / Then the port is taken
+        assert not port_is_free(port)
+        accepted.close()
+    time.sleep(0.1)
+    client.close()
+    # And once it stopped, the closing connection does not make the port look taken
+    assert port_is_free(port)

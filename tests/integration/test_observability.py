@@ -121,3 +121,19 @@ def test_http_given_refused_credentials_counts_auth_failures(
     refused = [r for r in records if r.get("message") == "request refused"]
     assert refused and refused[0]["correlation_id"] == load_event("get_memory-ok")["requestContext"]["requestId"]
     assert refused[0]["function_name"] == "GetMemoryFunction" and refused[0]["status"] == 401
+
+
+def test_http_given_event_logging_turned_on_by_the_environment_never_logs_credentials(
+    redis_server: EmbeddedRedis, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Given an operator who set POWERTOOLS_LOGGER_LOG_EVENT=true, and a request carrying a credential
+    with cold_start(REDIS_URL=redis_server.url, MOTORHEAD_AUTH="api-key", POWERTOOLS_LOGGER_LOG_EVENT="true") as api:
+        capfd.readouterr()
+        caplog.clear()
+        event = get_event("s")
+        event["headers"]["x-api-key"] = "mhk_0123456789abcdef_" + "s" * 43
+        event["headers"]["authorization"] = "Bearer not-a-key-but-a-secret-all-the-same"
+        assert api.invoke("GetMemoryFunction", event)["statusCode"] == 401
+        printed = capfd.readouterr().out + "\n".join(json.dumps(r) for r in logged(caplog))
+    # Then no event was logged: neither credential appears anywhere
+    assert "s" * 43 not in printed and "not-a-key-but-a-secret" not in printed

@@ -7,6 +7,7 @@ import pytest
 from motorhead.core.job_loop import StepBudget
 from motorhead.core.values import NewMessage, SessionJob
 from motorhead.errors import EmbeddingError, JobIncompleteError
+from motorhead.ltm import retrieval
 from motorhead.ltm.indexing import EMBED_BATCH, IndexerService
 from motorhead.ltm.recipe import DenseText
 from motorhead.ltm.retrieval import RetrievalService
@@ -117,3 +118,17 @@ def test_indexer_given_an_index_recorded_with_content_alone_embeds_the_content_a
     )
     IndexerService(store=store, embedder=embedder, index=index).run(SessionJob(ref("s"), last_id=1))
     assert embedder.calls == [["Yes, last Tuesday"]]
+
+
+def test_retrieval_given_a_big_session_looks_up_both_sides_at_once_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an indexed session, searched once as a small session is (one side after the other)
+    _, index, embedder = indexed([f"{t} number {i}" for i in range(30) for t in TEXTS])
+    service = RetrievalService(embedder=embedder, index=index, keywords=index)
+    alone = [(h.message.id, h.score) for h in service.search(ref("s"), "Miso the cat", 10)]
+    # When the session counts as big (the keyword side runs in a thread beside the vector side)
+    monkeypatch.setattr(retrieval, "PARALLEL_ROWS", 1)
+    side_by_side = [(h.message.id, h.score) for h in service.search(ref("s"), "Miso the cat", 10)]
+    # Then the ranking is the same
+    assert side_by_side == alone and len(alone) == 10

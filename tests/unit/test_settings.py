@@ -82,3 +82,28 @@ def test_redis_connector_given_no_redis_url_fails_naming_it() -> None:
     # When the Redis adapter is built / Then it refuses, naming the variable
     with pytest.raises(ConfigError, match="REDIS_URL"):
         RedisConnector(settings)
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://idp.example.com/.well-known/jwks.json", True),
+        ("http://127.0.0.1:8443/jwks.json", True),
+        ("http://localhost/jwks.json", True),
+        ("http://idp.example.com/.well-known/jwks.json", False),
+        ("ftp://idp.example.com/jwks.json", False),
+        ("file:///etc/jwks.json", False),
+    ],
+)
+def test_settings_given_jwt_accepts_a_jwks_only_over_https_or_on_this_machine(url: str, accepted: bool) -> None:
+    values = {
+        "MOTORHEAD_AUTH": "jwt",
+        "MOTORHEAD_JWT_ISSUER": "https://idp.example.com/",
+        "MOTORHEAD_JWT_AUDIENCE": "motorhead",
+        "MOTORHEAD_JWT_JWKS_URL": url,
+    }
+    if accepted:
+        assert Settings(**values).jwt_jwks_url == url  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ValueError, match="must be https"):
+            Settings(**values)  # type: ignore[arg-type]

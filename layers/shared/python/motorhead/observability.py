@@ -63,7 +63,8 @@ def lambda_entry(handler: LambdaHandler, *, http: bool) -> LambdaHandler:
     correlation = correlation_paths.API_GATEWAY_HTTP if http else None
 
     @wraps(handler)
-    @logger.inject_lambda_context(correlation_id_path=correlation, clear_state=True)
+    # log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: an event carries the caller's credentials
+    @logger.inject_lambda_context(correlation_id_path=correlation, clear_state=True, log_event=False)
     @metrics.log_metrics
     def entry(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return handler(event, context)

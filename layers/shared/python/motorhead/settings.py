@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,12 @@ PACKAGED_TIKTOKEN_CACHE = Path(__file__).resolve().parent / "tiktoken_cache"
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
+
+
+def _is_https_or_loopback(url: str) -> bool:
+    """Signing keys fetched over plain http could be swapped on the way: only https, or http to this machine."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in {"127.0.0.1", "localhost", "::1"})
 
 
 class Settings(BaseSettings):
@@ -130,6 +137,8 @@ class Settings(BaseSettings):
             ]
             if missing:
                 raise ValueError(f"MOTORHEAD_AUTH=jwt needs {', '.join(missing)}")
+            if not _is_https_or_loopback(str(self.jwt_jwks_url)):
+                raise ValueError("MOTORHEAD_JWT_JWKS_URL must be https (http only on a loopback host, for tests)")
             if not set(self.jwt_algorithm_list()) <= ASYMMETRIC_ALGORITHMS:
                 raise ValueError(f"MOTORHEAD_JWT_ALGORITHMS: only {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}")
         return self

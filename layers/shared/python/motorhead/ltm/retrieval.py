@@ -8,14 +8,26 @@ speaker a question names boosted, each message lifted by the message after it. `
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from typing import Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 from motorhead.core.values import Hit, SessionRef
+from motorhead.ltm.bm25 import SessionTexts
 from motorhead.ltm.fusion import named_speaker, reciprocal_rank_fusion, score_fusion
 from motorhead.ltm.ports import Embedder, KeywordIndex, Scored, VectorIndex, Vectors
 from motorhead.ltm.recipe import DEFAULT_RECIPE, FusionRecipe
 
 Mode = Literal["fusion", "vector", "keyword", "rrf"]
+PARALLEL_ROWS = 20_000  # from this many messages, the keyword and vector lookups run side by side
+
+
+@lru_cache(maxsize=1)
+def _keyword_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
 
 
 class RetrievalService:
@@ -56,13 +68,24 @@ class RetrievalService:
     def _nearest(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
         return self._index.vector_search(session, query, k)
 
-    def _fused(self, session: SessionRef, text: str, query: Vectors, k: int) -> list[Hit]:
+    def lookup(
+        self, session: SessionRef, text: str, query: Vectors
+    ) -> tuple[SessionTexts, NDArray[np.float64], list[Scored]]:
+        """The two lookups the fusion starts from: every message's BM25 score, and the nearest ``candidates`` by
+        vector. On a big session they run side by side (numpy releases the GIL): the vector side reads the whole
+        matrix and is bound by memory bandwidth, the keyword side by its postings."""
         texts = self._keywords.texts(session)
+        if len(texts) < PARALLEL_ROWS:
+            return texts, texts.scores(text), self._nearest(session, query, self._recipe.candidates)
+        keyword = _keyword_pool().submit(texts.scores, text)
+        nearest = self._nearest(session, query, self._recipe.candidates)
+        return texts, keyword.result(), nearest
+
+    def _fused(self, session: SessionRef, text: str, query: Vectors, k: int) -> list[Hit]:
+        texts, keyword, nearest = self.lookup(session, text, query)
         if not len(texts):
             return []
         recipe = self._recipe
-        keyword = texts.scores(text)
-        nearest = self._nearest(session, query, recipe.candidates)
         cosine = {texts.row_of[h.message.id]: 1.0 - h.distance for h in nearest if h.message.id in texts.row_of}
         candidates = sorted(set(cosine) | set(texts.best(keyword, recipe.candidates)))
         last = len(texts) - 1

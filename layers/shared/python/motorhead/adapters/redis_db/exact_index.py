@@ -43,6 +43,18 @@ return added
 """
 
 
+EINSUM_ROWS = 32_768  # from this many rows, einsum streams the matrix faster than BLAS on one thread
+
+
+def cosine(matrix: Vectors, query: Vectors) -> Vectors:
+    """Each row's dot product with the (unit) query. Over a big matrix, memory bandwidth is the limit: numpy's einsum
+    reads it once at full speed where OpenBLAS's single-thread gemv takes about twice as long (100,000 × 384 rows:
+    6 ms against 12 ms here, ``bench/locomo.py``); on a small one, BLAS is faster."""
+    if len(matrix) >= EINSUM_ROWS:
+        return np.asarray(np.einsum("ij,j->i", matrix, query), dtype=np.float32)
+    return matrix @ query
+
+
 @dataclass
 class _Rows:
     """What this process has read of one session: its vectors and messages, row by row. The vectors live in one
@@ -108,7 +120,7 @@ class ExactVectorIndex:
         rows = self._rows.get(session)
         if rows.matrix is None or not rows.messages:
             return []
-        similarity = rows.matrix @ np.asarray(query, dtype=np.float32)
+        similarity = cosine(rows.matrix, np.asarray(query, dtype=np.float32))
         count = min(k, len(similarity))
         top = np.argpartition(-similarity, count - 1)[:count]
         top = top[np.argsort(-similarity[top], kind="stable")]
