@@ -132,3 +132,19 @@ def test_retrieval_given_a_big_session_looks_up_both_sides_at_once_with_the_same
     side_by_side = [(h.message.id, h.score) for h in service.search(ref("s"), "Miso the cat", 10)]
     # Then the ranking is the same
     assert side_by_side == alone and len(alone) == 10
+
+
+def test_indexer_given_the_index_recorded_anew_between_jobs_follows_the_new_record() -> None:
+    # Given an indexer that indexed a job into an index of the previous version (content alone)
+    store, embedder = FakeMemoryStore(), FakeEmbedder()
+    index = FakeVectorIndex(store)
+    index.dense_text = DenseText.CONTENT
+    indexer = IndexerService(store=store, embedder=embedder, index=index)
+    store.append(ref("s"), [NewMessage("Ana", "first")], context=None, namespace="", now_ms=1, index=True)
+    indexer.run(SessionJob(ref("s"), last_id=1))
+    # When the index is emptied and recorded anew by another process (the current recipe), then a job comes
+    index.dense_text = DenseText.ROLE_AND_CONTENT
+    store.append(ref("s"), [NewMessage("Ana", "second")], context=None, namespace="", now_ms=1, index=True)
+    indexer.run(SessionJob(ref("s"), last_id=2))
+    # Then the same indexer embeds as the new record says
+    assert embedder.calls == [["first"], ["Ana: second"]]

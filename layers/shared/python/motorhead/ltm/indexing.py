@@ -58,10 +58,11 @@ class IndexerService:
         """Index everything pending for the session, then let go of its lease. An embedding failure raises (the
         messages stay pending); so does a backlog bigger than one job's rounds or time, so that SQS delivers the job
         again and it goes on where it stopped. No batch starts without the budget's reserve of time left."""
-        if self._dense_text is None:
-            self._dense_text = self._index.ensure_ready(
-                embedder=self._embedder.identity, dimensions=self._embedder.dimensions
-            )
+        # Every job reads the index's record again (one round trip): an index emptied and recorded anew by another
+        # process meanwhile is then embedded as its record says, never as this process last saw it.
+        self._dense_text = self._index.ensure_ready(
+            embedder=self._embedder.identity, dimensions=self._embedder.dimensions
+        )
         tally = _Tally()
         loop = self._budget.run(lambda: self._step(job, tally), time_left)
         logger.info(
