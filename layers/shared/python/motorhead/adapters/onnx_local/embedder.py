@@ -160,6 +160,9 @@ class LocalOnnxEmbedder:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
+            # no busy-waiting between calls: a spinning thread pool takes CPU from the search after the query's
+            # embedding, and from the other functions of a host
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.log_severity_level = 3
             session = onnxruntime.InferenceSession(
