@@ -49,7 +49,7 @@ import jwt
 import redis
 import redis.connection
 
-from bench.events import SEED_MESSAGES, WINDOW, load_event, seed_event
+from bench.events import PYTHONPATH, REPO, SEED_MESSAGES, WINDOW, load_event, seed_event
 from bench.summarizer import command_stats, percentile, quiet_logger
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
@@ -60,10 +60,7 @@ from motorhead.settings import get_settings
 from tests.jwks_server import JwksServer, SigningKey, in_seconds, mint, rsa_key
 from tests.support import environment
 
-REPO = Path(__file__).resolve().parent.parent
-EVENTS = REPO / "events"
 CHILD = Path(__file__).resolve().parent / "cold_child.py"
-PYTHONPATH = f"{REPO / 'layers' / 'shared' / 'python'}:{REPO}"
 
 FUNCTION = "GetMemoryFunction"
 TENANT = "bench"

@@ -1,4 +1,5 @@
-"""The sample events of ``events/`` as the benchmarks use them: one copy of the loading and of the seeded session."""
+"""The sample events of ``events/`` as the benchmarks use them: one copy of the loading and of the seeded session;
+and where the repository is (``REPO``), with the ``PYTHONPATH`` the benchmarks' child processes run under."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 EVENTS = REPO / "events"
+PYTHONPATH = f"{REPO / 'layers' / 'shared' / 'python'}:{REPO}"  # the layer, as /opt/python on Lambda, and the repo
 WINDOW = 12  # MOTORHEAD_MAX_WINDOW_SIZE of the warm-path benchmarks
 SEED_MESSAGES = 14  # the seeded session: more messages than the window, and a context
 

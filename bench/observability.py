@@ -68,16 +68,13 @@ from typing import Any
 
 from mangum import Mangum
 
-from bench.events import SEED_MESSAGES, WINDOW, load_event, seed_event
+from bench.events import PYTHONPATH, REPO, SEED_MESSAGES, WINDOW, load_event, seed_event
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function, load_module
 from devserver.template import load_routes
 from motorhead import observability
 from motorhead.entrypoints.http.app import RequestMetricsMiddleware
 from motorhead.observability import lambda_entry, logger, metrics
-
-REPO = Path(__file__).resolve().parent.parent
-PYTHONPATH = f"{REPO / 'layers' / 'shared' / 'python'}:{REPO}"
 
 FUNCTIONS = {"GET": "GetMemoryFunction", "POST": "PostMemoryFunction"}
 POST_SESSION = "bench-observability-post"

@@ -50,17 +50,14 @@ from bench import gateway as gateway_bench
 from bench import observability as observability_bench
 from bench import retrieval as retrieval_bench
 from bench import summarizer as summarizer_bench
-from bench.events import SEED_MESSAGES, WINDOW, load_event, seed_event
+from bench.events import EVENTS, PYTHONPATH, REPO, SEED_MESSAGES, WINDOW, load_event, seed_event
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
 from devserver.template import Route, load_routes
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.core.values import NO_TENANT, SessionRef
 
-REPO = Path(__file__).resolve().parent.parent
-EVENTS = REPO / "events"
 CHILD = Path(__file__).resolve().parent / "cold_child.py"
-PYTHONPATH = f"{REPO / 'layers' / 'shared' / 'python'}:{REPO}"
 
 PASS = "pass (reference)"
 FLOOR = "floor: import fastapi, mangum, redis"

@@ -49,13 +49,21 @@ def admin_redis(data_dir: Path) -> Iterator[str]:
     marker = data_dir / URL_FILE
     if marker.is_file():
         url = marker.read_text(encoding="utf-8").strip()
-        with contextlib.suppress(redis.RedisError), redis.Redis.from_url(url, socket_connect_timeout=1) as client:
-            client.ping()
+        if _answers(url):  # the command runs outside the check: its own Redis errors are never taken for "not up"
             yield url
             return
     data_dir.mkdir(parents=True, exist_ok=True)
     with EmbeddedRedis(data_dir=data_dir) as server:
         yield server.url
+
+
+def _answers(url: str) -> bool:
+    """Whether a Redis answers at ``url`` (a ``make run`` that is up, not a marker left by one that is gone)."""
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=1) as client:
+            return bool(client.ping())
+    except redis.RedisError:
+        return False
 
 
 def invoke_admin(event: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     revoke = commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("--key-id", required=True)
     adopt = commands.add_parser(
-        "adopt", help="move every session stored with MOTORHEAD_AUTH=none to a tenant (before turning auth on)"
+        "adopt", help="move every session stored with MOTORHEAD_AUTH=none to a tenant (right after turning auth on)"
     )
     adopt.add_argument("--tenant", required=True)
     adopt.add_argument("--dry-run", action="store_true", help="only count what would move")

@@ -26,6 +26,7 @@ import redis
 import requests
 
 from devserver.embedded_redis import EmbeddedRedis, free_port
+from devserver.keys import URL_FILE, admin_redis
 from motorhead.composition.access import api_keys
 from motorhead.core.auth import ALL_SCOPES, Caller, Credential
 from motorhead.errors import AuthenticationError
@@ -241,6 +242,19 @@ def test_create_given_make_run_is_running_talks_to_its_redis_and_the_key_works_a
         assert requests.get(base + "/sessions/s/memory", timeout=5).status_code == 401
         listed = keys_command("list", MOTORHEAD_DATA_DIR=str(tmp_path))
         assert [e["key_id"] for e in json.loads(listed.stdout)] == [key.split("_")[1]]
+
+
+def test_admin_redis_given_a_running_server_a_redis_error_of_the_command_reaches_it_and_starts_no_second_redis(
+    tmp_path: Path, redis_server: EmbeddedRedis
+) -> None:
+    # Given the marker a running `make run` leaves, naming a Redis that answers
+    (tmp_path / URL_FILE).write_text(redis_server.url, encoding="utf-8")
+    # When the command run against it fails with a Redis error
+    with pytest.raises(redis.ResponseError, match="from the command"), admin_redis(tmp_path) as url:
+        assert url == redis_server.url
+        raise redis.ResponseError("from the command")
+    # Then the error is the command's own (not taken for "no server": no second Redis was started on the folder)
+    assert not (tmp_path / "appendonlydir").exists() and sorted(p.name for p in tmp_path.iterdir()) == [URL_FILE]
 
 
 # --- the admin handler itself ---------------------------------------------------------------------------------------

@@ -232,6 +232,36 @@ def test_key_record_given_no_tenant_or_an_unusable_one_is_refused_and_never_read
     assert [m["content"] for m in memory["messages"]] == [marker] and memory["context"] == marker
 
 
+def test_key_record_given_one_this_version_cannot_read_refuses_it_as_an_unknown_key_and_lists_the_others(
+    keyed: SecureApi, raw: redis.Redis
+) -> None:
+    # Given a working key, and key records damaged by hand or written by a newer version: no secret hash, a scope
+    # this version does not know, a creation time that is not a number (each with the right secret otherwise)
+    good = keyed.key("acme")
+    damaged: dict[str, str] = {}
+    for case in ["no-hash", "unknown-scope", "bad-created-at"]:
+        key = keyed.key("acme")
+        name = f"mh:apikey:{key.split('_')[1]}"
+        if case == "no-hash":
+            raw.hdel(name, "hash")
+        elif case == "unknown-scope":
+            raw.hset(name, "scopes", "read,superuser")
+        else:
+            raw.hset(name, "created_at", "yesterday")
+        damaged[case] = key
+    for case, key in damaged.items():
+        for method, path in [("GET", "/sessions/a/memory"), ("GET", "/sessions"), ("GET", "/keys/current")]:
+            # When such a key is presented
+            answer = send(keyed.base_url, method, path, bearer(key))
+            # Then it is refused as an invalid key (401), never a 500
+            assert answer.status == 401, (case, method, path, answer)
+            refused(answer, 401, INVALID_KEY)
+    # And the working key still works, and listing the keys shows it (the damaged ones are skipped, not fatal)
+    assert send(keyed.base_url, "GET", "/keys/current", bearer(good)).status == 200
+    listed = keyed.api.admin({"action": "list", "tenant": "acme"})
+    assert [entry["key_id"] for entry in listed["keys"]] == [good.split("_")[1]], listed
+
+
 def test_keys_given_unknown_forged_or_malformed_answer_one_body_so_nothing_tells_them_apart(keyed: SecureApi) -> None:
     # Given a real key, and an attacker who knows its public id (ids are in logs and listings)
     key = keyed.key(fresh("acme"))

@@ -300,3 +300,11 @@ def test_retrieval_given_openai_embeddings_runs_the_same_recipe_on_both_backends
             # and its speaker), in the fused order
             assert {h["content"] for h in hits} == {turns[0][1], turns[1][1]}
             assert hits[0]["score"] >= hits[1]["score"]
+
+
+def test_retrieval_given_a_session_id_over_the_limit_answers_400_before_embedding_anything(ltm: Ltm) -> None:
+    # Given a session id of 2,000 bytes (the limit is 256), as for every other route
+    response = ltm.retrieve("a" * 2000, "anything at all")
+    # Then 400 with the sizes, like GET, POST and DELETE
+    assert response["statusCode"] == 400
+    assert body(response) == {"error": "session id is 2000 bytes; the limit is 256"}

@@ -21,6 +21,7 @@ from motorhead.adapters.redis_db.keys import Keys, session_tag
 from motorhead.adapters.redis_db.search_index import SearchVectorIndex, _backfilling, _index_dimensions
 from motorhead.core.values import StoredMessage
 from motorhead.errors import ConfigError, StoreUnavailableError
+from motorhead.ltm.recipe import DenseText
 from motorhead.settings import Settings
 from tests.support import ref
 
@@ -402,3 +403,15 @@ def test_ft_info_given_other_servers_reply_shapes_reads_dimensions_and_backfill(
 def _info(raw: redis.Redis, keys: Keys) -> dict[str, Any]:
     info: dict[str, Any] = raw.execute_command("FT.INFO", keys.search_index())  # type: ignore[no-untyped-call]
     return info
+
+
+def test_ensure_ready_given_the_record_changed_after_the_index_was_ready_returns_the_new_record(
+    index: SearchVectorIndex, raw: redis.Redis, keys: Keys
+) -> None:
+    # Given an index this process found ready, recorded with the current dense text
+    assert index.ensure_ready(embedder=EMBEDDER, dimensions=DIMS) is DenseText.ROLE_AND_CONTENT
+    # When the record is replaced by one of the previous version (no dense text), as after a restore
+    raw.delete(keys.ltm_meta())
+    raw.hset(keys.ltm_meta(), mapping={"embedder": EMBEDDER, "dimensions": DIMS})
+    # Then the next call follows the record, not what the process saw before
+    assert index.ensure_ready(embedder=EMBEDDER, dimensions=DIMS) is DenseText.CONTENT

@@ -423,6 +423,9 @@ def test_adopt_command_given_a_stop_for_time_goes_on_to_the_end(
     with cold_start(REDIS_URL=plain.url) as api:
         write_tenantless(Caller(api))
     monkeypatch.setenv("REDIS_URL", plain.url)
+    # the command quiets the functions' logs and metrics in its own process's environment: undone after this test
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "ERROR")
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     monkeypatch.setattr(devserver.keys, "invoke_admin", lambda event: admin(event, Budget(2)))
     # When `make adopt-sessions TENANT=acme DRY_RUN=1`, then `make adopt-sessions TENANT=acme` run
     with cold_start(REDIS_URL=plain.url):

@@ -71,3 +71,22 @@ def test_score_fusion_given_equal_scores_everywhere_gives_no_nan() -> None:
         candidates=[0, 1], cosine={0: 0.3, 1: 0.3}, keyword=np.zeros(2), boosted=set(), recipe=FusionRecipe()
     )
     assert fused == {0: 0.0, 1: 0.0}
+
+
+def test_score_fusion_given_a_next_row_of_the_named_speaker_lifts_its_candidate_with_the_boost() -> None:
+    # Given candidates 0 and 1 whose next rows are 1 and 2; row 2 (not a candidate) is the named speaker's
+    recipe = FusionRecipe(alpha=1.0, speaker_boost=0.5, next_weight=0.2)
+    cosine = {0: 0.2, 1: 0.4, 2: 0.3}
+    plain = score_fusion(candidates=[0, 1], cosine=cosine, keyword=np.zeros(3), boosted=set(), recipe=recipe)
+    lifted = score_fusion(candidates=[0, 1], cosine=cosine, keyword=np.zeros(3), boosted={2}, recipe=recipe)
+    # Then row 1 gets 0.2 × row 2's boost too, row 0 nothing more
+    assert lifted[1] - plain[1] == pytest.approx(0.2 * 0.5) and lifted[0] == pytest.approx(plain[0])
+
+
+def test_score_fusion_given_a_row_without_cosine_counts_it_as_the_lowest_known() -> None:
+    recipe = FusionRecipe(alpha=1.0, speaker_boost=0.0, next_weight=0.0)
+    known = score_fusion(candidates=[0, 1, 2], cosine={0: 0.9, 1: 0.5, 2: 0.5}, keyword=np.zeros(3), boosted=set(),
+                         recipe=recipe)  # fmt: skip
+    missing = score_fusion(candidates=[0, 1, 2], cosine={0: 0.9, 1: 0.5}, keyword=np.zeros(3), boosted=set(),
+                           recipe=recipe)  # fmt: skip
+    assert missing == pytest.approx(known)

@@ -71,7 +71,14 @@ class LongTermMemoryDisabledError(MotorheadError):
 
 
 class JobIncompleteError(MotorheadError):
-    """A background job ran out of rounds or time with work left; SQS delivers it again to go on."""
+    """A background job ran out of rounds or time with work left; SQS delivers it again to go on.
+
+    Not a failure: what the job did before it stopped is committed and kept, in ``outcome`` (the job's own outcome,
+    e.g. the batches it indexed), so that the SQS handler can count it as well as the unfinished job."""
+
+    def __init__(self, message: str = "", *, outcome: object = None, detail: str | None = None) -> None:
+        super().__init__(message, detail=detail)
+        self.outcome = outcome
 
 
 class AuthenticationError(MotorheadError):

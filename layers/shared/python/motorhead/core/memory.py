@@ -97,11 +97,7 @@ class MemoryService:
             raise PayloadTooLargeError(f"context is over the limit of {limits.max_context_bytes} bytes")
 
     def _check_session_id(self, session: SessionRef) -> None:
-        if not session.id:
-            raise InvalidInputError("session id must not be empty")
-        size = len(session.id.encode("utf-8"))
-        if size > self._limits.max_session_id_bytes:
-            raise InvalidInputError(f"session id is {size} bytes; the limit is {self._limits.max_session_id_bytes}")
+        check_session_id(session.id, self._limits.max_session_id_bytes)
 
     def _namespace(self, namespace: str | None) -> str:
         if namespace is None:
@@ -120,3 +116,13 @@ def _send(jobs: JobQueue, job: SessionJob, kind: str) -> bool:
         logger.exception("could not queue a job; the next POST will retry", extra={"kind": kind})
         return False
     return True
+
+
+def check_session_id(session_id: str, max_bytes: int) -> None:
+    """A session id is 1 to ``max_bytes`` UTF-8 bytes: checked where a request names one (every route with a session,
+    retrieval included) and again by the service."""
+    if not session_id:
+        raise InvalidInputError("session id must not be empty")
+    size = len(session_id.encode("utf-8"))
+    if size > max_bytes:
+        raise InvalidInputError(f"session id is {size} bytes; the limit is {max_bytes}")

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from motorhead.core.text import STOPWORDS, WORDS
 from motorhead.core.values import StoredMessage
+from motorhead.ltm.vectors import top_k
 
 K1, B = 1.2, 0.75
 MONTHS = (
@@ -180,8 +181,6 @@ class SessionTexts:
     def best(self, scores: NDArray[np.float64], k: int) -> list[int]:
         """The rows of the ``k`` highest positive ``scores``, best first, newer first on ties."""
         found = np.flatnonzero(scores > 0)
-        if len(found) > k:
-            found = found[np.argpartition(-scores[found], k - 1)[:k]]
         ids = np.frombuffer(self._ids, dtype=np.int64)[found]
-        ranked: list[int] = found[np.lexsort((-ids, -scores[found]))].tolist()
+        ranked: list[int] = found[top_k(scores[found], ids, k)].tolist()
         return ranked

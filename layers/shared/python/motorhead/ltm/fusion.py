@@ -54,11 +54,11 @@ def score_fusion(
     """The fused score of each candidate row: ``alpha·z(cos) + (1−alpha)·z(bm25)`` with the z-scores taken over the
     candidates, ``+ speaker_boost`` for the ``boosted`` rows, ``+ next_weight ×`` the next row's own fused score.
     ``cosine`` holds every candidate's and every candidate's next row's cosine (a row without one counts as the
-    candidates' lowest)."""
+    candidates' lowest). ``boosted`` holds the rows of the named speaker among the candidates and their next rows."""
     rows = list(candidates)
     if not rows:
         return {}
-    floor = min(cosine.get(row, 0.0) for row in rows)
+    floor = min((cosine[row] for row in rows if row in cosine), default=0.0)
     cos = np.array([cosine.get(row, floor) for row in rows])
     bm = keyword[rows]
     cos_mean, cos_std = float(cos.mean()), float(cos.std()) or 1.0

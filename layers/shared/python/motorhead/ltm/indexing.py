@@ -56,8 +56,9 @@ class IndexerService:
 
     def run(self, job: SessionJob, *, time_left: Callable[[], float] | None = None) -> IndexOutcome:
         """Index everything pending for the session, then let go of its lease. An embedding failure raises (the
-        messages stay pending); so does a backlog bigger than one job's rounds or time, so that SQS delivers the job
-        again and it goes on where it stopped. No batch starts without the budget's reserve of time left."""
+        messages stay pending); so does a backlog bigger than one job's rounds or time (``JobIncompleteError``, with
+        the outcome of the batches done), so that SQS delivers the job again and it goes on where it stopped. No batch
+        starts without the budget's reserve of time left."""
         # Every job reads the index's record again (one round trip): an index emptied and recorded anew by another
         # process meanwhile is then embedded as its record says, never as this process last saw it.
         self._dense_text = self._index.ensure_ready(
@@ -69,9 +70,12 @@ class IndexerService:
             "index job done",
             extra={"last_id": job.last_id, "stop": loop.stop.value, "indexed": tally.indexed, "batches": tally.batches},
         )
+        outcome = IndexOutcome(indexed=tally.indexed, batches=tally.batches)
         if not loop.finished:
-            raise JobIncompleteError(f"indexed {tally.indexed} messages in {tally.batches} batches; more are pending")
-        return IndexOutcome(indexed=tally.indexed, batches=tally.batches)
+            raise JobIncompleteError(
+                f"indexed {tally.indexed} messages in {tally.batches} batches; more are pending", outcome=outcome
+            )
+        return outcome
 
     def _step(self, job: SessionJob, tally: _Tally) -> bool:
         """One batch: embed, add, acknowledge; True once nothing is pending and the lease is released."""

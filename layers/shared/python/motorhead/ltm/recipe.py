@@ -10,9 +10,10 @@ Chosen on the LoCoMo development conversations (``bench/retrieval.py``; README, 
   the question names, if it names exactly one; then each message gets ``next_weight`` × its next message's score
   (an answer is often the turn after the one that matches).
 
-Sessions indexed before this recipe embedded the message's content alone (``DenseText.CONTENT``): their vectors stay
-as they are and keep working (the fusion is computed at query time), and their new messages are embedded the same
-way, so a session's vectors are never a mix. Rebuilding a session (the admin action ``reindex``) moves it to
+The index's record (``adapters/redis_db/index_record.py``) names the dense text its vectors are made of, for the
+whole index. An index built before this recipe has none: its messages were embedded as their content alone
+(``DenseText.CONTENT``), so they go on being embedded that way and its vectors are never a mix; the keyword side and
+the fusion, computed at query time, apply to it at once. A new index (a new key prefix) gets
 ``DenseText.ROLE_AND_CONTENT``.
 """
 
@@ -25,7 +26,7 @@ from motorhead.core.values import StoredMessage
 
 
 class DenseText(StrEnum):
-    """What a session's vectors were made from; recorded per session with its first vectors."""
+    """What an index's vectors are made from; recorded once per index, beside its embedder."""
 
     CONTENT = "content"  # before this recipe: the message's content alone
     ROLE_AND_CONTENT = "role-content"  # "role: content"

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from motorhead.core.values import Hit, SessionRef
 from motorhead.ltm.bm25 import SessionTexts
-from motorhead.ltm.fusion import named_speaker, reciprocal_rank_fusion, score_fusion
+from motorhead.ltm.fusion import NOT_SCORED, named_speaker, reciprocal_rank_fusion, score_fusion
 from motorhead.ltm.ports import Embedder, KeywordIndex, Scored, VectorIndex, Vectors
 from motorhead.ltm.recipe import DEFAULT_RECIPE, FusionRecipe
 
@@ -27,7 +27,7 @@ PARALLEL_ROWS = 20_000  # from this many messages, the keyword and vector lookup
 
 @lru_cache(maxsize=1)
 def _keyword_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="bm25")
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="bm25")
 
 
 class RetrievalService:
@@ -78,8 +78,11 @@ class RetrievalService:
         if len(texts) < PARALLEL_ROWS:
             return texts, texts.scores(text), self._nearest(session, query, self._recipe.candidates)
         keyword = _keyword_pool().submit(texts.scores, text)
-        nearest = self._nearest(session, query, self._recipe.candidates)
-        return texts, keyword.result(), nearest
+        try:
+            nearest = self._nearest(session, query, self._recipe.candidates)
+        finally:
+            scores = keyword.result()  # never leave the thread reading texts that the next call may extend
+        return texts, scores, nearest
 
     def _fused(self, session: SessionRef, text: str, query: Vectors, k: int) -> list[Hit]:
         texts, keyword, nearest = self.lookup(session, text, query)
@@ -97,13 +100,15 @@ class RetrievalService:
             for message_id, distance in self._index.distances(session, ids, query).items():
                 cosine[texts.row_of[message_id]] = 1.0 - distance
         speaker = named_speaker(text, texts.roles())
-        boosted = {row for row in candidates if texts.messages[row].role == speaker} if speaker else set()
+        scored = set(candidates) | {row + 1 for row in candidates if row < last}  # the fusion reads each next row too
+        boosted = {row for row in scored if texts.messages[row].role == speaker} if speaker else set()
         fused = score_fusion(candidates=candidates, cosine=cosine, keyword=keyword, boosted=boosted, recipe=recipe)
         ranked = sorted(fused, key=lambda row: (-fused[row], -texts.messages[row].id))[:k]
-        floor = min(cosine.values(), default=0.0)
         return [
-            Hit(message=texts.messages[row], distance=1.0 - cosine.get(row, floor), score=fused[row]) for row in ranked
-        ]
+            Hit(message=texts.messages[row], distance=1.0 - cosine[row] if row in cosine else NOT_SCORED,
+                score=fused[row])
+            for row in ranked
+        ]  # fmt: skip
 
     def _by_rank(self, session: SessionRef, text: str, query: Vectors, k: int, *, keyword_only: bool) -> list[Hit]:
         candidates = max(3 * k, 30)

@@ -1,8 +1,9 @@
-"""numpy helpers every embedder shares."""
+"""numpy helpers the embedders and the rankings share."""
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from motorhead.ltm.ports import Vectors
 
@@ -15,3 +16,20 @@ def normalize(rows: Vectors) -> Vectors:
 
 def empty(dimensions: int) -> Vectors:
     return np.zeros((0, dimensions), dtype=np.float32)
+
+
+def top_k(scores: NDArray[np.floating], ids: NDArray[np.int64], k: int) -> NDArray[np.intp]:
+    """The positions of the ``k`` highest ``scores``, best first; on equal scores the higher id (the newer message)
+    first, at the cut too, so that the same data always ranks the same. One partition over all scores; only the
+    ``k`` kept are sorted, even when many scores tie at the cut (BM25's zeros when few messages match)."""
+    count = min(k, len(scores))
+    if count <= 0:
+        return np.zeros(0, dtype=np.intp)
+    kth = np.partition(scores, len(scores) - count)[len(scores) - count]
+    above = np.flatnonzero(scores > kth)
+    tied = np.flatnonzero(scores == kth)
+    need = count - len(above)
+    if len(tied) > need:  # keep the newest of those tied at the cut
+        tied = tied[np.argpartition(-ids[tied], need - 1)[:need]]
+    pool = np.concatenate((above, tied))
+    return pool[np.lexsort((-ids[pool], -scores[pool]))]

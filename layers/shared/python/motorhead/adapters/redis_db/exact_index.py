@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from motorhead.adapters.redis_db.codec import encode
 from motorhead.adapters.redis_db.connector import RedisConnector
@@ -23,6 +24,7 @@ from motorhead.core.values import SessionRef, StoredMessage
 from motorhead.errors import ConfigError
 from motorhead.ltm.ports import Scored, Vectors
 from motorhead.ltm.recipe import DenseText
+from motorhead.ltm.vectors import top_k
 
 # KEYS: meta, vectors, docs, indexed. ARGV: 1 generation, then (id, message JSON, float32 row) per message.
 _ADD = """
@@ -64,23 +66,28 @@ class _Rows:
     messages: list[StoredMessage] = field(default_factory=list)
     row_of: dict[int, int] = field(default_factory=dict)
     _buffer: Vectors | None = None
+    _id_buffer: NDArray[np.int64] | None = None  # the messages' ids, row by row (ties rank the newer first)
 
     @property
     def matrix(self) -> Vectors | None:
         return None if self._buffer is None else self._buffer[: len(self.messages)]
+
+    def ids(self) -> NDArray[np.int64]:
+        return np.zeros(0, dtype=np.int64) if self._id_buffer is None else self._id_buffer[: len(self.messages)]
 
     def extend(self, messages: list[StoredMessage], raw: bytes) -> None:
         rows = np.frombuffer(raw, dtype=np.float32).reshape(-1, self.dimensions)
         if len(rows) != len(messages):
             raise ValueError(f"{len(messages)} messages but {len(rows)} vectors")
         start, end = len(self.messages), len(self.messages) + len(messages)
-        if self._buffer is None or end > len(self._buffer):
-            grown = np.empty((max(end, 2 * (0 if self._buffer is None else len(self._buffer)), 64), self.dimensions),
-                             dtype=np.float32)  # fmt: skip
-            if self._buffer is not None:
-                grown[:start] = self._buffer[:start]
-            self._buffer = grown
+        if self._buffer is None or self._id_buffer is None or end > len(self._buffer):
+            capacity = max(end, 2 * (0 if self._buffer is None else len(self._buffer)), 64)
+            grown, grown_ids = np.empty((capacity, self.dimensions), dtype=np.float32), np.empty(capacity, np.int64)
+            if self._buffer is not None and self._id_buffer is not None:
+                grown[:start], grown_ids[:start] = self._buffer[:start], self._id_buffer[:start]
+            self._buffer, self._id_buffer = grown, grown_ids
         self._buffer[start:end] = rows
+        self._id_buffer[start:end] = [message.id for message in messages]
         for message in messages:
             self.row_of[message.id] = len(self.messages)
             self.messages.append(message)
@@ -121,9 +128,7 @@ class ExactVectorIndex:
         if rows.matrix is None or not rows.messages:
             return []
         similarity = cosine(rows.matrix, np.asarray(query, dtype=np.float32))
-        count = min(k, len(similarity))
-        top = np.argpartition(-similarity, count - 1)[:count]
-        top = top[np.argsort(-similarity[top], kind="stable")]
+        top = top_k(similarity, rows.ids(), k)
         return [Scored(message=rows.messages[i], distance=float(1.0 - similarity[i])) for i in top]
 
     def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:

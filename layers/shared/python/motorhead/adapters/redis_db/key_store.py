@@ -8,6 +8,7 @@ from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.core.api_keys import StoredKey
 from motorhead.core.auth import Scope
+from motorhead.observability import logger
 
 
 class RedisKeyStore:
@@ -20,7 +21,7 @@ class RedisKeyStore:
     def get(self, key_id: str) -> StoredKey | None:
         with mapped_errors():
             fields: dict[str, str] = self._connector.client().hgetall(self._keys.api_key(key_id))  # type: ignore[assignment]
-        return _decode(key_id, fields) if fields else None
+        return _decode(key_id, fields) if fields else None  # a malformed record: refused like an unknown key
 
     def put(self, key: StoredKey) -> None:
         mapping: dict[Any, Any] = {  # redis-py types the mapping invariantly
@@ -50,15 +51,23 @@ class RedisKeyStore:
             for key_id in ids:
                 pipe.hgetall(self._keys.api_key(key_id))
             rows = pipe.execute()
-        return [_decode(key_id, fields) for key_id, fields in zip(ids, rows, strict=True) if fields]
+        decoded = (_decode(key_id, fields) for key_id, fields in zip(ids, rows, strict=True) if fields)
+        return [key for key in decoded if key is not None]
 
 
-def _decode(key_id: str, fields: dict[str, str]) -> StoredKey:
-    return StoredKey(
-        key_id=key_id,
-        tenant=fields.get("tenant", ""),  # none: refused when the key is presented (``require_tenant``)
-        secret_hash=fields["hash"],
-        scopes=frozenset(Scope(name) for name in fields.get("scopes", "").split(",") if name),
-        created_at=int(fields.get("created_at", 0)),
-        label=fields.get("label", ""),
-    )
+def _decode(key_id: str, fields: dict[str, str]) -> StoredKey | None:
+    """The key its hash records; None, with a warning, for a record this version cannot read (no secret hash, a
+    scope it does not know, a creation time that is not a number): such a key authenticates nothing, the caller gets
+    the 401 of an unknown key rather than a 500, and the operator a log line naming the key id."""
+    try:
+        return StoredKey(
+            key_id=key_id,
+            tenant=fields.get("tenant", ""),  # none: refused when the key is presented (``require_tenant``)
+            secret_hash=fields["hash"],
+            scopes=frozenset(Scope(name) for name in fields.get("scopes", "").split(",") if name),
+            created_at=int(fields.get("created_at", 0)),
+            label=fields.get("label", ""),
+        )
+    except (KeyError, ValueError) as exc:
+        logger.warning("unreadable API key record; the key is refused", extra={"key_id": key_id, "error": repr(exc)})
+        return None

@@ -33,7 +33,7 @@ from motorhead.adapters.redis_db.keys import Keys
 from motorhead.core.values import SessionRef, StoredMessage
 from motorhead.errors import ConfigError, StoreUnavailableError
 from motorhead.ltm.ports import Scored, Vectors
-from motorhead.ltm.recipe import CURRENT_DENSE_TEXT, DenseText
+from motorhead.ltm.recipe import DenseText
 
 # KEYS: 1 meta, 2 indexed, 3 doc_ids, 4 docs, then the document key of each message. ARGV: 1 generation, 2 session
 # tag, then per message (id, role, content, created_at, message JSON, float32 vector). Writes nothing unless the
@@ -78,19 +78,19 @@ class SearchVectorIndex:
         self._index = keys.search_index()
         self._wanted: tuple[str, int] | None = None  # what ensure_ready was last asked for
         self._ready: tuple[str, int] | None = None  # what this process has checked and found ready
-        self._dense_text = CURRENT_DENSE_TEXT  # what the index's record says messages are embedded from
 
     # -- VectorIndex -------------------------------------------------------------------------------------------
 
     def ensure_ready(self, *, embedder: str, dimensions: int) -> DenseText:
         """Check the recorded embedder, create the index unless it exists (race-safe) and check its dimensions.
 
-        The index counts as ready (cached for the process) once it exists and is not backfilling.
+        The index counts as ready (cached for the process) once it exists and is not backfilling; the record is read
+        at every call (one round trip), so an index recorded anew meanwhile is followed at once.
         """
         self._wanted = (embedder, dimensions)
+        dense_text = record_embedder(self._connector, self._keys, embedder=embedder, dimensions=dimensions)
         if self._ready == self._wanted:
-            return self._dense_text
-        self._dense_text = record_embedder(self._connector, self._keys, embedder=embedder, dimensions=dimensions)
+            return dense_text
         backfilling = False
         with mapped_errors():
             for server in _primaries(self._connector.client()):
@@ -105,7 +105,7 @@ class SearchVectorIndex:
                 backfilling = backfilling or _backfilling(info)
         if not backfilling:
             self._ready = self._wanted
-        return self._dense_text
+        return dense_text
 
     def add(self, session: SessionRef, generation: str, messages: Sequence[StoredMessage], vectors: Vectors) -> int:
         if not messages:

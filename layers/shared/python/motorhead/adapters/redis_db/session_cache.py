@@ -91,23 +91,28 @@ class SessionRowCache(Generic[T]):
         keys = self._keys.session(session)
         with self._lock:
             cached = self._entries.pop(keys.tag, None)
-        while True:  # a page at a time, until a page comes back short
-            generation, docs, raw = self._read(keys, cached.rows if cached else 0)
-            if cached is None or generation != cached.generation:
-                if cached is not None and cached.rows:  # what was read starts at the old offset: read it all
-                    generation, docs, raw = self._read(keys, 0)
-                cached = _Entry(generation=generation, rows=0, value=self._new())
-            if docs:
-                self._extend(cached.value, [decode(doc) for doc in docs], raw)
-                cached.rows += len(docs)
-            if len(docs) < self._page_rows:
-                break
+        try:
+            while True:  # a page at a time, until a page comes back short
+                generation, docs, raw = self._read(keys, cached.rows if cached else 0)
+                if cached is None or generation != cached.generation:
+                    if cached is not None and cached.rows:  # what was read starts at the old offset: read it all
+                        generation, docs, raw = self._read(keys, 0)
+                    cached = _Entry(generation=generation, rows=0, value=self._new())
+                if docs:
+                    self._extend(cached.value, [decode(doc) for doc in docs], raw)
+                    cached.rows += len(docs)
+                if len(docs) < self._page_rows:
+                    return cached.value
+        finally:  # kept even when a page fails: what was read is consistent (rows are counted page by page)
+            if cached is not None:
+                self._keep(keys.tag, cached)
+
+    def _keep(self, tag: str, entry: _Entry[T]) -> None:
         with self._lock:
-            self._entries[keys.tag] = cached
-            rows = sum(entry.rows for entry in self._entries.values())
+            self._entries[tag] = entry
+            rows = sum(e.rows for e in self._entries.values())
             while len(self._entries) > 1 and (len(self._entries) > self._max_sessions or rows > self._max_rows):
                 rows -= self._entries.popitem(last=False)[1].rows
-        return cached.value
 
     def _read(self, keys: SessionKeys, offset: int) -> tuple[str, list[bytes], bytes]:
         script_keys = [keys.meta, keys.docs] + ([keys.vectors] if self._vector_bytes else [])

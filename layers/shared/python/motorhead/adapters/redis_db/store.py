@@ -105,8 +105,9 @@ return redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[3])
 """
 
 # KEYS: the session's fixed keys. ARGV: 1 prefix of its search documents. Deletes every document listed in
-# doc_ids (same hash tag, same slot), then every fixed key: one atomic step.
-_DELETE = """
+# doc_ids (same hash tag, same slot), then every fixed key: one atomic step. The tenant migration deletes an adopted
+# source with it too.
+DELETE_SESSION = """
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[8])) do
   redis.call('DEL', ARGV[1] .. id)
 end
@@ -225,7 +226,7 @@ class RedisMemoryStore:
             for ns in sorted(namespaces):
                 pipe.zrem(self._keys.sessions_index(session.tenant, ns), session.id)
             pipe.execute()
-            self._connector.run_script(_DELETE, keys.all(), [keys.doc_prefix])
+            self._connector.run_script(DELETE_SESSION, keys.all(), [keys.doc_prefix])
 
     def list_sessions(self, tenant: str, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]:
         index = self._keys.sessions_index(tenant, namespace)

@@ -40,6 +40,7 @@ from redis.cluster import RedisCluster
 
 from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.keys import Keys, SessionKeys, tenant_tag
+from motorhead.adapters.redis_db.store import DELETE_SESSION
 from motorhead.core.tenancy import MAX_REPORTED_CONFLICTS, AdoptionReport
 from motorhead.core.values import NO_TENANT, SessionRef
 from motorhead.errors import MotorheadError
@@ -63,15 +64,6 @@ if redis.call('HGET', KEYS[1], 'adopting') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'adopting', 'job_at', 'idx_at')
 end
 return 1
-"""
-
-# KEYS: the source's fixed keys (doc_ids 8th). ARGV: the prefix of its search documents. As the store's DELETE: the
-# documents listed in doc_ids (same slot), then every fixed key, in one step.
-_DELETE_SOURCE = """
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[8])) do
-  redis.call('DEL', ARGV[1] .. id)
-end
-return redis.call('DEL', unpack(KEYS))
 """
 
 
@@ -276,7 +268,7 @@ class RedisSessionAdopter:
                 pipe.zadd(self._list(run.tenant, namespace), {session_id: score}, gt=True)
             pipe.execute()
         if delete_source:
-            self._connector.run_script(_DELETE_SOURCE, source.all(), [source.doc_prefix])
+            self._connector.run_script(DELETE_SESSION, source.all(), [source.doc_prefix])
         self._connector.run_script(_UNMARK, (copy.meta,), [tenant_tag(run.tenant)])
         if entries:
             pipe = text.pipeline(transaction=False)

@@ -65,14 +65,16 @@ class SummarizerService:
         """Fold until the session fits the window, one writer step (one LLM call) per commit, so a long backlog
         makes progress even if a later call fails. No step starts without the budget's reserve of time left
         (``time_left``: the Lambda invocation's remaining time): after a commit the rest is the next job's; with
-        nothing committed the job fails, so SQS delivers it again. An unknown or already summarized session is a
-        no-op."""
+        nothing committed the job is unfinished (``JobIncompleteError``, carrying the outcome so far), so SQS delivers
+        it again. An unknown or already summarized session is a no-op."""
         tally = _Tally()
         loop = self._budget.run(lambda: self._step(job, tally), time_left)
         outcome = tally.outcome()
         logger.info("summary job done", extra={"last_id": job.last_id, "stop": loop.stop.value, **asdict(outcome)})
         if loop.stop is Stop.TIME and not outcome.commits:
-            raise JobIncompleteError("no time left for one summary step; the job will be delivered again")
+            raise JobIncompleteError(
+                "no time left for one summary step; the job will be delivered again", outcome=outcome
+            )
         return outcome
 
     def _step(self, job: SessionJob, tally: _Tally) -> bool:

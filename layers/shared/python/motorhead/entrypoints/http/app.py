@@ -8,7 +8,6 @@ handler cannot reach a session any other way. ``GET /`` is the only app built wi
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated
 
@@ -22,15 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from motorhead import __version__
 from motorhead.core.auth import AccessControl, Caller
 from motorhead.core.auth import Scope as AccessScope
+from motorhead.core.memory import check_session_id
 from motorhead.core.values import SessionRef
 from motorhead.entrypoints.http.credentials import credential_from
 from motorhead.entrypoints.http.errors import (
     ERROR_RESPONSES,
     INTERNAL_ERROR,
+    domain_error_response,
     error_response,
-    headers_for,
-    message_for,
-    status_for,
     validation_response,
 )
 from motorhead.entrypoints.http.lambda_adapter import path_parameter
@@ -56,6 +54,7 @@ def _session(
     session_id: Annotated[str, Path(description="Any string up to 256 UTF-8 bytes; percent-encode it in the URL")],
 ) -> SessionRef:
     session = SessionRef(tenant=caller.tenant, id=path_parameter(request, "session_id", session_id))
+    check_session_id(session.id, request.app.state.max_session_id_bytes)  # before any route spends a thing on it
     logger.append_keys(session=session_hash(session))  # never the id itself: ids are often e-mail addresses
     return session
 
@@ -92,7 +91,7 @@ def create_app(
         responses=ERROR_RESPONSES,
     )
     app.state.access = access
-    app.state.scope = scope
+    app.state.max_session_id_bytes = settings.max_session_id_bytes
     challenge = _challenge(access)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if access is not None:  # outside the body limit: a caller without a valid credential gets 401, never a 400/413
@@ -101,16 +100,7 @@ def create_app(
 
     @app.exception_handler(MotorheadError)
     async def _domain_error(_: Request, exc: MotorheadError) -> JSONResponse:
-        # the answer holds the table's text for a 5xx; the error's own message and its detail are for the log only
-        status = status_for(exc)
-        if status >= 500:
-            logger.error(
-                "request failed",
-                extra={"status": status, "kind": type(exc).__name__, "error": str(exc), "detail": exc.detail},
-            )
-        elif status in (401, 403, 429):
-            logger.info("request refused", extra={"status": status, "reason": str(exc), "detail": exc.detail})
-        return error_response(status, message_for(exc), headers=headers_for(exc, status, challenge=challenge))
+        return domain_error_response(exc, challenge=challenge)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -160,18 +150,8 @@ class AccessMiddleware:
             return
         try:
             scope[CALLER] = self.access.admit(credential_from(Headers(scope=scope)), self.scope)
-        except MotorheadError as exc:
-            status = status_for(exc)
-            if status >= 500:  # the credential could not be checked (Redis, the JWKS): a 503, logged
-                logger.error(
-                    "request failed", extra={"status": status, "kind": type(exc).__name__, "detail": exc.detail}
-                )
-            else:
-                logger.info("request refused", extra={"status": status, "reason": str(exc)})
-            response = error_response(
-                status, message_for(exc), headers=headers_for(exc, status, challenge=self.challenge)
-            )
-            await response(scope, receive, send)
+        except MotorheadError as exc:  # refused (401, 403, 429), or the credential could not be checked (503)
+            await domain_error_response(exc, challenge=self.challenge)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -228,7 +208,8 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _send_json(send, 413, f"request body is over the limit of {self.max_bytes} bytes")
+                too_big = error_response(413, f"request body is over the limit of {self.max_bytes} bytes")
+                await too_big(scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -244,10 +225,3 @@ class BodyLimitMiddleware:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
-
-
-async def _send_json(send: Send, status: int, message: str) -> None:
-    payload = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})

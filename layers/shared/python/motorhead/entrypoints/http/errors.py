@@ -33,6 +33,7 @@ from motorhead.errors import (
     StoreUnavailableError,
     SummarizerError,
 )
+from motorhead.observability import logger
 
 INTERNAL_ERROR = "internal error"
 
@@ -114,6 +115,20 @@ def headers_for(exc: MotorheadError, status: int, *, challenge: str) -> dict[str
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(ErrorOut(error=message).model_dump(), status_code=status, headers=headers)
+
+
+def domain_error_response(exc: MotorheadError, *, challenge: str) -> JSONResponse:
+    """The answer to a domain error, wherever it was raised (admitting the caller, or in a route), logged once: a
+    5xx with its message and detail (never in the answer), a refusal (401, 403, 429) with its reason."""
+    status = status_for(exc)
+    if status >= 500:
+        logger.error(
+            "request failed",
+            extra={"status": status, "kind": type(exc).__name__, "error": str(exc), "detail": exc.detail},
+        )
+    elif status in (401, 403, 429):
+        logger.info("request refused", extra={"status": status, "reason": str(exc), "detail": exc.detail})
+    return error_response(status, message_for(exc), headers=headers_for(exc, status, challenge=challenge))
 
 
 def validation_response(exc: RequestValidationError) -> JSONResponse:
