@@ -1,14 +1,17 @@
-"""The `exact` backend's scoring: BLAS on small matrices, einsum on big ones, the same numbers either way."""
+"""The `exact` backend's scoring: BLAS on small matrices, einsum on big ones (two threads on the biggest), the same
+numbers either way."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from motorhead.adapters.redis_db.exact_index import EINSUM_ROWS, cosine
+from motorhead.adapters.redis_db.exact_index import EINSUM_ROWS, SPLIT_ROWS, cosine
 
 
-@pytest.mark.parametrize("rows", [1, 100, EINSUM_ROWS - 1, EINSUM_ROWS, EINSUM_ROWS + 1000])
+@pytest.mark.parametrize(
+    "rows", [1, 100, EINSUM_ROWS - 1, EINSUM_ROWS, EINSUM_ROWS + 1000, SPLIT_ROWS - 1, SPLIT_ROWS, SPLIT_ROWS + 1]
+)
 def test_cosine_given_any_size_equals_the_matrix_product_in_float32(rows: int) -> None:
     rng = np.random.default_rng(rows)
     matrix = rng.standard_normal((rows, 32)).astype(np.float32)
@@ -16,3 +19,14 @@ def test_cosine_given_any_size_equals_the_matrix_product_in_float32(rows: int) -
     scored = cosine(matrix, query)
     assert scored.dtype == np.float32 and scored.shape == (rows,)
     np.testing.assert_allclose(scored, matrix.astype(np.float64) @ query.astype(np.float64), rtol=1e-4, atol=1e-4)
+
+
+def test_cosine_given_a_matrix_scanned_by_two_threads_scores_every_row_exactly_as_one_thread_does() -> None:
+    # Given a matrix big enough to be split, with distinct rows at both ends and across the middle
+    rng = np.random.default_rng(3)
+    matrix = rng.standard_normal((SPLIT_ROWS + 7, 16)).astype(np.float32)
+    query = rng.standard_normal(16).astype(np.float32)
+    # When it is scored / Then every row has the score one einsum gives it, bit for bit (the same sum per row)
+    expected = np.einsum("ij,j->i", matrix, query)
+    for _ in range(3):  # the helper thread is reused
+        assert np.array_equal(cosine(matrix, query), expected)
