@@ -33,7 +33,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,8 +48,9 @@ import jwt
 import redis
 import redis.connection
 
-from bench.events import PYTHONPATH, REPO, SEED_MESSAGES, WINDOW, load_event, seed_event
-from bench.summarizer import command_stats, percentile, quiet_logger
+from bench.events import PYTHONPATH, SEED_MESSAGES, WINDOW, load_event, seed_event
+from bench.harness import interleaved_rounds, percentile, run_child_json, standalone_main, time_calls
+from bench.summarizer import command_stats, quiet_logger
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
 from devserver.template import Route, load_routes, load_template
@@ -66,7 +66,6 @@ FUNCTION = "GetMemoryFunction"
 TENANT = "bench"
 ISSUER, AUDIENCE = "https://issuer.bench/", "motorhead-bench"
 NEVER_REFUSES_RPS = "1000000"  # a bucket of a million tokens refilled at a million per second
-CHILD_TIMEOUT_S = 60.0
 
 AUTHORIZER_KEYS = ("Auth", "Authorizer", "Authorizers", "DefaultAuthorizer", "AuthorizerId")
 AUTHORIZER_TYPES = ("AWS::ApiGatewayV2::Authorizer", "AWS::ApiGateway::Authorizer")
@@ -276,16 +275,6 @@ def check_mode(loaded: Loaded, credentials: Credentials) -> tuple[int, int | Non
     return bare, foreign, answer
 
 
-def time_calls(fn: Callable[[], object], calls: int) -> list[float]:
-    clock = time.perf_counter_ns
-    samples: list[float] = []
-    for _ in range(calls):
-        start = clock()
-        fn()
-        samples.append((clock() - start) / 1000)
-    return samples
-
-
 @contextmanager
 def counted_round_trips(into: Counter[str]) -> Iterator[None]:
     """Count the client's writes to Redis: one per command, pipeline or script call (one round trip each)."""
@@ -337,15 +326,14 @@ def warm_path(
     for fn in functions.values():
         time_calls(fn, settings.warmup_calls)
     fetches_before = jwks.fetches
-    samples: dict[str, list[float]] = {key: [] for key in functions}
-    round_p50: dict[str, list[float]] = {key: [] for key in functions}
-    for round_no in range(1, settings.warm_rounds + 1):
-        for key in random.sample(list(functions), len(functions)):
-            taken = time_calls(functions[key], settings.calls)
-            samples[key] += taken
-            round_p50[key].append(percentile(taken, 50))
+
+    def on_round(round_no: int) -> None:
         if round_no % 10 == 0 or round_no == settings.warm_rounds:
             progress(f"auth warm path: round {round_no}/{settings.warm_rounds}")
+
+    samples, round_p50 = interleaved_rounds(
+        functions, rounds=settings.warm_rounds, calls=settings.calls, on_round=on_round
+    )
     fetches_while_timed = jwks.fetches - fetches_before
 
     with server.client(decode_responses=True) as observer:
@@ -450,14 +438,7 @@ def child_env(redis_url: str, method: AuthMethod, jwks_url: str) -> dict[str, st
 
 def run_child(command: list[str], env: dict[str, str], jwks: JwksServer) -> ColdSample:
     fetches = jwks.fetches
-    start = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=CHILD_TIMEOUT_S
-    )
-    process_ms = (time.perf_counter() - start) * 1000
-    if done.returncode != 0 or not done.stdout.strip():
-        raise RuntimeError(f"cold child failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    data = json.loads(done.stdout.strip().splitlines()[-1])
+    data, process_ms = run_child_json(command, env, label="cold child")
     return ColdSample(
         ms=float(data["ms"]),
         import_ms=float(data["import_ms"]),
@@ -687,17 +668,9 @@ def summary_lines(result: AuthResult) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
-    started = time.perf_counter()
-
-    def progress(message: str) -> None:
-        print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-
-    result = benchmark(QUICK if quick else DEFAULT, progress)
-    print_result(result, 1)
-    print("\n```text\n" + "\n".join(summary_lines(result)) + "\n```")
-    print(f"\n(done in {time.perf_counter() - started:.0f} s)")
-    return 0
+    return standalone_main(
+        argv, lambda quick, progress: benchmark(QUICK if quick else DEFAULT, progress), print_result, summary_lines
+    )
 
 
 if __name__ == "__main__":

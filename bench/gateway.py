@@ -49,6 +49,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypedDict
 
+from bench.harness import percentile
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHONPATH = f"{REPO / 'layers' / 'shared' / 'python'}:{REPO}"
 
@@ -420,17 +422,6 @@ def run_load(port: int, phase: Phase) -> LoadOutcome:
 
 
 # -- the benchmark ----------------------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Linear interpolation between closest ranks (as ``bench/run.py``)."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = (len(ordered) - 1) * pct / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -38,8 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from bench.harness import percentile
 from bench.retrieval import MemoEmbedder, Servers, TimedEmbedder, Wiring, servers
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
@@ -464,10 +463,6 @@ def query_latency(deployment: Deployment, conversations: Sequence[Conversation],
             took.append((time.perf_counter() - start) * 1000)
             embeds.append((timed.seconds - before) * 1000)
     return LatencyResult(len(took), percentile(took, 50), percentile(took, 95), percentile(embeds, 50))
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    return float(np.percentile(np.asarray(values), pct))
 
 
 # -- 3: budgets at scale --------------------------------------------------------------------------------------------

@@ -69,6 +69,7 @@ from typing import Any
 from mangum import Mangum
 
 from bench.events import PYTHONPATH, REPO, SEED_MESSAGES, WINDOW, load_event, seed_event
+from bench.harness import percentile
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function, load_module
 from devserver.template import load_routes
@@ -177,15 +178,6 @@ class ObservabilityResult:
 
     def find(self, route: str, variant: str) -> Series:
         return next(s for s in self.series if s.route == route and s.variant == variant)
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Linear interpolation between closest ranks (as ``bench/run.py``)."""
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 # -- the parent: starts Redis and the measuring child ----------------------------------------------------------------

@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.summarizer import chat_messages, percentile
+from bench.harness import percentile
+from bench.summarizer import chat_messages
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.redis_search import search_module_args, search_modules_installed
 from motorhead.adapters.redis_db.connector import RedisConnector

@@ -32,7 +32,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -50,7 +49,8 @@ from bench import gateway as gateway_bench
 from bench import observability as observability_bench
 from bench import retrieval as retrieval_bench
 from bench import summarizer as summarizer_bench
-from bench.events import EVENTS, PYTHONPATH, REPO, SEED_MESSAGES, WINDOW, load_event, seed_event
+from bench.events import EVENTS, PYTHONPATH, SEED_MESSAGES, WINDOW, load_event, seed_event
+from bench.harness import interleaved_rounds, percentile, run_child_json, time_calls
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function
 from devserver.template import Route, load_routes
@@ -62,7 +62,6 @@ CHILD = Path(__file__).resolve().parent / "cold_child.py"
 PASS = "pass (reference)"
 FLOOR = "floor: import fastapi, mangum, redis"
 HEAVY = ("openai", "boto3", "numpy")
-CHILD_TIMEOUT_S = 60.0
 
 VARIANTS = {
     "a": "(a) GetMemoryFunction handler",
@@ -87,17 +86,6 @@ QUICK = Settings(cold_rounds=3, warm_rounds=6, calls=50, warmup_calls=100)
 
 
 # -- statistics -------------------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Linear interpolation between closest ranks (the ``inclusive`` method)."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    rank = (len(ordered) - 1) * pct / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def ratio(numerator: float, denominator: float) -> float:
@@ -144,14 +132,7 @@ def child_command(mode: str, route: Route | None) -> list[str]:
 
 
 def run_child(command: list[str], env: dict[str, str]) -> ColdSample:
-    start = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=CHILD_TIMEOUT_S
-    )
-    process_ms = (time.perf_counter() - start) * 1000
-    if done.returncode != 0 or not done.stdout.strip():
-        raise RuntimeError(f"{' '.join(command[2:4])} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    data = json.loads(done.stdout.strip().splitlines()[-1])
+    data, process_ms = run_child_json(command, env, label=" ".join(command[2:4]))
     return ColdSample(
         ms=float(data["ms"]),
         import_ms=None if data["import_ms"] is None else float(data["import_ms"]),
@@ -283,16 +264,6 @@ def set_function_environment(redis_url: str) -> None:
     access_control.cache_clear()
 
 
-def time_calls(fn: Callable[[], object], calls: int) -> list[float]:
-    clock = time.perf_counter_ns
-    samples: list[float] = []
-    for _ in range(calls):
-        start = clock()
-        fn()
-        samples.append((clock() - start) / 1000)
-    return samples
-
-
 def warm_get(settings: Settings, redis_url: str, progress: Callable[[str], None]) -> WarmResult:
     set_function_environment(redis_url)
     from motorhead.settings import get_settings
@@ -337,15 +308,14 @@ def warm_get(settings: Settings, redis_url: str, progress: Callable[[str], None]
     functions: dict[str, Callable[[], None]] = {"a": real, "b": baseline, "c": bare_pipeline, "d": noop_app}
     for fn in functions.values():
         time_calls(fn, settings.warmup_calls)
-    samples: dict[str, list[float]] = {key: [] for key in functions}
-    round_p50: dict[str, list[float]] = {key: [] for key in functions}
-    for round_no in range(1, settings.warm_rounds + 1):
-        for key in random.sample(list(functions), len(functions)):
-            taken = time_calls(functions[key], settings.calls)
-            samples[key] += taken
-            round_p50[key].append(percentile(taken, 50))
+
+    def on_round(round_no: int) -> None:
         if round_no % 5 == 0 or round_no == settings.warm_rounds:
             progress(f"warm GET: round {round_no}/{settings.warm_rounds}")
+
+    samples, round_p50 = interleaved_rounds(
+        functions, rounds=settings.warm_rounds, calls=settings.calls, on_round=on_round
+    )
     client.close()
 
     variants = {

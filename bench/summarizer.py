@@ -31,6 +31,7 @@ from unittest import mock
 
 import redis
 
+from bench.harness import percentile, standalone_main
 from devserver.embedded_redis import EmbeddedRedis
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
@@ -158,15 +159,6 @@ def stored(messages: Sequence[tuple[str, str]]) -> list[StoredMessage]:
 
 
 # -- statistics -----------------------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Linear interpolation between closest ranks (as ``bench/run.py``)."""
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 # -- 1. jobs with the offline summarizer ----------------------------------------------------------------------------
@@ -611,17 +603,9 @@ def summary_lines(result: SummarizerResult) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
-    started = time.perf_counter()
-
-    def progress(message: str) -> None:
-        print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-
-    result = benchmark(QUICK if quick else DEFAULT, progress)
-    print_result(result, 1)
-    print("\n```text\n" + "\n".join(summary_lines(result)) + "\n```")
-    print(f"\n(done in {time.perf_counter() - started:.0f} s)")
-    return 0
+    return standalone_main(
+        argv, lambda quick, progress: benchmark(QUICK if quick else DEFAULT, progress), print_result, summary_lines
+    )
 
 
 if __name__ == "__main__":

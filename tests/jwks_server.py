@@ -28,14 +28,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from tests.loopback_server import LoopbackServer
 
 JWKS_PATH = "/.well-known/jwks.json"
 
@@ -147,7 +148,7 @@ class Failure(Enum):
     NO_USABLE_KEYS = "no-usable-keys"  # a 200 with a JSON object whose keys are unusable
 
 
-class JwksServer:
+class JwksServer(LoopbackServer):
     """The server. Thread-safe: the keys, the failure mode and the counter are shared with the handler threads."""
 
     def __init__(self, *keys: SigningKey, hang_seconds: float = 5.0) -> None:
@@ -156,29 +157,7 @@ class JwksServer:
         self._failure: Failure | None = None
         self._fetches = 0
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="jwks-server", daemon=True
-        )
-
-    # --- lifecycle ----------------------------------------------------------------------------------------------
-    def __enter__(self) -> JwksServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self._stopping.set()  # releases any hang
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+        super().__init__(self._handler_class(), name="jwks-server")
 
     @property
     def url(self) -> str:

@@ -27,12 +27,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
+
+from tests.loopback_server import LoopbackServer
 
 OPENAI_PATH = "/v1/chat/completions"
 AZURE_PATH = re.compile(r"^/openai/deployments/(?P<deployment>[^/]+)/chat/completions$")
@@ -212,7 +213,7 @@ def error_body(code: int) -> dict[str, Any]:
     return {"error": {"message": f"stub: {phrase}", "type": "stub_error", "param": None, "code": str(code)}}
 
 
-class OpenAIStub:
+class OpenAIStub(LoopbackServer):
     """The server. Thread-safe: the script and the records are shared by the handler threads."""
 
     def __init__(
@@ -225,29 +226,7 @@ class OpenAIStub:
         self._script: deque[Behaviour] = deque()
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="openai-stub", daemon=True
-        )
-
-    # --- lifecycle ----------------------------------------------------------------------------------------------
-    def __enter__(self) -> OpenAIStub:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self._stopping.set()  # releases any Hang
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+        super().__init__(self._handler_class(), name="openai-stub")
 
     @property
     def root_url(self) -> str:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import pytest
 import redis
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
 
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from devserver.local_sqs import LocalQueue, LocalSqs
@@ -98,3 +100,19 @@ def secure(redis_server: EmbeddedRedis, redis_client: redis.Redis) -> Iterator[S
         serving(api) as base_url,
     ):
         yield SecureApi(base_url=base_url, api=api)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Moto's AWS (Secrets Manager here) in us-east-1 with dummy credentials and none of the machine's AWS settings,
+    and powertools' parameter providers created inside it (their caches emptied before and after)."""
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    with mock_aws():
+        yield
+    parameters.clear_caches()  # type: ignore[no-untyped-call]

@@ -8,8 +8,6 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
-from moto import mock_aws
 
 from motorhead.adapters.openai_api.chat_model import openai_chat_model
 from motorhead.adapters.tiktoken_local.counter import TiktokenCounter
@@ -57,21 +55,6 @@ def writer(settings: Settings, counter: TokenCounter) -> LlmSummaryWriter:
     return LlmSummaryWriter(
         model=openai_chat_model(settings, api_key="sk-test"), counter=counter, summary_max_tokens=SUMMARY_MAX_TOKENS
     )
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Moto's Secrets Manager in us-east-1 with dummy credentials, and powertools' providers created inside it."""
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    with mock_aws():
-        yield
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 def conversation(n: int, *, words: int = 3) -> list[StoredMessage]:

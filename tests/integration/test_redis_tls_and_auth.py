@@ -11,8 +11,6 @@ from urllib.parse import quote
 import boto3
 import pytest
 import redis
-from aws_lambda_powertools.utilities import parameters
-from moto import mock_aws
 from redis.cluster import RedisCluster
 from redis.connection import SSLConnection
 
@@ -85,19 +83,9 @@ def admin(password_server: EmbeddedRedis) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Moto's Secrets Manager in us-east-1 with dummy credentials, powertools' caches empty and expiring at once."""
-    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+def aws(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared moto fixture, with powertools' caches expiring at once (a rotated password is read again)."""
     monkeypatch.setenv("POWERTOOLS_PARAMETERS_MAX_AGE", "0")
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    with mock_aws():
-        yield
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 # -- TLS ---------------------------------------------------------------------------------------------------------

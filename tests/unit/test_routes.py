@@ -84,6 +84,13 @@ def test_events_given_sample_event_match_a_template_route(event_file: Path) -> N
     assert (route.match(event["rawPath"]) or {}) == event.get("pathParameters", {})
 
 
+def test_events_given_every_http_function_have_an_ok_event_to_invoke_it_with() -> None:
+    # Given the template's HTTP functions / Then each has `<function>-ok.json` (the cold-start benchmark, `make run`'s
+    # docs and the local gateway's examples invoke each function with it)
+    names = {route.code_uri.name for route in ROUTES}
+    assert {name for name in names if not (EVENTS / f"{name}-ok.json").is_file()} == set()
+
+
 @pytest.mark.parametrize("event_file", SQS_EVENTS, ids=lambda p: p.stem)
 def test_events_given_sqs_sample_event_is_for_a_queue_consumer(event_file: Path) -> None:
     # Given an SQS sample event / Then it is named after a queue consumer and its records are intact FIFO records
