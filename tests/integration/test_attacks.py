@@ -262,6 +262,25 @@ def test_key_record_given_one_this_version_cannot_read_refuses_it_as_an_unknown_
     assert [entry["key_id"] for entry in listed["keys"]] == [good.split("_")[1]], listed
 
 
+def test_key_record_given_an_unreadable_one_presented_again_and_again_logs_it_once(
+    redis_server: EmbeddedRedis, raw: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a key record with no secret hash
+    connector = RedisConnector(Settings(REDIS_URL=redis_server.url))
+    store = RedisKeyStore(connector, Keys())
+    key_id = uuid.uuid4().hex[:16]
+    store.put(StoredKey(key_id, "acme", hashlib.sha256(b"S").hexdigest(), ALL_SCOPES, created_at=1))
+    raw.hdel(f"mh:apikey:{key_id}", "hash")
+    caplog.clear()
+    # When it is read a hundred times (a caller presenting it on every request)
+    found = [store.get(key_id) for _ in range(100)]
+    connector.close()
+    # Then it is refused every time, and the operator reads one line naming it, not a hundred
+    assert found == [None] * 100
+    warned = [r for r in caplog.records if r.getMessage() == "unreadable API key record: refused"]
+    assert len(warned) == 1 and getattr(warned[0], "key_id", None) == key_id
+
+
 def test_keys_given_unknown_forged_or_malformed_answer_one_body_so_nothing_tells_them_apart(keyed: SecureApi) -> None:
     # Given a real key, and an attacker who knows its public id (ids are in logs and listings)
     key = keyed.key(fresh("acme"))

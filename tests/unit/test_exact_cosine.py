@@ -3,9 +3,14 @@ numbers either way."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
 import numpy as np
 import pytest
 
+from motorhead.adapters.redis_db import exact_index
 from motorhead.adapters.redis_db.exact_index import EINSUM_ROWS, SPLIT_ROWS, cosine
 
 
@@ -30,3 +35,25 @@ def test_cosine_given_a_matrix_scanned_by_two_threads_scores_every_row_exactly_a
     expected = np.einsum("ij,j->i", matrix, query)
     for _ in range(3):  # the helper thread is reused
         assert np.array_equal(cosine(matrix, query), expected)
+
+
+def test_cosine_given_a_very_big_matrix_hands_half_of_it_to_the_helper_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a pool that records what it is given
+    handed: list[int] = []
+    pool = ThreadPoolExecutor(max_workers=1)
+
+    class Spy:
+        def submit(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> Future[object]:
+            handed.append(len(args[1]))  # the rows of the matrix handed over
+            return pool.submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(exact_index, "_scan_pool", Spy)
+    rng = np.random.default_rng(5)
+    small = rng.standard_normal((EINSUM_ROWS, 8)).astype(np.float32)
+    big = rng.standard_normal((SPLIT_ROWS + 1, 8)).astype(np.float32)
+    query = rng.standard_normal(8).astype(np.float32)
+    # When each is scored / Then only the big one is split, its second half to the helper
+    cosine(small, query)
+    cosine(big, query)
+    pool.shutdown()
+    assert handed == [SPLIT_ROWS + 1 - (SPLIT_ROWS + 1) // 2]

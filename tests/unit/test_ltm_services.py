@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from motorhead.core.job_loop import StepBudget
 from motorhead.core.values import NewMessage, SessionJob
 from motorhead.errors import EmbeddingError, JobIncompleteError
 from motorhead.ltm import retrieval
+from motorhead.ltm.bm25 import SessionTexts
 from motorhead.ltm.indexing import EMBED_BATCH, IndexerService
-from motorhead.ltm.recipe import DenseText
+from motorhead.ltm.recipe import DEFAULT_RECIPE, DenseText, FusionRecipe
 from motorhead.ltm.retrieval import RetrievalService
 from tests.fakes import FakeEmbedder, FakeMemoryStore, FakeVectorIndex
 from tests.support import ref
@@ -98,6 +100,34 @@ def test_retrieval_given_hybrid_off_ranks_by_vectors_and_scores_one_minus_distan
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
     assert all(h.score == pytest.approx(1 - h.distance) for h in hits)
     assert hits[0].message.content == TEXTS[2]
+
+
+def test_retrieval_given_the_named_speaker_answers_right_after_a_candidate_lifts_the_candidate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a turn about the cat, then Caroline's short answer to it (the next row), then an unrelated turn
+    store, embedder = FakeMemoryStore(), FakeEmbedder()
+    index = FakeVectorIndex(store)
+    turns = [("Melanie", "did you adopt the cat Miso"), ("Caroline", "yes, last Tuesday"), ("Melanie", "the train")]
+    store.append(ref("s"), [NewMessage(r, t) for r, t in turns], context=None, namespace="", now_ms=1, index=True)
+    IndexerService(store=store, embedder=embedder, index=index).run(SessionJob(session=ref("s"), last_id=3))
+    question = "when did Caroline adopt the cat Miso"
+    # And one candidate a side, the first turn on both (BM25 pinned to it), so that Caroline's answer is fused only
+    # as the candidate's next row
+    monkeypatch.setattr(SessionTexts, "scores", lambda self, text: np.array([2.0, 0.0, 0.0]))
+    (nearest,) = index.vector_search(ref("s"), embedder.embed([question])[0], 1)
+    assert nearest.message.content == turns[0][1]
+
+    def first(boost: float) -> tuple[str, float]:
+        recipe = FusionRecipe(candidates=1, speaker_boost=boost)
+        service = RetrievalService(embedder=embedder, index=index, keywords=index, recipe=recipe)
+        hit = service.search(ref("s"), question, 1)[0]
+        return hit.message.content, hit.score
+
+    # When the question names Caroline / Then the turn before her answer gains the next-turn share of her boost
+    (plain_turn, plain), (boosted_turn, boosted) = first(0.0), first(0.5)
+    assert plain_turn == boosted_turn == turns[0][1]
+    assert boosted - plain == pytest.approx(DEFAULT_RECIPE.next_weight * 0.5)
 
 
 def test_indexer_given_the_current_recipe_embeds_each_message_with_its_speaker() -> None:

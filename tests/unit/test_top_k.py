@@ -48,3 +48,11 @@ def test_top_k_given_random_scores_with_ties_matches_a_full_sort() -> None:
         # Then the top k is the head of the full sort by (score desc, id desc)
         full = sorted(range(size), key=lambda p: (-scores[p], -ids[p]))
         assert top_k(scores, ids, k).tolist() == full[:k]
+
+
+def test_top_k_given_nan_scores_ranks_them_last_and_still_returns_k() -> None:
+    # Given a score that is NaN (a damaged stored vector)
+    scores = np.array([0.1, np.nan, 0.5, 0.3])
+    # Then the others come first, and k positions come back whatever k is
+    assert top_k(scores, np.arange(4), 1).tolist() == [2]
+    assert top_k(scores, np.arange(4), 4).tolist() == [2, 3, 0, 1]

@@ -25,6 +25,8 @@ def top_k(scores: NDArray[np.floating], ids: NDArray[np.int64], k: int) -> NDArr
     count = min(k, len(scores))
     if count <= 0:
         return np.zeros(0, dtype=np.intp)
+    if np.isnan(scores).any():  # a damaged vector: ranked last, never dropped (NaN compares false with everything)
+        scores = np.where(np.isnan(scores), -np.inf, scores)
     kth = np.partition(scores, len(scores) - count)[len(scores) - count]
     above = np.flatnonzero(scores > kth)
     tied = np.flatnonzero(scores == kth)

@@ -69,5 +69,11 @@ def _decode(key_id: str, fields: dict[str, str]) -> StoredKey | None:
             label=fields.get("label", ""),
         )
     except (KeyError, ValueError) as exc:
-        logger.warning("unreadable API key record; the key is refused", extra={"key_id": key_id, "error": repr(exc)})
+        if key_id not in _reported and len(_reported) < _MAX_REPORTED:  # once per key id and process: a caller
+            _reported.add(key_id)  # presenting the key again must not buy a log line per request
+            logger.warning("unreadable API key record: refused", extra={"key_id": key_id, "error": repr(exc)})
         return None
+
+
+_MAX_REPORTED = 1_000
+_reported: set[str] = set()
