@@ -59,7 +59,7 @@ integration: install ## the integration tests only (real Redis servers started b
 bench: install ## benchmarks (figures and ratios); flags through ARGS, e.g. make bench ARGS="--quick --only warm"
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/run.py $(ARGS)
 
-bench-locomo: install ## retrieval quality on LoCoMo for every recipe, latency and budgets (bench/locomo.py; ~6 min)
+bench-locomo: install ## retrieval quality on LoCoMo for every recipe, latency, budgets, encoder (bench/locomo.py; ~3 min)
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/locomo.py $(ARGS)
 
 layer-sizes: install ## the SharedLayer and the local embedder's runtime, unzipped, against Lambda's 250 MB (needs PyPI)

@@ -18,9 +18,10 @@ MRR = 1 / rank of the first evidence turn in the top 10 (0 if none).
    model's, reused) searched end to end with the real query embedding; a session of 100,000 messages where the
    vector and keyword lookup alone is timed (cosine over all rows + top 100, BM25 over all rows + top 100), warm,
    with the process's memory for that session.
+4. The local encoder: its package, model size and licence, and texts/s on one core and on all cores.
 
 Run: ``make bench-locomo`` (``ARGS="--quick"`` skips the 100,000-message session; ``--json PATH`` writes the
-results), about 5 minutes on 2 cores.
+results), about 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from importlib.metadata import metadata, version
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +323,19 @@ class ScaleRow:
 
 
 @dataclass
+class EncoderRow:
+    """The local encoder as the issue asks it reported: what it is, its package, size and licence, and its speed."""
+
+    identity: str
+    package: str
+    model_mb: float
+    licence: str
+    texts: int
+    per_second_one_core: float
+    per_second_all_cores: float
+
+
+@dataclass
 class LocomoResult:
     conversations: int
     turns: int
@@ -333,6 +348,7 @@ class LocomoResult:
     latency: LatencyResult | None
     scale: list[ScaleRow] = field(default_factory=list)
     search_module: str | None = None
+    encoder: EncoderRow | None = None
 
 
 def ask(
@@ -351,7 +367,8 @@ def ask(
 
 
 def benchmark(quick: bool, parts: set[str], progress: Callable[[str], None]) -> LocomoResult:
-    """``parts``: ``quality`` (every recipe, both sets) and/or ``speed`` (indexing, latency, budgets at scale)."""
+    """``parts``: ``quality`` (every recipe, both sets) and/or ``speed`` (indexing, latency, budgets at scale, the
+    encoder's speed)."""
     from motorhead.composition.long_term import embedder as configured_embedder
 
     conversations = load()
@@ -364,7 +381,7 @@ def benchmark(quick: bool, parts: set[str], progress: Callable[[str], None]) -> 
     own_results: list[RecipeResult] = []
     own = load_own_set()
     own_asked = [(c, q) for c, conv in enumerate(own) for q in conv.questions]
-    latency, scale = None, []
+    latency, scale, encoder = None, [], None
     with servers() as where:
         forms = list(DenseText) if "quality" in parts else [DenseText.ROLE_AND_CONTENT]
         # the default first: its indexing is timed
@@ -400,6 +417,8 @@ def benchmark(quick: bool, parts: set[str], progress: Callable[[str], None]) -> 
             latency = query_latency(deployments[DenseText.ROLE_AND_CONTENT], conversations, model)
             progress(f"query latency p50 {latency.p50_ms:.1f} ms")
             scale = scale_rows(where, memo, model, conversations, quick, progress)
+            encoder = encoder_row(conversations)
+            progress(f"encoder: {encoder.per_second_one_core:.0f} texts/s on one core")
         for deployment in deployments.values():
             deployment.wiring.close()
     return LocomoResult(
@@ -418,6 +437,7 @@ def benchmark(quick: bool, parts: set[str], progress: Callable[[str], None]) -> 
         latency=latency,
         scale=scale,
         search_module=where.search_version,
+        encoder=encoder,
     )
 
 
@@ -463,6 +483,31 @@ def query_latency(deployment: Deployment, conversations: Sequence[Conversation],
             took.append((time.perf_counter() - start) * 1000)
             embeds.append((timed.seconds - before) * 1000)
     return LatencyResult(len(took), percentile(took, 50), percentile(took, 95), percentile(embeds, 50))
+
+
+def encoder_row(conversations: Sequence[Conversation], texts: int = 1_000) -> EncoderRow:
+    """The local encoder's speed on LoCoMo turns as the indexer embeds them (``speaker: content``), cold cache: one
+    onnxruntime thread (one core, as a Lambda of 1,769 MB or less gets), then all the machine's cores."""
+    from motorhead.adapters.onnx_local.embedder import MODEL_FILES, LocalOnnxEmbedder, package_file
+
+    sample = [f"{turn.speaker}: {turn.text}" for conv in conversations for turn in conv.turns][:texts]
+    speeds = []
+    for threads in (1, None):
+        embedder = LocalOnnxEmbedder(threads=threads)
+        embedder.embed(sample[:8])  # the session is created on first use: not timed
+        start = time.perf_counter()
+        embedder.embed(sample)
+        speeds.append(len(sample) / (time.perf_counter() - start))
+    package = MODEL_FILES[0][2]
+    return EncoderRow(
+        identity=LocalOnnxEmbedder().identity,
+        package=f"{package} {version(package)}",
+        model_mb=package_file(MODEL_FILES, "model").stat().st_size / 1e6,
+        licence=(metadata(package).get_all("License-Expression") or metadata(package).get_all("License") or ["?"])[0],
+        texts=len(sample),
+        per_second_one_core=speeds[0],
+        per_second_all_cores=speeds[1],
+    )
 
 
 # -- 3: budgets at scale --------------------------------------------------------------------------------------------
@@ -604,6 +649,12 @@ def speed_lines(result: LocomoResult) -> list[str]:
     for row in result.scale:
         memory = f", the session's caches +{row.session_mb:.0f} MB RSS" if row.session_mb is not None else ""
         lines.append(f"{row.messages:,} messages, {row.what}: p50 {row.p50_ms:.1f} ms, p95 {row.p95_ms:.1f} ms{memory}")
+    if (e := result.encoder) is not None:
+        lines.append(
+            f"Encoder {e.identity} ({e.package}, model {e.model_mb:.1f} MB, licence {e.licence}): "
+            f"{e.per_second_one_core:.0f} texts/s on one core, {e.per_second_all_cores:.0f} on all cores "
+            f"({e.texts} LoCoMo turns as `speaker: content`)."
+        )
     return lines
 
 
