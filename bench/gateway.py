@@ -43,13 +43,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypedDict
 
-from bench.harness import percentile
+from bench.harness import percentile, report
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHONPATH = f"{REPO / 'layers' / 'shared' / 'python'}:{REPO}"
@@ -685,18 +685,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mode == "client":
         print(json.dumps(load(args.port, args.path, args.clients, args.requests, keep_alive=not args.close)))
         return 0
-    started = time.perf_counter()
-
-    def progress(message: str) -> None:
-        print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-
-    result = benchmark(QUICK if args.quick else DEFAULT, progress)
-    print_result(result, 1)
-    print("\n```text\n" + "\n".join(summary_lines(result)) + "\n```")
-    if args.json is not None:
-        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
-    print(f"\n(done in {time.perf_counter() - started:.0f} s)")
-    return 0
+    return report(
+        lambda progress: benchmark(QUICK if args.quick else DEFAULT, progress),
+        print_result,
+        summary_lines,
+        json_path=args.json,
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from bench.events import REPO
 
@@ -73,22 +75,35 @@ def run_child_json(command: list[str], env: dict[str, str], *, label: str) -> tu
     return data, process_ms
 
 
+def report(
+    run: Callable[[Callable[[str], None]], T],
+    print_result: Callable[[T, int], None],
+    summary_lines: Callable[[T], list[str]],
+    *,
+    json_path: Path | None = None,
+) -> int:
+    """A benchmark section run on its own: progress on stderr, its tables, then its summary, as ``bench/run.py``
+    prints them; the result as JSON to ``json_path`` too when given (a dataclass)."""
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+
+    result = run(progress)
+    print_result(result, 1)
+    print("\n```text\n" + "\n".join(summary_lines(result)) + "\n```")
+    if json_path is not None:
+        json_path.write_text(json.dumps(asdict(cast(Any, result)), indent=2) + "\n", encoding="utf-8")
+    print(f"\n(done in {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
 def standalone_main(
     argv: Sequence[str] | None,
     run: Callable[[bool, Callable[[str], None]], T],
     print_result: Callable[[T, int], None],
     summary_lines: Callable[[T], list[str]],
 ) -> int:
-    """A benchmark section run on its own (``python bench/<section>.py [--quick]``): progress on stderr, its tables,
-    then its summary, as ``bench/run.py`` prints them."""
+    """``python bench/<section>.py [--quick]``: ``report`` of the section, quick or not."""
     quick = "--quick" in (sys.argv[1:] if argv is None else argv)
-    started = time.perf_counter()
-
-    def progress(message: str) -> None:
-        print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-
-    result = run(quick, progress)
-    print_result(result, 1)
-    print("\n```text\n" + "\n".join(summary_lines(result)) + "\n```")
-    print(f"\n(done in {time.perf_counter() - started:.0f} s)")
-    return 0
+    return report(lambda progress: run(quick, progress), print_result, summary_lines)

@@ -69,7 +69,7 @@ from typing import Any
 from mangum import Mangum
 
 from bench.events import PYTHONPATH, REPO, SEED_MESSAGES, WINDOW, load_event, seed_event
-from bench.harness import percentile
+from bench.harness import percentile, report
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.lambda_runtime import FakeLambdaContext, LambdaHandler, load_function, load_module
 from devserver.template import load_routes
@@ -625,22 +625,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mode == "measure":
         return measure(args)
 
-    started = time.perf_counter()
-
-    def progress(message: str) -> None:
-        print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-
     settings = QUICK if args.quick else DEFAULT
     if args.rounds:
         settings = ObservabilitySettings(args.rounds, settings.calls, settings.warmup_calls, settings.census_calls)
-    result = benchmark(settings, progress)
-    print(f"load average {[round(x, 2) for x in os.getloadavg()]}, CPUs {os.cpu_count()}")
-    print_result(result, 1)
-    print("\n```text\n" + "\n".join(summary_lines(result)) + "\n```")
-    if args.json is not None:
-        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
-    print(f"\n(done in {time.perf_counter() - started:.0f} s)")
-    return 0
+
+    def print_with_load(result: ObservabilityResult, number: int) -> None:
+        print(f"load average {[round(x, 2) for x in os.getloadavg()]}, CPUs {os.cpu_count()}")
+        print_result(result, number)
+
+    return report(lambda progress: benchmark(settings, progress), print_with_load, summary_lines, json_path=args.json)
 
 
 if __name__ == "__main__":

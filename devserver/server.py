@@ -248,6 +248,7 @@ class LocalGateway(ThreadingHTTPServer):
 
 # What http.client.parse_headers allows: lines of at most 64 KiB, at most 100 lines (the blank one included).
 MAX_LINE = 65536
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API's payload quota: a bigger body is refused unread
 MAX_HEADER_LINES = 100
 # A header line as the email package (http.client's parser) takes it: a name of printable ASCII but ":", then ":".
 _FIELD_NAME = re.compile(r"[!-9;-~]+:")
@@ -449,8 +450,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        body = self._body()
+        if body is None:
+            return
+        if not url.path.isascii():  # raw bytes where percent-encoding belongs: never guess which session they name
+            self._reply(400, {"content-type": "application/json"}, {"error": "the path is not percent-encoded UTF-8"})
+            return
         if self.command == "GET" and url.path == "/openapi.json":
             self._reply(200, {"content-type": "application/json"}, json.dumps(self.server.openapi).encode())
             return
@@ -499,6 +504,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         headers = {name.lower(): str(value) for name, value in (response.get("headers") or {}).items()}
         self._reply(int(response["statusCode"]), headers, response_body(response))
+
+    def _body(self) -> bytes | None:
+        """The request's body, framed by one valid Content-Length; None once an error is answered (the connection
+        then closes: what follows on it cannot be told apart from a next request). No chunked bodies: a request
+        smuggled inside one must never reach a function as a request of its own."""
+        lengths = self.headers.get_all("Content-Length") or []
+        refusal: tuple[int, str] | None = None
+        if "Transfer-Encoding" in self.headers:
+            refusal = (411, "chunked request bodies are not supported: send Content-Length")
+        elif len(set(lengths)) > 1 or not all(value.strip().isdecimal() for value in lengths):
+            refusal = (400, "invalid Content-Length")
+        elif lengths and int(lengths[0]) > MAX_PAYLOAD_BYTES:
+            refusal = (413, f"request body is over API Gateway's limit of {MAX_PAYLOAD_BYTES} bytes")
+        if refusal is not None:
+            self.close_connection = True
+            self._reply(refusal[0], {"content-type": "application/json"}, {"error": refusal[1]})
+            return None
+        length = int(lengths[0]) if lengths else 0
+        return self.rfile.read(length) if length > 0 else b""
 
     def _reply_asset(self, name: str) -> None:
         """One file of Swagger UI, from the PyPI package ``swagger-ui-bundle-v2``: /docs needs no other host."""

@@ -76,9 +76,10 @@ class SecureApi:
 
 @contextmanager
 def serving(api: Api) -> Iterator[str]:
-    """The local gateway in front of ``api``'s functions, on a free port, for the block."""
+    """The local gateway in front of ``api``'s functions, on a free port, for the block (polling for shutdown often:
+    it stops at once)."""
     gateway = LocalGateway(("127.0.0.1", 0), api.functions, merged_openapi(api.functions, title="t", version="0"))
-    thread = threading.Thread(target=gateway.serve_forever, daemon=True)
+    thread = threading.Thread(target=gateway.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{gateway.server_address[1]}"

@@ -10,14 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,46 +26,10 @@ from motorhead.composition.access import api_keys
 from motorhead.core.auth import ALL_SCOPES, Caller, Credential
 from motorhead.errors import AuthenticationError
 from motorhead.settings import get_settings
+from tests.make_run import make_run, user_environment
 from tests.support import REPO, cold_start, environment, get_event
 
 KEY_LINE = re.compile(r"^mhk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$")
-
-
-def clean_environment(**env: str) -> dict[str, str]:
-    """Our environment without any Redis, Motorhead or AWS setting, the Makefile's PYTHONPATH, and ``env``."""
-    clean = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith(("MOTORHEAD_", "AWS_"))}
-    return {**clean, "PYTHONPATH": f"{REPO}/layers/shared/python:{REPO}", **env}
-
-
-@contextmanager
-def make_run(data_dir: Path, port: int, **env: str) -> Iterator[subprocess.Popen[str]]:
-    """`make run` (``python -m devserver``, no REDIS_URL) on ``data_dir``, serving on ``port`` for the block."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devserver"],
-        cwd=REPO,
-        env=clean_environment(PORT=str(port), MOTORHEAD_DATA_DIR=str(data_dir), **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/", timeout=5)
-                break
-            except requests.RequestException:  # not listening yet, or its first request still starting up
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                assert time.monotonic() < deadline, "make run did not come up"
-                time.sleep(0.1)
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def keys_command(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -78,7 +37,7 @@ def keys_command(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "devserver.keys", *args],
         cwd=REPO,
-        env=clean_environment(**env),
+        env=user_environment(**env),
         capture_output=True,
         text=True,
         timeout=60,

@@ -15,6 +15,7 @@ import http.client
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import unicodedata
@@ -28,7 +29,6 @@ import pytest
 import redis
 
 from devserver.embedded_redis import EmbeddedRedis
-from devserver.server import LocalGateway, merged_openapi
 from devserver.template import load_routes
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.key_store import RedisKeyStore
@@ -39,7 +39,7 @@ from motorhead.core.auth import ALL_SCOPES
 from motorhead.core.clock import now_ms
 from motorhead.errors import ConfigError
 from motorhead.settings import Settings
-from tests.integration.conftest import SecureApi
+from tests.integration.conftest import SecureApi, serving
 from tests.jwks_server import (
     JwksServer,
     SigningKey,
@@ -52,7 +52,7 @@ from tests.jwks_server import (
     signed_as_is,
     unsigned_token,
 )
-from tests.support import Api, cold_start, get_event, post_event
+from tests.support import cold_start, get_event, post_event
 
 PREFIXES = ["", "/motorhead"]
 EMPTY: dict[str, Any] = {"messages": [], "context": None, "tokens": 0}
@@ -141,22 +141,8 @@ def fresh(name: str) -> str:
 
 
 @contextmanager
-def quick_serving(api: Api) -> Iterator[str]:
-    """The local gateway in front of ``api``'s functions, polling for shutdown often: it stops at once."""
-    gateway = LocalGateway(("127.0.0.1", 0), api.functions, merged_openapi(api.functions, title="t", version="0"))
-    thread = threading.Thread(target=gateway.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{gateway.server_address[1]}"
-    finally:
-        gateway.shutdown()
-        gateway.server_close()
-        thread.join()
-
-
-@contextmanager
 def deployed(server: EmbeddedRedis, **env: str) -> Iterator[SecureApi]:
-    with cold_start(REDIS_URL=server.url, MOTORHEAD_MAX_WINDOW_SIZE="4", **env) as api, quick_serving(api) as url:
+    with cold_start(REDIS_URL=server.url, MOTORHEAD_MAX_WINDOW_SIZE="4", **env) as api, serving(api) as url:
         yield SecureApi(base_url=url, api=api)
 
 
@@ -394,6 +380,94 @@ def test_authorization_given_scheme_and_encoding_tricks_takes_only_a_well_formed
         answer = send(keyed.base_url, "GET", "/keys/current", {"Authorization": authorization})
         refused(answer, 401, None if message is None else {"error": message})
         assert key not in answer.text and key.split("_")[1] not in answer.text, name
+
+
+def test_authorization_given_basic_credentials_that_are_not_ascii_answers_401_on_every_route(keyed: SecureApi) -> None:
+    # Given an Authorization header whose Basic part is not ASCII (bytes no base64 has), with no key at all
+    for method, path, body in [
+        ("GET", "/sessions/a/memory", None),
+        ("POST", "/sessions/a/memory", {"messages": [{"role": "Human", "content": "x"}]}),
+        ("DELETE", "/sessions/a/memory", None),
+        ("POST", "/sessions/a/retrieval", {"text": "x"}),
+        ("GET", "/sessions", None),
+        ("GET", "/keys/current", None),
+    ]:
+        # When it is sent / Then it is refused as malformed (401), never a 500
+        answer = send(keyed.base_url, method, path, {"Authorization": "Basic \u00e9\u00e9"}, body)
+        refused(answer, 401, {"error": "malformed Basic credentials"})
+
+
+def raw_exchange(base_url: str, request: bytes) -> tuple[int, dict[str, str], bytes, bytes]:
+    """``request`` as bytes on a new connection: the first answer's status, headers and body, and whatever the
+    server sent after it before closing the connection."""
+    where = urlsplit(base_url)
+    with socket.create_connection((where.hostname or "127.0.0.1", where.port or 80), timeout=15) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
+    length = int(headers["content-length"])
+    return int(status_line.split()[1]), headers, rest[:length], rest[length:]
+
+
+@pytest.mark.parametrize(
+    ("framing", "status", "error"),
+    [
+        (b"Content-Length: abc\r\n", 400, "invalid Content-Length"),
+        (b"Content-Length: -5\r\n", 400, "invalid Content-Length"),
+        (b"Content-Length: 5\r\nContent-Length: 50\r\n", 400, "invalid Content-Length"),
+        (b"Content-Length: 1000000000000\r\n", 413, "request body is over API Gateway's limit of 10485760 bytes"),
+        (b"Transfer-Encoding: chunked\r\n", 411, "chunked request bodies are not supported: send Content-Length"),
+    ],
+)
+def test_gateway_given_a_body_framed_ambiguously_answers_json_unread_and_closes_so_nothing_is_smuggled(
+    keyed: SecureApi, raw: redis.Redis, framing: bytes, status: int, error: str
+) -> None:
+    # Given a key, and a POST whose body is framed in a way a proxy and this gateway could read differently, with a
+    # second request hidden where the body would be
+    key = keyed.key(fresh("acme"))
+    hidden = (
+        b"DELETE /sessions/victim/memory HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode() + b"\r\n\r\n"
+    )
+    body = b"5\r\nhello\r\n0\r\n\r\n" + hidden
+    request = (
+        b"POST /sessions/victim/memory HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + key.encode()
+        + b"\r\nContent-Type: application/json\r\n"
+        + framing
+        + b"\r\n"
+        + body
+    )
+    before = snapshot(raw)
+    # When it is sent
+    answer_status, headers, answer, after = raw_exchange(keyed.base_url, request)
+    # Then one JSON error answers it, the connection closes (no hidden request is served), and nothing changed
+    assert (answer_status, headers["content-type"], json.loads(answer)) == (
+        status,
+        "application/json",
+        {"error": error},
+    )
+    assert after == b""
+    assert not changed(before, snapshot(raw))
+
+
+def test_gateway_given_raw_bytes_in_the_path_answers_400_and_names_no_session(
+    keyed: SecureApi, raw: redis.Redis
+) -> None:
+    # Given a key, and a path with raw UTF-8 where percent-encoding belongs
+    key = keyed.key(fresh("acme"))
+    before = snapshot(raw)
+    request = (
+        "POST /sessions/\u00e9raw/memory HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer "
+        f"{key}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    ).encode()
+    # When it is sent / Then 400 JSON, and no session (under any reading of those bytes) was written
+    status, headers, answer, _ = raw_exchange(keyed.base_url, request)
+    assert (status, json.loads(answer)) == (400, {"error": "the path is not percent-encoded UTF-8"})
+    assert not changed(before, snapshot(raw))
 
 
 # -- scopes ------------------------------------------------------------------------------------------------------------

@@ -8,45 +8,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
 from devserver.__main__ import port_is_free
 from devserver.embedded_redis import free_port
+from tests.make_run import make_run, user_environment
 from tests.support import REPO
-
-
-@contextmanager
-def local_server(data_dir: Path, port: int, **extra: str) -> Iterator[subprocess.Popen[str]]:
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith(("MOTORHEAD_", "AWS_"))}
-    env.update(PORT=str(port), MOTORHEAD_DATA_DIR=str(data_dir), PYTHONPATH=f"{REPO / 'layers/shared/python'}:{REPO}")
-    env.update(extra)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devserver"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except (requests.ConnectionError, requests.Timeout):  # not up yet, or still starting its functions
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                assert time.monotonic() < deadline, "local server did not come up"
-                time.sleep(0.1)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=15)
 
 
 def redis_children(output: str) -> str:
@@ -58,7 +27,7 @@ def test_local_run_given_no_redis_url_serves_and_keeps_data_across_restarts(tmp_
     port = free_port()
     url = f"http://127.0.0.1:{port}/sessions/persist%3A1/memory"
     # Given the local server started with no REDIS_URL
-    with local_server(tmp_path, port) as first:
+    with make_run(tmp_path, port) as first:
         # When a message is stored and the server is stopped
         assert requests.post(url, json={"messages": [{"role": "Human", "content": "remember me"}]}, timeout=5).ok
     output = first.stdout.read() if first.stdout else ""
@@ -69,7 +38,7 @@ def test_local_run_given_no_redis_url_serves_and_keeps_data_across_restarts(tmp_
     with __import__("socket").socket() as probe:
         assert probe.connect_ex(("127.0.0.1", redis_port)) != 0
     # And after a restart on the same data folder, the message is still there
-    with local_server(tmp_path, port):
+    with make_run(tmp_path, port):
         assert [m["content"] for m in requests.get(url, timeout=5).json()["messages"]] == ["remember me"]
 
 
@@ -77,7 +46,7 @@ def test_local_run_given_window_overflow_summarizes_in_the_background(tmp_path: 
     # Given the local server (local SQS FIFO queue + the summarizer handler, offline extractive summarizer)
     port = free_port()
     url = f"http://127.0.0.1:{port}/sessions/overflow/memory"
-    with local_server(tmp_path, port):
+    with make_run(tmp_path, port):
         # When a conversation goes over the default window of 12
         for turn in range(8):
             messages = [
@@ -99,7 +68,7 @@ def test_local_run_given_long_term_memory_on_retrieves_with_the_local_model(tmp_
     # Given the local server with long-term memory on (local ONNX embedder, exact backend on the embedded Redis)
     port = free_port()
     base = f"http://127.0.0.1:{port}/sessions/trip"
-    with local_server(tmp_path, port, MOTORHEAD_LONG_TERM_MEMORY="true"):
+    with make_run(tmp_path, port, MOTORHEAD_LONG_TERM_MEMORY="true"):
         messages = [
             {"role": "Human", "content": "How do I dance to electronic music?"},
             {"role": "AI", "content": "Keep your knees loose and move with the beat."},
@@ -119,8 +88,7 @@ def test_local_run_given_ctrl_c_in_its_terminal_stops_every_process_without_a_tr
     # Given the local server in a process group of its own (as a terminal's foreground job), its function processes
     # started by a first request
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith(("MOTORHEAD_", "AWS_"))}
-    env.update(PORT=str(port), MOTORHEAD_DATA_DIR=str(tmp_path), PYTHONPATH=f"{REPO / 'layers/shared/python'}:{REPO}")
+    env = user_environment(PORT=str(port), MOTORHEAD_DATA_DIR=str(tmp_path))
     proc = subprocess.Popen(
         [sys.executable, "-m", "devserver"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,

@@ -220,6 +220,19 @@ def test_retrieval_given_long_term_memory_off_returns_400(redis_server: Embedded
     assert "long-term memory is disabled" in body(response)["error"]
 
 
+def openai_ltm(redis_url: str, index_queue: LocalQueue, stub: OpenAIStub) -> dict[str, str | None]:
+    """Long-term memory on, indexed through ``index_queue`` with OpenAI embeddings served by ``stub``."""
+    return {
+        "REDIS_URL": redis_url,
+        "MOTORHEAD_LONG_TERM_MEMORY": "true",
+        "MOTORHEAD_INDEX_QUEUE_URL": index_queue.url,
+        "MOTORHEAD_SUMMARY_QUEUE_URL": None,
+        "MOTORHEAD_EMBEDDER": "openai",
+        "OPENAI_API_BASE": stub.base_url,
+        "OPENAI_API_KEY": "sk-test",
+    }
+
+
 def test_indexer_given_embedding_outage_dead_letters_keeps_pending_and_recovers(
     local_sqs: LocalSqs, redis_server: EmbeddedRedis
 ) -> None:
@@ -230,13 +243,7 @@ def test_indexer_given_embedding_outage_dead_letters_keeps_pending_and_recovers(
         client.flushall()
         stub.script(*[Status(500)] * 5)
         with cold_start(
-            REDIS_URL=redis_server.url,
-            MOTORHEAD_LONG_TERM_MEMORY="true",
-            MOTORHEAD_INDEX_QUEUE_URL=index_queue.url,
-            MOTORHEAD_SUMMARY_QUEUE_URL=None,
-            MOTORHEAD_EMBEDDER="openai",
-            OPENAI_API_BASE=stub.base_url,
-            OPENAI_API_KEY="sk-test",
+            **openai_ltm(redis_server.url, index_queue, stub),
             MOTORHEAD_LLM_MAX_RETRIES="0",
             MOTORHEAD_INDEX_LEASE_SECONDS="1",
             MOTORHEAD_VECTOR_BACKEND="exact",
@@ -276,16 +283,7 @@ def test_retrieval_given_openai_embeddings_runs_the_same_recipe_on_both_backends
     ]
     with redis.Redis(port=chosen.port, decode_responses=True) as client, OpenAIStub() as stub:
         client.flushall()
-        with cold_start(
-            REDIS_URL=chosen.url,
-            MOTORHEAD_LONG_TERM_MEMORY="true",
-            MOTORHEAD_INDEX_QUEUE_URL=index_queue.url,
-            MOTORHEAD_SUMMARY_QUEUE_URL=None,
-            MOTORHEAD_EMBEDDER="openai",
-            OPENAI_API_BASE=stub.base_url,
-            OPENAI_API_KEY="sk-test",
-            MOTORHEAD_VECTOR_BACKEND=backend,
-        ) as api:
+        with cold_start(**openai_ltm(chosen.url, index_queue, stub), MOTORHEAD_VECTOR_BACKEND=backend) as api:
             ltm = Ltm(api, local_sqs, index_queue, fresh_queue(local_sqs, "SummarizerFunction"))
             ltm.post("s", turns)
             assert ltm.indexer.drain() == 1

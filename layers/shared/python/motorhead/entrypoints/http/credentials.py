@@ -12,7 +12,6 @@ An ``Authorization`` header comes first; a malformed one is an error, never a re
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 
 from motorhead.core.auth import Credential
@@ -41,7 +40,7 @@ def _from_authorization(value: str) -> Credential:
     if scheme == "basic":
         try:
             decoded = base64.b64decode(rest.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # not base64 (binascii.Error), non-ASCII text, or not UTF-8 once decoded
             raise AuthenticationError("malformed Basic credentials") from exc
         _, separator, password = decoded.partition(":")
         if not separator:
