@@ -9,12 +9,13 @@ LAYER := layers/shared/python
 TIKTOKEN_CACHE := $(LAYER)/motorhead/tiktoken_cache
 export PYTHONPATH := $(CURDIR)/$(LAYER):$(CURDIR)
 
-.PHONY: help install run key keys revoke-key adopt-sessions test lint typecheck unit integration bench bench-locomo layer-sizes build validate clean
+.PHONY: help install run key keys revoke-key adopt-sessions test lint typecheck unit integration bench bench-locomo bench-users build validate clean
+.PHONY: invoke env-vars
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt layers/shared/requirements.txt
+$(VENV)/.installed: requirements-dev.txt requirements-embeddings.txt $(wildcard layers/*/requirements.txt)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -41,6 +42,13 @@ revoke-key: install ## revoke an API key: make revoke-key KEY_ID=0123456789abcde
 adopt-sessions: install ## move the sessions stored with MOTORHEAD_AUTH=none to a tenant: make adopt-sessions TENANT=acme [DRY_RUN=1]
 	@$(PY) -m devserver.keys adopt --tenant "$(TENANT)" $(if $(DRY_RUN),--dry-run)
 
+invoke: ## one function on one event as `make run` runs it, its JSON answer alone on stdout: make invoke FUNCTION=HealthFunction EVENT=events/health-ok.json
+	@$(MAKE) --no-print-directory install >&2  # stdout is the answer's alone, even on a first install
+	@$(PY) -m devserver.invoke "$(FUNCTION)" --event "$(EVENT)"
+
+env-vars: install ## sam local's --env-vars file, .aws-sam/env-vars.json (OUT=...), every function on SAM_REDIS_URL (default redis://host.docker.internal:6379/0)
+	@$(PY) -m devserver.sam_env $(if $(SAM_REDIS_URL),--redis-url "$(SAM_REDIS_URL)") $(if $(OUT),--out "$(OUT)")
+
 lint: install ## ruff (lint + format check), mypy, and the import contracts (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -59,13 +67,14 @@ integration: install ## the integration tests only (real Redis servers started b
 bench: install ## benchmarks (figures and ratios); flags through ARGS, e.g. make bench ARGS="--quick --only warm"
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/run.py $(ARGS)
 
+bench-users: install ## user-level retrieval on LoCoMo (each conversation a user, each session bound to it) and its budget (bench/locomo_users.py)
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/locomo_users.py $(ARGS)
+
 bench-locomo: install ## retrieval quality on LoCoMo for every recipe, latency, budgets, encoder (bench/locomo.py; ~3 min)
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/locomo.py $(ARGS)
 
-layer-sizes: install ## the SharedLayer and the local embedder's runtime, unzipped, against Lambda's 250 MB (needs PyPI)
-	$(PY) bench/layer_size.py $(ARGS)
 
-build: ## sam build (offline) and report the built sizes
+build: ## sam validate + sam build; prints each layer and each function with its layers, in bytes and MiB, against 250 MiB
 	bash scripts/sam_build.sh
 
 validate: install ## cfn-lint the template

@@ -111,14 +111,14 @@ def serve(redis_url: str, ready_fd: int) -> int:
     ``ready_fd`` as one JSON line). Then each line on stdin is a command, answered on ``ready_fd``: ``stats`` (the CPU
     time each function's handlers report, ``LocalFunction.handler_cpu_s``), ``access-log on|off``. SIGTERM, or stdin
     closed, stops it and its workers."""
-    from devserver.__main__ import NOT_INHERITED, function_runtimes
+    from devserver.local_stack import base_environment, function_runtimes
     from devserver.server import IsolatedFunction, LocalGateway, merged_openapi
     from devserver.template import load_routes
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")  # as devserver/__main__.py
-    base = {name: value for name, value in os.environ.items() if name not in NOT_INHERITED}
-    base.setdefault("OPENBLAS_NUM_THREADS", "1")
-    runtimes = function_runtimes(redis_url=redis_url, queues={}, user={"MOTORHEAD_AUTH": "none"}, base=base)
+    runtimes = function_runtimes(
+        redis_url=redis_url, queues={}, user={"MOTORHEAD_AUTH": "none"}, base=base_environment()
+    )
     functions = [IsolatedFunction(route, runtimes[route.function_id]) for route in load_routes()]
     openapi = partial(merged_openapi, functions, title="bench", version="0")
     gateway = LocalGateway(("127.0.0.1", 0), functions, openapi)

@@ -3,7 +3,9 @@
 1. Cold init per function: in a fresh process each time, import the function's module (``load_function``, as
    Lambda's init phase does) and invoke it once with ``events/<dir>-ok.json``; compared with a fresh process that
    only imports ``fastapi``, ``mangum`` and ``redis`` (the floor). Timed inside the child (``bench/cold_child.py``);
-   the modes run interleaved, in a shuffled order each round.
+   the modes run interleaved, in a shuffled order each round. 1b. The indexer's and the retrieval function's cold
+   start with the local embedder (and with OpenAI's, side by side) from what ``make build`` built, as Lambda runs
+   it: see ``bench/cold_embedder.py``.
 2. Warm GET: the real ``GetMemoryFunction`` handler against a session of 14 messages and a context, compared with
    a no-op FastAPI app behind Mangum plus one bare redis-py pipeline doing the store's read. Interleaved rounds.
 3. Summarizer jobs as the backlog grows, and 4. LLM calls per summarization: see ``bench/summarizer.py``.
@@ -45,6 +47,7 @@ from fastapi import FastAPI
 from mangum import Mangum
 
 from bench import auth as auth_bench
+from bench import cold_embedder as cold_embedder_bench
 from bench import gateway as gateway_bench
 from bench import observability as observability_bench
 from bench import retrieval as retrieval_bench
@@ -398,10 +401,13 @@ def summary_lines(
     settings: Settings,
     gatewaying: gateway_bench.GatewayResult | None = None,
     observing: observability_bench.ObservabilityResult | None = None,
+    cold_ltm: cold_embedder_bench.ColdLtmResult | None = None,
 ) -> list[str]:
     lines = [f"Benchmarks ({facts['date'][:10]}, Python {facts['python']}, {facts['cpu_count']} CPUs; `make bench`)"]
     if cold is not None:
         lines += cold_summary_lines(cold, settings)
+    if cold_ltm is not None:
+        lines += cold_embedder_bench.summary_lines(cold_ltm)
     if warm is not None:
         lines += warm_summary_lines(warm, settings)
     if summarizing is not None:
@@ -463,9 +469,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument(
         "--only",
-        choices=("cold", "warm", "summarizer", "retrieval", "auth", "gateway", "observability", "all"),
+        choices=("cold", "cold-ltm", "warm", "summarizer", "retrieval", "auth", "gateway", "observability", "all"),
         default="all",
-        help="run one section: cold init, warm GET, the summarizer jobs and LLM calls, long-term memory's "
+        help="run one section: cold init (with cold-ltm: long-term memory's, from the build), warm GET, the "
+        "summarizer jobs and LLM calls, long-term memory's "
         "retrieval quality, latency and indexing, what authentication costs, what the local gateway costs beside "
         "the handler, or what observability costs on the warm path (default: all)",
     )
@@ -489,9 +496,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(message: str) -> None:
         print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
-    every = {"cold", "warm", "summarizer", "retrieval", "auth", "gateway", "observability"}
-    sections = every if args.only == "all" else {args.only}
+    every = {"cold", "cold-ltm", "warm", "summarizer", "retrieval", "auth", "gateway", "observability"}
+    sections = every if args.only == "all" else {args.only} | ({"cold-ltm"} if args.only == "cold" else set())
     cold: list[ColdRow] | None = None
+    cold_ltm: cold_embedder_bench.ColdLtmResult | None = None
     warm: WarmResult | None = None
     summarizing: summarizer_bench.SummarizerResult | None = None
     summarizer_settings = summarizer_bench.QUICK if args.quick else summarizer_bench.DEFAULT
@@ -515,6 +523,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             cold = cold_init(settings, cold_server.url, progress)
     if cold is not None:
         print_cold(cold, settings)
+    if "cold-ltm" in sections:
+        cold_ltm_settings = cold_embedder_bench.QUICK if args.quick else cold_embedder_bench.DEFAULT
+        cold_ltm = cold_embedder_bench.benchmark(cold_ltm_settings, progress)
+        cold_embedder_bench.print_result(cold_ltm, "1b")
 
     if "warm" in sections:
         with EmbeddedRedis() as warm_server:
@@ -549,7 +561,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         observability_bench.print_result(observing, 11)
 
-    lines = summary_lines(facts, cold, warm, summarizing, retrieving, authenticating, settings, gatewaying, observing)
+    lines = summary_lines(
+        facts, cold, warm, summarizing, retrieving, authenticating, settings, gatewaying, observing, cold_ltm
+    )
     print("\nSummary (paste into the README):\n")
     print("```text")
     print("\n".join(lines))
@@ -561,6 +575,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "environment": {**facts, "redis_server": redis_version},
             "settings": asdict(settings),
             "cold_init": None if cold is None else [asdict(row) for row in cold],
+            "cold_ltm": None if cold_ltm is None else asdict(cold_ltm),
             "warm_get": None if warm is None else asdict(warm),
             "summarizer": None if summarizing is None else asdict(summarizing),
             "retrieval": None if retrieving is None else asdict(retrieving),

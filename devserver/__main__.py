@@ -9,16 +9,15 @@ import socket
 import sys
 import threading
 from contextlib import ExitStack
-from dataclasses import replace
 from functools import partial
 from types import FrameType
 
 from devserver.embedded_redis import EmbeddedRedis
-from devserver.execution import LocalFunction
 from devserver.keys import running_url
 from devserver.local_sqs import LocalSqs, SqsPoller
+from devserver.local_stack import base_environment, function_runtimes
 from devserver.server import IsolatedFunction, LocalGateway, merged_openapi
-from devserver.template import load_function_configs, load_queue_consumers, load_routes
+from devserver.template import load_queue_consumers, load_routes
 from motorhead import __version__
 from motorhead.errors import ConfigError
 from motorhead.settings import load_settings
@@ -31,32 +30,8 @@ AUTH_LINES = {
 }
 
 
-# Template parameters whose AWS default does not fit a laptop: the embedded or given Redis, no auth (unless asked),
-# and the local embedder (the template offers only OpenAI/Azure: onnxruntime does not fit beside the layer).
-LOCAL_PARAMETERS = {"AuthMode": "none", "Embedder": "auto"}
-# What the local runtime itself puts in its own environment, which no function may inherit from it.
-NOT_INHERITED = ("REDIS_URL", "MOTORHEAD_SUMMARY_QUEUE_URL", "MOTORHEAD_INDEX_QUEUE_URL", "PORT")
-
-
 class Stopping(Exception):
     """SIGINT, SIGTERM or SIGHUP before the gateway serves."""
-
-
-def function_runtimes(
-    *, redis_url: str, queues: dict[str, str], user: dict[str, str], base: dict[str, str]
-) -> dict[str, LocalFunction]:
-    """Every function of the template with its own environment: Globals and its own ``Environment``, each ``!Ref``
-    resolved here (the user's environment wins for any variable the template declares)."""
-    parameters = {**LOCAL_PARAMETERS, "RedisUrl": redis_url}
-    if "MOTORHEAD_AUTH" in user:
-        parameters["AuthMode"] = user["MOTORHEAD_AUTH"]
-    runtimes = {}
-    for function_id, config in load_function_configs(parameters, queues).items():
-        overrides = {name: user[name] for name in config.environment if name in user}
-        runtimes[function_id] = LocalFunction(
-            replace(config, environment={**config.environment, **overrides}), base_environment=base
-        )
-    return runtimes
 
 
 def port_is_free(port: int) -> bool:
@@ -116,10 +91,11 @@ def main() -> int:
             sqs.start()
             stopping()
             queues = [sqs.create_queues(consumer) for consumer in consumers]
-            base = {name: value for name, value in os.environ.items() if name not in NOT_INHERITED}
-            base.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the template sets for the functions that use numpy
             runtimes = function_runtimes(
-                redis_url=redis_url, queues={q.consumer.queue_id: q.url for q in queues}, user=user, base=base
+                redis_url=redis_url,
+                queues={q.consumer.queue_id: q.url for q in queues},
+                user=user,
+                base=base_environment(),  # now that the local SQS's endpoint and credentials are in os.environ
             )
             for runtime in runtimes.values():
                 stack.callback(runtime.close)

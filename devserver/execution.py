@@ -204,7 +204,10 @@ class LocalFunction:
         os.close(requests_read)
         os.close(answers_write)
         environment = _Environment(process, requests=requests_write, answers=answers_read)
-        ready = environment.receive(time.monotonic() + STARTUP_TIMEOUT_S)
+        try:
+            ready = environment.receive(time.monotonic() + STARTUP_TIMEOUT_S)
+        except FunctionFailed:  # it exited during its init (an import failed)
+            ready = None
         if ready is None or not ready.get("ready"):
             environment.kill()
             raise FunctionFailed(f"{config.function_id} did not start (its init failed: see the log above)")

@@ -96,8 +96,8 @@ class Function:
         return self.handler(event, FakeLambdaContext(function_name=self.route.function_id))
 
     def openapi(self) -> dict[str, Any] | None:
-        app = getattr(self.module, "app", None)
-        return None if app is None else dict(app.openapi())
+        openapi = getattr(getattr(self.module, "app", None), "openapi", None)  # the MCP function's app has none
+        return None if openapi is None else dict(openapi())
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import yaml
@@ -15,7 +16,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / "template.yaml"
 
 
-class _CfnLoader(yaml.SafeLoader):
+if TYPE_CHECKING:
+    _SafeLoader = yaml.SafeLoader
+else:  # libyaml's parser when PyYAML has it: ten times faster on this template, which every `make invoke` reads
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CfnLoader(_SafeLoader):
     """A YAML loader that accepts CloudFormation short-form tags (!Ref, !Sub, ...) as plain values."""
 
 
@@ -30,6 +37,69 @@ def _any_tag(loader: yaml.SafeLoader, _tag: str, node: yaml.Node) -> Any:
 
 
 _CfnLoader.add_multi_constructor("!", _any_tag)
+
+
+class _LongFormLoader(yaml.SafeLoader):
+    """A YAML loader that turns each short-form tag into CloudFormation's long form (``!Equals [a, b]`` into
+    ``{"Fn::Equals": [a, b]}``, ``!Ref X`` into ``{"Ref": "X"}``): what evaluating the template's conditions needs."""
+
+
+def _long_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    value = _any_tag(loader, suffix, node)
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {suffix if suffix in {"Ref", "Condition"} else f"Fn::{suffix}": value}
+
+
+_LongFormLoader.add_multi_constructor("!", _long_form)
+
+
+def condition_values(parameters: Mapping[str, str], path: Path = TEMPLATE) -> dict[str, bool]:
+    """Every condition of the template, evaluated with ``parameters`` (a parameter not given takes its default).
+    Conditions only compare parameters (``Fn::Equals``, ``Fn::Not``, ``Fn::And``, ``Fn::Or``, ``Condition``,
+    ``Fn::Join`` of a list parameter), so they evaluate here exactly as CloudFormation evaluates them."""
+    with path.open(encoding="utf-8") as handle:
+        template = yaml.load(handle, Loader=_LongFormLoader)  # noqa: S506 - SafeLoader subclass
+    declared = template.get("Parameters", {})
+    conditions: dict[str, Any] = template.get("Conditions", {})
+    values: dict[str, bool] = {}
+
+    def value(item: Any) -> Any:
+        if isinstance(item, dict) and len(item) == 1:
+            ((name, argument),) = item.items()
+            if name == "Ref":
+                parameter = declared[argument]
+                raw = parameters.get(argument, parameter.get("Default", ""))
+                return str(raw).split(",") if parameter.get("Type") == "CommaDelimitedList" else str(raw)
+            if name == "Fn::Join":
+                separator, items = argument
+                listed = value(items) if isinstance(items, dict) else [value(part) for part in items]
+                return separator.join(str(part) for part in listed)
+            return truth(item)
+        return item
+
+    def truth(item: Any) -> bool:
+        ((name, argument),) = item.items()
+        if name == "Condition":
+            return evaluate(argument)
+        if name == "Fn::Equals":
+            return str(value(argument[0])) == str(value(argument[1]))
+        if name == "Fn::Not":
+            return not truth(argument[0])
+        if name == "Fn::And":
+            return all(truth(part) for part in argument)
+        if name == "Fn::Or":
+            return any(truth(part) for part in argument)
+        raise ValueError(f"{path}: cannot evaluate {name} in a condition")
+
+    def evaluate(name: str) -> bool:
+        if name not in values:
+            values[name] = truth(conditions[name])
+        return values[name]
+
+    for name in conditions:
+        evaluate(name)
+    return values
 
 
 @dataclass(frozen=True)
@@ -195,24 +265,36 @@ class FunctionConfig:
     memory_size: int
     environment: dict[str, str]
     reserved_concurrency: int | None = None
+    references: frozenset[str] = frozenset()  # the resources its environment names (``!Ref SummaryQueue``)
 
 
-# Values a function's environment may not take from the template here: a path that exists only on Lambda.
-LAMBDA_ONLY_VARIABLES = frozenset({"TIKTOKEN_CACHE_DIR"})
+# Values a function's environment may not take from the template here: paths that exist only on Lambda (the layers'
+# tiktoken cache and model folder; locally the package's cache and the PyPI packages' model files serve).
+LAMBDA_ONLY_VARIABLES = frozenset({"TIKTOKEN_CACHE_DIR", "MOTORHEAD_LOCAL_MODEL_DIR"})
 
 
 def load_function_configs(
-    parameters: dict[str, str], resources: dict[str, str], path: Path = TEMPLATE
+    parameters: dict[str, str], resources: dict[str, str], path: Path = TEMPLATE, *, lambda_paths: bool = False
 ) -> dict[str, FunctionConfig]:
     """Every function's configuration. ``!Ref Parameter`` takes ``parameters[name]`` when given, else the
     parameter's default; ``!Ref Resource`` takes ``resources[name]`` (a local queue's URL), and a variable whose
-    reference has no local value is left out, as is a Lambda-only path."""
+    reference has no local value is left out, as is a Lambda-only path unless ``lambda_paths`` (for a run that
+    lays out /opt and /var/task as Lambda does)."""
     template = load_template(path)
     defaults = template.get("Parameters", {})
     globals_fn = template.get("Globals", {}).get("Function", {})
     global_env = (globals_fn.get("Environment") or {}).get("Variables", {})
+    conditions = condition_values(parameters, path)
 
     def resolve(value: Any) -> str | None:
+        if isinstance(value, dict) and set(value) == {"Ref"}:  # the long form, as `sam build` writes it
+            value = value["Ref"]
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            value = value["Fn::If"]
+        if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and value[0] in conditions:
+            return resolve(value[1] if conditions[value[0]] else value[2])  # !If [Condition, when true, when false]
+        if value == "AWS::NoValue" or (isinstance(value, str) and "${" in value):
+            return None  # no value, or a !Sub of resources (the Redis the stack creates) that exist only on AWS
         if isinstance(value, str) and value in defaults:
             if value in parameters:
                 return parameters[value]
@@ -233,7 +315,7 @@ def load_function_configs(
         environment = {
             name: resolved
             for name, value in declared.items()
-            if name not in LAMBDA_ONLY_VARIABLES and (resolved := resolve(value)) is not None
+            if (lambda_paths or name not in LAMBDA_ONLY_VARIABLES) and (resolved := resolve(value)) is not None
         }
         reserved = props.get("ReservedConcurrentExecutions")
         configs[function_id] = FunctionConfig(
@@ -244,5 +326,10 @@ def load_function_configs(
             memory_size=int(resolve(props.get("MemorySize", globals_fn.get("MemorySize", 128))) or 128),
             environment=environment,
             reserved_concurrency=int(resolved) if reserved is not None and (resolved := resolve(reserved)) else None,
+            references=frozenset(
+                value
+                for value in declared.values()
+                if isinstance(value, str) and value in template.get("Resources", {})
+            ),
         )
     return configs

@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in requests:
         request = json.loads(line)
         if request.get("openapi"):
-            app = getattr(module, "app", None)
-            _answer(answers, {"result": app.openapi() if app is not None else None})
+            openapi = getattr(getattr(module, "app", None), "openapi", None)  # the MCP function's app has none
+            _answer(answers, {"result": openapi() if openapi is not None else None})
             continue
         context = FakeLambdaContext(
             function_name=args.function_id,

@@ -9,7 +9,10 @@
 # - `sam build` for runtime python3.12 needs a python3.12 on PATH; with pyenv we add an installed 3.12 to
 #   PYENV_VERSION, elsewhere python3.12 must already be on PATH.
 # - The layer's Makefile downloads the npm tiktoken tarball once into .build/ (TIKTOKEN_NPM_TARBALL).
-# - Fails if any function plus its layers exceeds Lambda's 250 MB unzipped limit (262,144,000 bytes).
+# - Prints every built layer and every function with its layers (Globals' first, then its own; each side of a
+#   layer's !If, e.g. Embedder local or not), unzipped, in bytes and MiB (1 MiB = 1,048,576 bytes). Fails if one is
+#   over Lambda's limit for a function with all its layers, 262,144,000 bytes = 250 MiB; warns when one has less
+#   than MARGIN_MIB (default 20) left, the room a dependency bump may take.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -60,18 +63,20 @@ echo "==> sam build $*"
 "$SAM" build "$@"
 
 # --- sizes ----------------------------------------------------------------------------------------------------
-echo "==> unzipped sizes (.aws-sam/build)"
-"$SAM_VENV/bin/python" - "$ROOT/.aws-sam/build" <<'PY'
-"""Size of each built artifact and of each function with its layers; exit 1 over Lambda's unzipped limit."""
+echo "==> unzipped sizes (.aws-sam/build), in bytes and MiB (1 MiB = 1,048,576 bytes)"
+MARGIN_MIB="${MARGIN_MIB:-20}" "$SAM_VENV/bin/python" - "$ROOT/.aws-sam/build" <<'PY'
+"""Size of each built layer and of each function with its layers; exit 1 over Lambda's unzipped limit."""
 
+import itertools
 import os
 import sys
 from pathlib import Path
 
 from samtranslator.yaml_helper import yaml_parse
 
-LIMIT = 262_144_000  # Lambda: 250 MB unzipped, function code plus all its layers
-MB = 1024 * 1024
+LIMIT = 262_144_000  # Lambda: a function's code plus all its layers, unzipped: 262,144,000 bytes = 250 MiB
+MIB = 1024 * 1024
+MARGIN = float(os.environ["MARGIN_MIB"]) * MIB
 
 build_dir = Path(sys.argv[1])
 template = yaml_parse((build_dir / "template.yaml").read_text())
@@ -86,35 +91,65 @@ def size_of(path: Path) -> int:
     return total
 
 
-def layer_ids(value: object) -> list[str]:
-    refs = value if isinstance(value, list) else []
-    return [ref["Ref"] for ref in refs if isinstance(ref, dict) and isinstance(ref.get("Ref"), str)]
+def variants(value: object) -> list[tuple[str, list[str]]]:
+    """Each list of layer ids a Layers property can give, labelled by its conditions: `!Ref X` is X in every one;
+    `!If [Cond, !Ref A, !Ref B]` is A where Cond holds and B where it does not."""
+    items = value if isinstance(value, list) else []
+    conditions = sorted({item["Fn::If"][0] for item in items if isinstance(item, dict) and "Fn::If" in item})
+    out = []
+    for truths in itertools.product((True, False), repeat=len(conditions)):
+        holds = dict(zip(conditions, truths, strict=True))
+        layers = []
+        for item in items:
+            if isinstance(item, dict) and "Fn::If" in item:
+                condition, when_true, when_false = item["Fn::If"]
+                item = when_true if holds[condition] else when_false
+            if isinstance(item, dict) and isinstance(item.get("Ref"), str) and item["Ref"] != "AWS::NoValue":
+                layers.append(item["Ref"])
+        label = " ".join(name if truth else f"not {name}" for name, truth in holds.items())
+        out.append((label, layers))
+    return out
+
+
+def fmt(size: float) -> str:
+    return f"{size:>13,.0f} B {size / MIB:8.2f} MiB"
 
 
 sizes = {name: size_of(build_dir / name) for name in resources if (build_dir / name).is_dir()}
+print("  layers:")
 for name, size in sorted(sizes.items()):
-    kind = resources[name]["Type"].split("::")[-1]
-    print(f"  {name:<24} {kind:<14} {size / MB:9.3f} MB")
+    if resources[name]["Type"].endswith("LayerVersion"):
+        print(f"    {name:<22} {fmt(size)}")
 
-global_layers = layer_ids(template.get("Globals", {}).get("Function", {}).get("Layers"))
-totals = {}
+global_layers = template.get("Globals", {}).get("Function", {}).get("Layers") or []
+rows = []
 for name, resource in resources.items():
     if resource["Type"] != "AWS::Serverless::Function" or name not in sizes:
         continue
-    props = resource.get("Properties", {})
-    layers = layer_ids(props["Layers"]) if "Layers" in props else global_layers
-    missing = [layer for layer in layers if layer not in sizes]
-    if missing:
-        sys.exit(f"{name}: built layer(s) {missing} not found in {build_dir}")
-    totals[name] = sizes[name] + sum(sizes[layer] for layer in layers)
+    # SAM puts Globals' Layers first, then the function's own
+    own = resource.get("Properties", {}).get("Layers") or []
+    for label, layers in variants([*global_layers, *own]):
+        missing = [layer for layer in layers if layer not in sizes]
+        if missing:
+            sys.exit(f"{name}: built layer(s) {missing} not found in {build_dir}")
+        rows.append((name, label, layers, sizes[name] + sum(sizes[layer] for layer in layers)))
 
-if not totals:
+if not rows:
     sys.exit(f"no built function found in {build_dir}")
-largest = max(totals, key=lambda name: totals[name])
-print(f"  largest function+layers: {largest} {totals[largest] / MB:.2f} MB (limit {LIMIT / MB:.0f} MB)")
-over = {name: total for name, total in totals.items() if total > LIMIT}
+print(f"  functions with their layers (limit {LIMIT:,} B = {LIMIT / MIB:.0f} MiB):")
+for name, label, layers, total in sorted(rows, key=lambda row: (-row[3], row[0], row[1])):
+    where = f"{name} [{label}]" if label else name
+    print(f"    {where:<42} {fmt(total)}  room {(LIMIT - total) / MIB:7.2f} MiB  {'+'.join(layers)}")
+name, label, _layers, total = max(rows, key=lambda row: row[3])
+print(f"  largest function+layers: {name}{f' [{label}]' if label else ''} {total:,} B = {total / MIB:.2f} MiB "
+      f"(limit {LIMIT:,} B = {LIMIT / MIB:.0f} MiB; room {(LIMIT - total) / MIB:.2f} MiB)")
+over = [row for row in rows if row[3] > LIMIT]
+for name, label, _layers, total in over:
+    print(f"  OVER THE LIMIT: {name} [{label}] {total:,} B = {total / MIB:.2f} MiB", file=sys.stderr)
 if over:
-    for name, total in sorted(over.items()):
-        print(f"  OVER THE LIMIT: {name} {total / MB:.2f} MB", file=sys.stderr)
     sys.exit(1)
+for name, label, _layers, total in rows:
+    if LIMIT - total < MARGIN:
+        print(f"  warning: {name} [{label}] has {(LIMIT - total) / MIB:.2f} MiB left, under the {MARGIN / MIB:.0f} MiB "
+              "margin for the next dependency bump", file=sys.stderr)
 PY

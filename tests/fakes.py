@@ -27,7 +27,9 @@ from motorhead.core.values import (
     SessionRef,
     SessionSnapshot,
     StoredMessage,
+    UserRef,
 )
+from motorhead.errors import ConflictError
 from motorhead.ltm.bm25 import SessionTexts
 from motorhead.ltm.ports import Scored, Vectors
 from motorhead.ltm.recipe import CURRENT_DENSE_TEXT, DenseText
@@ -45,6 +47,7 @@ class _Session:
     generation: str = field(default_factory=lambda: uuid.uuid4().hex)
     summary_lease_at: int | None = None
     index_lease_at: int | None = None
+    user: str | None = None
 
 
 class FakeMemoryStore:
@@ -53,6 +56,7 @@ class FakeMemoryStore:
     def __init__(self, *, summary_lease_ms: int = 600_000, index_lease_ms: int = 300_000) -> None:
         self.sessions: dict[SessionRef, _Session] = {}
         self.listed: dict[tuple[str, str], dict[str, int]] = {}  # (tenant, namespace) -> id -> last write ms
+        self.users: dict[UserRef, dict[str, int]] = {}  # user -> ids of its sessions -> last write ms
         self.summary_lease_ms = summary_lease_ms
         self.index_lease_ms = index_lease_ms
         self.fail_next_append: Exception | None = None
@@ -68,13 +72,21 @@ class FakeMemoryStore:
         now_ms: int,
         summarize_above: int | None = None,
         index: bool = False,
+        user_id: str | None = None,
     ) -> AppendResult:
         if self.fail_next_append is not None:
             error, self.fail_next_append = self.fail_next_append, None
             raise error
+        known = self.sessions.get(session)
+        if user_id is not None and known is not None and known.user not in (None, user_id):
+            raise ConflictError("this session belongs to another user")
         self.appends += 1
         self.listed.setdefault((session.tenant, namespace), {})[session.id] = now_ms
         state = self.sessions.setdefault(session, _Session())
+        if user_id is not None and state.user is None:
+            state.user = user_id
+        if state.user is not None:
+            self.users.setdefault(UserRef(session.tenant, state.user), {})[session.id] = now_ms
         for message in messages:
             state.seq += 1
             stored = StoredMessage(id=state.seq, role=message.role, content=message.content, created_at=now_ms)
@@ -95,6 +107,7 @@ class FakeMemoryStore:
             summary_due=summary_due,
             index_due=index_due,
             generation=state.generation,
+            user=state.user,
         )
 
     @staticmethod
@@ -116,6 +129,41 @@ class FakeMemoryStore:
         state = self.sessions.pop(session, None)
         for ns in (state.namespaces if state else set()) | {namespace, ""}:
             self.listed.get((session.tenant, ns), {}).pop(session.id, None)
+        if state is not None and state.user is not None:
+            self.users.get(UserRef(session.tenant, state.user), {}).pop(session.id, None)
+
+    def list_user_sessions(
+        self, user: UserRef, *, namespace: str | None, offset: int, limit: int
+    ) -> tuple[list[str], int]:
+        listed = self.users.get(user, {})
+        ordered = sorted(listed, key=lambda sid: (listed[sid], sid))
+        if namespace is not None:
+            ordered = [sid for sid in ordered if sid in self.listed.get((user.tenant, namespace), {})]
+        return ordered[offset : offset + limit], len(ordered)
+
+    def user_sessions(
+        self, user: UserRef, *, namespace: str | None = None, session_ids: frozenset[str] | None = None, limit: int
+    ) -> list[str]:
+        listed = self.users.get(user, {})
+        newest = sorted(listed, key=lambda sid: (-listed[sid], sid))[:limit]
+        return [
+            sid
+            for sid in newest
+            if (session_ids is None or sid in session_ids)
+            and (state := self.sessions.get(SessionRef(user.tenant, sid))) is not None
+            and state.user == user.id
+            and (namespace is None or namespace in state.namespaces)
+        ]
+
+    def delete_user(self, user: UserRef) -> int:
+        deleted = 0
+        for sid in list(self.users.pop(user, {})):
+            session = SessionRef(user.tenant, sid)
+            state = self.sessions.get(session)
+            if state is not None and state.user == user.id:
+                self.delete(session, namespace="")
+                deleted += 1
+        return deleted
 
     def list_sessions(self, tenant: str, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]:
         listed = self.listed.get((tenant, namespace), {})
@@ -279,11 +327,23 @@ class FakeVectorIndex:
         wanted = set(ids)
         return {m.id: float(1.0 - v @ query) for m, v in self.rows.get(session, []) if m.id in wanted}
 
+    def vector_search_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int) -> list[tuple[int, Scored]]:
+        found = [(p, scored) for p, session in enumerate(sessions) for scored in self.vector_search(session, query, k)]
+        return sorted(found, key=lambda hit: (hit[1].distance, -hit[1].message.created_at, -hit[1].message.id))[:k]
+
+    def distances_many(
+        self, wanted: Sequence[tuple[SessionRef, Sequence[int]]], query: Vectors
+    ) -> list[dict[int, float]]:
+        return [self.distances(session, ids, query) for session, ids in wanted]
+
     def texts(self, session: SessionRef) -> SessionTexts:
         texts = SessionTexts()
         for message, _ in self.rows.get(session, []):
             texts.add(message)
         return texts
+
+    def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
+        return [self.texts(session) for session in sessions]
 
 
 def ticking(start: float = 0.0, step: float = 1.0) -> Callable[[], float]:

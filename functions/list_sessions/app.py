@@ -23,8 +23,9 @@ def list_sessions(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     size: Annotated[int, Query(ge=1, le=100)] = 10,
     namespace: str | None = None,
+    user_id: str | None = None,
 ) -> list[str]:
-    result = service.list_sessions(tenant, page=page, size=size, namespace=namespace)
+    result = service.list_sessions(tenant, page=page, size=size, namespace=namespace, user_id=user_id)
     response.headers.update(page_headers(result))
     return result.session_ids
 

@@ -13,8 +13,10 @@ service = memory_service()
 
 
 @app.post("/sessions/{session_id}/memory", response_model=StatusOut)
-def post_memory(session: Session, body: MemoryIn, namespace: str | None = None) -> StatusOut:
-    service.add_memory(session, body.new_messages(), context=body.context, namespace=namespace)
+def post_memory(
+    session: Session, body: MemoryIn, namespace: str | None = None, user_id: str | None = None
+) -> StatusOut:
+    service.add_memory(session, body.new_messages(), context=body.context, namespace=namespace, user_id=user_id)
     return StatusOut()
 
 

@@ -24,6 +24,10 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("POST", "/sessions/s/memory", {"messages": [{"role": "Human", "content": "planted"}]}, "write"),
     ("DELETE", "/sessions/s/memory", None, "delete"),
     ("POST", "/sessions/s/retrieval", {"text": "anything"}, "read"),
+    ("GET", "/sessions?user_id=u", None, "list"),
+    ("POST", "/sessions/s/memory?user_id=u", {"messages": [{"role": "Human", "content": "planted"}]}, "write"),
+    ("POST", "/users/u/retrieval", {"text": "anything"}, "read"),
+    ("DELETE", "/users/u", None, "delete"),
 ]
 PREFIXES = ["", "/motorhead"]
 

@@ -25,8 +25,13 @@ from motorhead.errors import ConfigError, EmbeddingError, EmbeddingUnavailableEr
 from motorhead.settings import PACKAGED_TIKTOKEN_CACHE, Settings
 from tests.openai_stub import Embeddings, Hang, Malformed, OpenAIStub, Status, stub_embedding
 
-
 # --- fixtures and helpers ---------------------------------------------------------------------------------------
+# Seconds a client waits for the stub where the test is not about timeouts: on a busy 2-core machine a 0.5 s one fired
+# on a healthy 7 MB answer and the client retried, which the batching test counted as a failure.
+ROOMY_TIMEOUT = "30"
+SHORT_TIMEOUT = "0.5"  # the test of the timeout itself, against a stub that hangs for 5 s
+
+
 @pytest.fixture
 def stub() -> Iterator[OpenAIStub]:
     with OpenAIStub() as server:
@@ -37,7 +42,7 @@ def openai_settings(stub: OpenAIStub, **overrides: str) -> Settings:
     values = {
         "OPENAI_API_BASE": stub.base_url,
         "OPENAI_API_KEY": "sk-test",
-        "MOTORHEAD_LLM_TIMEOUT": "0.5",
+        "MOTORHEAD_LLM_TIMEOUT": ROOMY_TIMEOUT,
         "MOTORHEAD_LLM_MAX_RETRIES": "2",
         **overrides,
     }
@@ -257,10 +262,9 @@ def test_embed_given_a_400_raises_embedding_error_without_retrying(stub: OpenAIS
     assert len(stub.requests) == 1
 
 
-def test_embed_given_a_server_slower_than_the_timeout_raises_embedding_error(
-    stub: OpenAIStub, embedder: OpenAIEmbedder
-) -> None:
+def test_embed_given_a_server_slower_than_the_timeout_raises_embedding_error(stub: OpenAIStub) -> None:
     # Given a server that hangs longer than MOTORHEAD_LLM_TIMEOUT (0.5 s) on every attempt
+    embedder = long_term.embedder(openai_settings(stub, MOTORHEAD_LLM_TIMEOUT=SHORT_TIMEOUT))
     stub.script(Hang(5.0), Hang(5.0), Hang(5.0))
     with pytest.raises(EmbeddingUnavailableError) as raised:
         embedder.embed(["x"])
@@ -340,7 +344,7 @@ def test_azure_embedder_calls_the_ada_deployment_with_an_api_key(stub: OpenAIStu
         AZURE_API_BASE=stub.root_url,
         AZURE_DEPLOYMENT_ID_ADA="ada",
         MOTORHEAD_EMBEDDING_MODEL="text-embedding-ada-002",
-        MOTORHEAD_LLM_TIMEOUT="0.5",
+        MOTORHEAD_LLM_TIMEOUT=ROOMY_TIMEOUT,
     )
 
     # When the service's embedder embeds texts

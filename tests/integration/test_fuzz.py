@@ -61,13 +61,15 @@ OPERATIONS = [
     "POST /sessions/{session_id}/memory",
     "DELETE /sessions/{session_id}/memory",
     "POST /sessions/{session_id}/retrieval",
+    "POST /users/{user_id}/retrieval",
+    "DELETE /users/{user_id}",
 ]
 # The gateway's routing, for telling its own answers (404, 405, 400 for a path that is not UTF-8) from a function's
 ROUTES = [
     re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(label.split(" ")[1])) + "$") for label in OPERATIONS
 ]
 # The statuses this API answers with Redis up, long-term memory off and no rate limit (README, "Errors")
-ALLOWED_STATUSES = {200, 400, 401, 403, 404, 405, 413, 422, 429, 503}
+ALLOWED_STATUSES = {200, 400, 401, 403, 404, 405, 409, 413, 422, 429, 503}
 MIN_CASES = 1_000
 MAX_BODY_BYTES = 1_048_576  # MOTORHEAD_MAX_BODY_BYTES's default
 JSON = "application/json"

@@ -81,6 +81,8 @@ def test_docs_given_browser_serves_swagger_and_merged_openapi(base_url: str) -> 
         "/sessions",
         "/sessions/{session_id}/memory",
         "/sessions/{session_id}/retrieval",
+        "/users/{user_id}/retrieval",
+        "/users/{user_id}",
         "/keys/current",
     }
     assert set(paths["/sessions/{session_id}/memory"]) == {"get", "post", "delete"}

@@ -64,8 +64,9 @@ def test_template_given_each_function_resolves_its_own_environment_timeout_and_m
     assert (retrieval.timeout, retrieval.environment["MOTORHEAD_LLM_TIMEOUT"]) == (15, "5")
     assert (summarizer.timeout, summarizer.environment["MOTORHEAD_LLM_MAX_RETRIES"]) == (120, "2")
     assert (health.timeout, health.memory_size) == (10, 512)
-    # And nothing that exists only on Lambda (the layer's /opt path) reaches a local function
-    assert all("TIKTOKEN_CACHE_DIR" not in config.environment for config in configs.values())
+    # And nothing that exists only on Lambda (the layers' /opt paths) reaches a local function
+    lambda_only = {"TIKTOKEN_CACHE_DIR", "MOTORHEAD_LOCAL_MODEL_DIR"}
+    assert all(not lambda_only & set(config.environment) for config in configs.values())
 
 
 def test_invoke_given_a_function_gives_it_its_own_environment_memory_and_deadline(running: list[LocalFunction]) -> None:

@@ -39,13 +39,19 @@ def counter() -> TokenCounter:
     return TiktokenCounter(model="gpt-4o-mini", cache_dir=PACKAGED_TIKTOKEN_CACHE)
 
 
+# Seconds a client waits for the stub where the test is not about timeouts: on a busy 2-core machine a short one
+# fires on a healthy answer and the client retries, which such a test would count as a failure.
+ROOMY_TIMEOUT = "30"
+SHORT_TIMEOUT = "0.5"  # the tests of the timeout itself, against a stub that hangs for 5 s
+
+
 @pytest.fixture
 def settings(stub: OpenAIStub) -> Settings:
     return Settings(
         OPENAI_API_BASE=stub.base_url,
         OPENAI_API_KEY="sk-test",
         MOTORHEAD_MODEL="gpt-4o-mini",
-        MOTORHEAD_LLM_TIMEOUT="0.5",
+        MOTORHEAD_LLM_TIMEOUT=ROOMY_TIMEOUT,
         MOTORHEAD_LLM_MAX_RETRIES="2",
     )
 
@@ -185,9 +191,13 @@ def test_fold_given_a_400_raises_summarizer_error_without_retrying(stub: OpenAIS
 
 
 def test_fold_given_a_server_slower_than_the_timeout_raises_summarizer_error(
-    stub: OpenAIStub, writer: LlmSummaryWriter
+    stub: OpenAIStub, settings: Settings, counter: TokenCounter
 ) -> None:
     # Given a server that hangs longer than MOTORHEAD_LLM_TIMEOUT (0.5 s) on every attempt
+    settings = settings.model_copy(update={"llm_timeout": float(SHORT_TIMEOUT)})
+    writer = LlmSummaryWriter(
+        model=openai_chat_model(settings, api_key="sk-test"), counter=counter, summary_max_tokens=SUMMARY_MAX_TOKENS
+    )
     stub.script(Hang(5.0), Hang(5.0), Hang(5.0))
 
     # When messages are folded
@@ -294,7 +304,7 @@ def test_summary_writer_given_openai_settings_uses_the_stub_with_the_configured_
         OPENAI_API_BASE=stub.base_url,
         OPENAI_API_KEY="sk-test",
         MOTORHEAD_SUMMARY_MAX_TOKENS="200",
-        MOTORHEAD_LLM_TIMEOUT="0.5",
+        MOTORHEAD_LLM_TIMEOUT=ROOMY_TIMEOUT,
     )
 
     # When the service's summary writer folds messages
@@ -316,7 +326,7 @@ def test_chat_model_given_a_key_secret_sends_the_secret_and_picks_up_its_rotatio
         OPENAI_API_BASE=stub.base_url,
         OPENAI_API_KEY=None,
         MOTORHEAD_OPENAI_API_KEY_SECRET=SECRET_NAME,
-        MOTORHEAD_LLM_TIMEOUT="0.5",
+        MOTORHEAD_LLM_TIMEOUT=ROOMY_TIMEOUT,
     )
     model = summarization.chat_model(settings)
 
@@ -355,7 +365,7 @@ def test_chat_model_given_azure_settings_calls_the_deployment_with_an_api_key(st
         AZURE_API_KEY="az-key",
         AZURE_API_BASE=stub.root_url,
         AZURE_DEPLOYMENT_ID="dep",
-        MOTORHEAD_LLM_TIMEOUT="0.5",
+        MOTORHEAD_LLM_TIMEOUT=ROOMY_TIMEOUT,
     )
 
     # When the model is called
@@ -384,7 +394,7 @@ def test_chat_model_given_an_azure_key_secret_sends_it_as_api_key_and_picks_up_i
         MOTORHEAD_AZURE_API_KEY_SECRET=AZURE_SECRET_NAME,
         AZURE_API_BASE=stub.root_url,
         AZURE_DEPLOYMENT_ID="dep",
-        MOTORHEAD_LLM_TIMEOUT="0.5",
+        MOTORHEAD_LLM_TIMEOUT=ROOMY_TIMEOUT,
     )
     model = summarization.chat_model(settings)
 

@@ -502,3 +502,28 @@ def test_adopt_given_long_term_memory_retrieval_finds_the_same_messages(
         index = server.nodes[0].ft(KEYS.search_index())
         assert index.search(f"@session:{{{copied.tag}}}").total == len(CONVERSATION) + 1
         assert index.search(f"@session:{{{KEYS.session(ref('trip')).tag}}}").total == 0
+
+
+def test_adopt_given_sessions_bound_to_users_lists_them_under_the_tenants_same_users(server: Server) -> None:
+    # Given tenant-less sessions bound to user ana (and one to nobody)
+    payload = {"messages": [{"role": "Human", "content": "I am allergic to peanuts"}]}
+    with cold_start(REDIS_URL=server.url) as api:
+        for session_id in ("ana-1", "ana-2"):
+            response = api.invoke("PostMemoryFunction", post_event(session_id, payload, query="user_id=ana"))
+            assert response["statusCode"] == 200
+        Caller(api).post("nobody", ["hello"])
+        # When the tenant adopts them
+        assert admin({"action": "adopt", "tenant": TENANT})["sessions_moved"] == 3
+    # Then the tenant's ana has both sessions, no tenant-less user listing is left, and a write naming another user
+    # is still refused
+    with secure(server) as api:
+        key = key_of(api)
+        event = copy.deepcopy(load_event("list_sessions-user"))
+        event["queryStringParameters"] = {"page": "1", "size": "10", "user_id": "ana"}
+        event["rawQueryString"] = "page=1&size=10&user_id=ana"
+        event["headers"]["authorization"] = f"Bearer {key}"
+        assert sorted(body(api.invoke("ListSessionsFunction", event))) == ["ana-1", "ana-2"]
+        refused = post_event("ana-1", payload, query="user_id=bruno")
+        refused["headers"]["authorization"] = f"Bearer {key}"
+        assert api.invoke("PostMemoryFunction", refused)["statusCode"] == 409
+    assert server.keys("mh:u:*") == set()

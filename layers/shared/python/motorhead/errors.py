@@ -34,6 +34,11 @@ class InvalidInputError(MotorheadError):
     """The request is well-formed JSON but its values are not acceptable."""
 
 
+class ConflictError(MotorheadError):
+    """The request contradicts what is stored: a write naming another user than the one its session is bound to (a
+    409); nothing was stored."""
+
+
 class PayloadTooLargeError(MotorheadError):
     """The body, a message, the context or the session id exceeds a configured limit."""
 

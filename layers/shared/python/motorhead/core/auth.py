@@ -57,6 +57,11 @@ class Caller:
     def may(self, scope: Scope) -> bool:
         return scope in self.scopes
 
+    def require(self, scope: Scope) -> None:
+        """``ForbiddenError`` (403) unless the caller holds ``scope``."""
+        if not self.may(scope):
+            raise ForbiddenError(f"this credential does not allow '{scope.value}'")
+
 
 ANONYMOUS = Caller(tenant=NO_TENANT, scopes=ALL_SCOPES, method="none")
 
@@ -114,8 +119,8 @@ class AccessControl:
     def admit(self, credential: Credential | None, scope: Scope | None) -> Caller:
         """The caller, once authenticated, allowed ``scope`` (any valid credential when None) and within its rate."""
         caller = self.authenticator.authenticate(credential)
-        if scope is not None and not caller.may(scope):
-            raise ForbiddenError(f"this credential does not allow '{scope.value}'")
+        if scope is not None:
+            caller.require(scope)
         if self.rate_limiter is not None:
             wait = self.rate_limiter.acquire(caller.tenant)
             if wait > 0:

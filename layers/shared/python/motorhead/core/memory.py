@@ -15,6 +15,7 @@ from motorhead.core.values import (
     SessionPage,
     SessionRef,
     SessionSnapshot,
+    UserRef,
 )
 from motorhead.errors import InvalidInputError, PayloadTooLargeError
 
@@ -49,10 +50,15 @@ class MemoryService:
         *,
         context: str | None = None,
         namespace: str | None = None,
+        user_id: str | None = None,
     ) -> None:
         """Append every message (or none) and replace the summary when ``context`` is given; then ask for the
-        summary and index jobs that are due."""
+        summary and index jobs that are due. With ``user_id``, the session is bound to that user of the caller's
+        tenant on this write if it is bound to none; bound to another user, the write is refused (``ConflictError``)
+        and nothing is stored."""
         self._check_session_id(session)
+        if user_id is not None:
+            check_user_id(user_id, self._limits.max_session_id_bytes)
         self._check_size(messages, context)
         result = self._store.append(
             session,
@@ -62,6 +68,7 @@ class MemoryService:
             now_ms=self._clock(),
             summarize_above=self._limits.window if self._summary_jobs is not None else None,
             index=self._index_jobs is not None,
+            user_id=user_id,
         )
         job = SessionJob(session=session, last_id=result.last_id, generation=result.generation)
         if result.summary_due and self._summary_jobs is not None and not _send(self._summary_jobs, job, "summary"):
@@ -74,12 +81,32 @@ class MemoryService:
         self._check_session_id(session)
         self._store.delete(session, namespace=self._namespace(namespace))
 
-    def list_sessions(self, tenant: str, *, page: int, size: int, namespace: str | None = None) -> SessionPage:
-        """The tenant's session ids, least recently written first, ``size`` per page, pages counted from 1."""
-        ids, total = self._store.list_sessions(
-            tenant, namespace=self._namespace(namespace), offset=(page - 1) * size, limit=size
-        )
+    def list_sessions(
+        self, tenant: str, *, page: int, size: int, namespace: str | None = None, user_id: str | None = None
+    ) -> SessionPage:
+        """The tenant's session ids (with ``user_id``, those bound to that user), least recently written first,
+        ``size`` per page, pages counted from 1."""
+        offset = (page - 1) * size
+        if user_id is None:
+            ids, total = self._store.list_sessions(
+                tenant, namespace=self._namespace(namespace), offset=offset, limit=size
+            )
+        else:
+            user = self.user(tenant, user_id)
+            chosen = None if namespace is None else self._namespace(namespace)
+            ids, total = self._store.list_user_sessions(user, namespace=chosen, offset=offset, limit=size)
         return SessionPage(session_ids=ids, total=total, next_page=page + 1 if page * size < total else None)
+
+    def delete_user(self, user: UserRef) -> int:
+        """Forget the user: every session bound to it (messages, summaries, long-term data, listings), and nothing of
+        any other user. Idempotent; how many sessions were deleted."""
+        check_user_id(user.id, self._limits.max_session_id_bytes)
+        return self._store.delete_user(user)
+
+    def user(self, tenant: str, user_id: str) -> UserRef:
+        """The user ``user_id`` of ``tenant``, its id checked."""
+        check_user_id(user_id, self._limits.max_session_id_bytes)
+        return UserRef(tenant=tenant, id=user_id)
 
     def _check_size(self, messages: Sequence[NewMessage], context: str | None) -> None:
         limits = self._limits
@@ -121,8 +148,17 @@ def _send(jobs: JobQueue, job: SessionJob, kind: str) -> bool:
 def check_session_id(session_id: str, max_bytes: int) -> None:
     """A session id is 1 to ``max_bytes`` UTF-8 bytes: checked where a request names one (every route with a session,
     retrieval included) and again by the service."""
-    if not session_id:
-        raise InvalidInputError("session id must not be empty")
-    size = len(session_id.encode("utf-8"))
+    _check_id("session id", session_id, max_bytes)
+
+
+def check_user_id(user_id: str, max_bytes: int) -> None:
+    """A user id follows the rules of a session id: 1 to ``max_bytes`` UTF-8 bytes."""
+    _check_id("user id", user_id, max_bytes)
+
+
+def _check_id(kind: str, value: str, max_bytes: int) -> None:
+    if not value:
+        raise InvalidInputError(f"{kind} must not be empty")
+    size = len(value.encode("utf-8"))
     if size > max_bytes:
-        raise InvalidInputError(f"session id is {size} bytes; the limit is {max_bytes}")
+        raise InvalidInputError(f"{kind} is {size} bytes; the limit is {max_bytes}")

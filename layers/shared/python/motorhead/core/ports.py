@@ -16,6 +16,7 @@ from motorhead.core.values import (
     SessionRef,
     SessionSnapshot,
     StoredMessage,
+    UserRef,
 )
 
 
@@ -32,12 +33,15 @@ class MemoryStore(Protocol):
         now_ms: int,
         summarize_above: int | None = None,
         index: bool = False,
+        user_id: str | None = None,
     ) -> AppendResult:
         """Store every message or none (``context``, when given, replaces the summary).
 
         With ``summarize_above``, also claim the session's summary-job lease when the count exceeds it and no job was
         claimed recently: ``summary_due`` tells the caller to send one job. With ``index``, also record the messages
-        as pending for long-term memory and claim the index-job lease (``index_due``).
+        as pending for long-term memory and claim the index-job lease (``index_due``). With ``user_id``, bind the
+        session to that user of its tenant if it is bound to none; a session bound to another user raises
+        ``ConflictError`` and nothing is stored. A session bound to a user stays listed under it.
         """
         ...
 
@@ -46,6 +50,24 @@ class MemoryStore(Protocol):
     def delete(self, session: SessionRef, *, namespace: str) -> None: ...
 
     def list_sessions(self, tenant: str, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]: ...
+
+    def list_user_sessions(
+        self, user: UserRef, *, namespace: str | None, offset: int, limit: int
+    ) -> tuple[list[str], int]:
+        """A page of the ids of the sessions bound to the user, least recently written first, and their total."""
+        ...
+
+    def user_sessions(
+        self, user: UserRef, *, namespace: str | None = None, session_ids: frozenset[str] | None = None, limit: int
+    ) -> list[str]:
+        """The user's ``limit`` most recently written sessions that are bound to it now (newest first), narrowed to
+        those listed under ``namespace`` and to ``session_ids`` when given."""
+        ...
+
+    def delete_user(self, user: UserRef) -> int:
+        """Delete every session bound to the user (as ``delete`` does) and its listing; sessions of other users are
+        never touched. Idempotent; returns how many sessions it deleted."""
+        ...
 
     def release_summary_lease(self, session: SessionRef) -> None:
         """Let the next POST send a summary job again (after a failed send)."""
@@ -73,6 +95,14 @@ class MemoryStore(Protocol):
         """Atomically remove exactly ``start``'s messages, store the new summary and add the tokens, if the summary
         is still the one ``start`` read; False (and no change at all) otherwise."""
         ...
+
+
+class UserDirectory(Protocol):
+    """Which sessions are a user's (the part of ``MemoryStore`` that user-level retrieval reads)."""
+
+    def user_sessions(
+        self, user: UserRef, *, namespace: str | None = None, session_ids: frozenset[str] | None = None, limit: int
+    ) -> list[str]: ...
 
 
 class JobQueue(Protocol):

@@ -19,6 +19,14 @@ class SessionRef:
 
 
 @dataclass(frozen=True, slots=True)
+class UserRef:
+    """Which user: the pair (tenant, user id). Two tenants' ``U`` are two users; a session is bound to at most one."""
+
+    tenant: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
     """A message as a client posts it."""
 
@@ -63,6 +71,7 @@ class AppendResult:
     summary_due: bool
     index_due: bool = False
     generation: str = ""
+    user: str | None = None  # the user the session is bound to after the write, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +111,38 @@ class Hit:
     message: StoredMessage
     distance: float
     score: float
+
+
+@dataclass(frozen=True, slots=True)
+class UserHit:
+    """One retrieved message of a user's history: the session it belongs to, and the hit."""
+
+    session_id: str
+    hit: Hit
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    """What a user-level search may return: messages of these sessions only (None: all of the user's), of sessions
+    listed under this namespace, of these roles, written in ``[since_ms, until_ms]`` (unix ms, both inclusive)."""
+
+    session_ids: frozenset[str] | None = None
+    namespace: str | None = None
+    roles: frozenset[str] | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+    def admits(self, message: StoredMessage) -> bool:
+        if self.roles is not None and message.role not in self.roles:
+            return False
+        if self.since_ms is not None and message.created_at < self.since_ms:
+            return False
+        return self.until_ms is None or message.created_at <= self.until_ms
+
+    @property
+    def on_messages(self) -> bool:
+        """Whether the filters look at messages at all (roles or time), beyond which sessions are searched."""
+        return self.roles is not None or self.since_ms is not None or self.until_ms is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -97,6 +98,7 @@ class SessionTexts:
     messages: list[StoredMessage] = field(default_factory=list)
     row_of: dict[int, int] = field(default_factory=dict)
     _ids: array[int] = field(default_factory=lambda: array("q"))
+    _times: array[int] = field(default_factory=lambda: array("q"))
     _text: dict[str, _Postings] = field(default_factory=dict)
     _dates: dict[str, _Postings] = field(default_factory=dict)
     _text_lengths: array[int] = field(default_factory=lambda: array("I"))
@@ -109,6 +111,7 @@ class SessionTexts:
         self.row_of[message.id] = row
         self.messages.append(message)
         self._ids.append(message.id)
+        self._times.append(message.created_at)
         self._roles.add(message.role)
         words = terms(f"{message.role}: {message.content}", stemmed=self.stemmed)
         self._text_lengths.append(len(words))
@@ -123,27 +126,21 @@ class SessionTexts:
     def __len__(self) -> int:
         return len(self.messages)
 
+    def ids(self) -> NDArray[np.int64]:
+        """Each row's message id (the caller must not change it)."""
+        return np.frombuffer(self._ids, dtype=np.int64)
+
+    def times(self) -> NDArray[np.int64]:
+        """Each row's ``created_at`` (the caller must not change it)."""
+        return np.frombuffer(self._times, dtype=np.int64)
+
     def roles(self) -> set[str]:
         """The session's speakers (roles), as of now; the caller must not change the set."""
         return self._roles
 
     def scores(self, text: str) -> NDArray[np.float64]:
         """The BM25 score of every message's document for the query ``text``, in row order (0: no common term)."""
-        count = len(self.messages)
-        scores = np.zeros(count)
-        if count == 0:
-            return scores
-        lengths = self._lengths()
-        norm = K1 * (1 - B + B * lengths / (lengths.mean() or 1.0))
-        for term in set(terms(text, stemmed=self.stemmed)):
-            frequency = self._frequencies(term, count)
-            if frequency is None:
-                continue
-            matched = frequency > 0
-            found = int(np.count_nonzero(matched))
-            idf = math.log(1 + (count - found + 0.5) / (found + 0.5))
-            scores[matched] += idf * frequency[matched] * (K1 + 1) / (frequency[matched] + norm[matched])
-        return scores
+        return corpus_scores([self], text)[0]
 
     def _frequencies(self, term: str, count: int) -> NDArray[np.float64] | None:
         """The term's frequency in each message's document: its own words and date, and its context's words."""
@@ -184,3 +181,31 @@ class SessionTexts:
         ids = np.frombuffer(self._ids, dtype=np.int64)[found]
         ranked: list[int] = found[top_k(scores[found], ids, k)].tolist()
         return ranked
+
+
+def corpus_scores(parts: Sequence[SessionTexts], text: str) -> list[NDArray[np.float64]]:
+    """The BM25 score of every message of several sessions taken as one corpus (a user's history): the idf and the
+    average document length are the whole corpus's, each document stays within its own session (a message's context
+    never reaches into another session). One session alone scores exactly as ``SessionTexts.scores``."""
+    counts = [len(part) for part in parts]
+    total = sum(counts)
+    scores = [np.zeros(count) for count in counts]
+    if total == 0:
+        return scores
+    lengths = [part._lengths() if count else np.zeros(0) for part, count in zip(parts, counts, strict=True)]
+    average = float(sum(float(length.sum()) for length in lengths)) / total or 1.0
+    norms = [K1 * (1 - B + B * length / average) for length in lengths]
+    for term in set(terms(text, stemmed=parts[0].stemmed)):  # one recipe per index: every part stems alike
+        frequencies = [
+            part._frequencies(term, count) if count else None for part, count in zip(parts, counts, strict=True)
+        ]
+        found = sum(int(np.count_nonzero(frequency)) for frequency in frequencies if frequency is not None)
+        if found == 0:
+            continue
+        idf = math.log(1 + (total - found + 0.5) / (found + 0.5))
+        for score, frequency, norm in zip(scores, frequencies, norms, strict=True):
+            if frequency is None:
+                continue
+            matched = frequency > 0
+            score[matched] += idf * frequency[matched] * (K1 + 1) / (frequency[matched] + norm[matched])
+    return scores

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from motorhead.core.values import Hit, SessionRef
+from motorhead.core.values import Hit, SearchFilters, SessionRef, UserHit, UserRef
 from motorhead.errors import LongTermMemoryDisabledError
+
+DISABLED = "long-term memory is disabled (set MOTORHEAD_LONG_TERM_MEMORY=true)"
 
 
 class DisabledRetrieval:
     def retrieve(self, session: SessionRef, text: str, k: int) -> list[Hit]:
-        raise LongTermMemoryDisabledError("long-term memory is disabled (set MOTORHEAD_LONG_TERM_MEMORY=true)")
+        raise LongTermMemoryDisabledError(DISABLED)
+
+    def retrieve_user(self, user: UserRef, text: str, k: int, filters: SearchFilters | None = None) -> list[UserHit]:
+        raise LongTermMemoryDisabledError(DISABLED)

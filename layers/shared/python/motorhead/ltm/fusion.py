@@ -50,11 +50,14 @@ def score_fusion(
     keyword: NDArray[np.float64],
     boosted: set[int],
     recipe: FusionRecipe,
+    last_rows: frozenset[int] | None = None,
 ) -> dict[int, float]:
     """The fused score of each candidate row: ``alpha·z(cos) + (1−alpha)·z(bm25)`` with the z-scores taken over the
     candidates, ``+ speaker_boost`` for the ``boosted`` rows, ``+ next_weight ×`` the next row's own fused score.
     ``cosine`` holds every candidate's and every candidate's next row's cosine (a row without one counts as the
-    candidates' lowest). ``boosted`` holds the rows of the named speaker among the candidates and their next rows."""
+    candidates' lowest). ``boosted`` holds the rows of the named speaker among the candidates and their next rows.
+    ``last_rows``: the rows that have no next row (the last of each session when the rows are several sessions';
+    default: the last row)."""
     rows = list(candidates)
     if not rows:
         return {}
@@ -70,5 +73,5 @@ def score_fusion(
         boost = recipe.speaker_boost if row in boosted else 0.0
         return recipe.alpha * z_cos + (1 - recipe.alpha) * z_bm + boost
 
-    last = len(keyword) - 1
-    return {row: fused(row) + (recipe.next_weight * fused(row + 1) if row < last else 0.0) for row in rows}
+    ends = last_rows if last_rows is not None else frozenset({len(keyword) - 1})
+    return {row: fused(row) + (recipe.next_weight * fused(row + 1) if row not in ends else 0.0) for row in rows}

@@ -7,16 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-from numpy.typing import NDArray
-
 from motorhead.core.values import SessionRef, StoredMessage
 from motorhead.ltm.recipe import DenseText
+from motorhead.ltm.vectors import Vectors as Vectors  # re-exported: the ports speak of it
 
 if TYPE_CHECKING:
     from motorhead.ltm.bm25 import SessionTexts
-
-Vectors = NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +69,25 @@ class VectorIndex(Protocol):
         """Cosine distances of these indexed messages to ``query`` (ids not indexed are left out)."""
         ...
 
+    def vector_search_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int) -> list[tuple[int, Scored]]:
+        """The ``k`` nearest messages of all these sessions together, nearest first, each with the position of its
+        session in ``sessions`` (a user's history: one search, whatever the number of sessions)."""
+        ...
+
+    def distances_many(
+        self, wanted: Sequence[tuple[SessionRef, Sequence[int]]], query: Vectors
+    ) -> list[dict[int, float]]:
+        """``distances`` of each session's ids, in one read: one dict per item of ``wanted``."""
+        ...
+
 
 class KeywordIndex(Protocol):
     """The keyword side of a session: its indexed messages in order, with their BM25 postings."""
 
     def texts(self, session: SessionRef) -> SessionTexts:
         """The session's indexed messages as of now (read incrementally; the caller must not change them)."""
+        ...
+
+    def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
+        """``texts`` of each session, read together (one round trip for what is new in all of them)."""
         ...

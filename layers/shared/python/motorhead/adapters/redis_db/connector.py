@@ -6,6 +6,7 @@ against the system's CAs and checks its host name; ``?ssl_ca_certs=/path/ca.pem`
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -249,6 +250,35 @@ class RedisConnector:
             if script is None:
                 script = self._scripts[(source, binary)] = self.client(binary=binary).register_script(source)
             return script(keys=list(keys), args=list(args))
+
+    def run_script_many(
+        self, source: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]], *, binary: bool = False
+    ) -> list[Any]:
+        """Run a Lua script once per ``(keys, args)`` in one pipeline (EVALSHA), errors mapped; the replies in order. A
+        server that lost the script gets it again. redis-py's cluster pipeline refuses scripts: on a cluster each call
+        is its own round trip (each is on its own slot anyway)."""
+        if not calls:
+            return []
+        with mapped_errors():
+            cluster = self.is_cluster()
+        if cluster:
+            return [self.run_script(source, keys, args, binary=binary) for keys, args in calls]
+        sha = hashlib.sha1(source.encode("utf-8")).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        with mapped_errors():
+            client = self.client(binary=binary)
+            for attempt in range(2):
+                pipe = client.pipeline(transaction=False)
+                for keys, args in calls:
+                    pipe.evalsha(sha, len(keys), *keys, *args)
+                replies: list[Any] = pipe.execute(raise_on_error=False)
+                if attempt == 0 and any(isinstance(reply, redis_errors.NoScriptError) for reply in replies):
+                    client.script_load(source)  # on a cluster, every primary
+                    continue
+                for reply in replies:
+                    if isinstance(reply, Exception):
+                        raise reply
+                return replies
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def is_cluster(self) -> bool:
         self.client()

@@ -84,6 +84,7 @@ class _Rows:
     row_of: dict[int, int] = field(default_factory=dict)
     _buffer: Vectors | None = None
     _id_buffer: NDArray[np.int64] | None = None  # the messages' ids, row by row (ties rank the newer first)
+    _times: NDArray[np.int64] | None = None  # their created_at, computed when asked
 
     @property
     def matrix(self) -> Vectors | None:
@@ -91,6 +92,12 @@ class _Rows:
 
     def ids(self) -> NDArray[np.int64]:
         return np.zeros(0, dtype=np.int64) if self._id_buffer is None else self._id_buffer[: len(self.messages)]
+
+    def times(self) -> NDArray[np.int64]:
+        """Each row's ``created_at``: across sessions, what orders equal scores (the newer message first)."""
+        if self._times is None or len(self._times) != len(self.messages):
+            self._times = np.fromiter((m.created_at for m in self.messages), np.int64, len(self.messages))
+        return self._times
 
     def extend(self, messages: list[StoredMessage], raw: bytes) -> None:
         rows = np.frombuffer(raw, dtype=np.float32).reshape(-1, self.dimensions)
@@ -141,19 +148,57 @@ class ExactVectorIndex:
         return int(self._connector.run_script(_ADD, (keys.meta, keys.vectors, keys.docs, keys.indexed), args))
 
     def vector_search(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
-        rows = self._rows.get(session)
-        if rows.matrix is None or not rows.messages:
-            return []
-        similarity = cosine(rows.matrix, np.asarray(query, dtype=np.float32))
-        top = top_k(similarity, rows.ids(), k)
-        return [Scored(message=rows.messages[i], distance=float(1.0 - similarity[i])) for i in top]
+        return [scored for _, scored in self.vector_search_many([session], query, k)]
 
     def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
-        rows = self._rows.get(session)
-        if rows.matrix is None:
-            return {}
-        wanted = [(i, rows.row_of[i]) for i in ids if i in rows.row_of]
-        if not wanted:
-            return {}
-        similarity = rows.matrix[[row for _, row in wanted]] @ np.asarray(query, dtype=np.float32)
-        return {message_id: float(1.0 - s) for (message_id, _), s in zip(wanted, similarity, strict=True)}
+        return self.distances_many([(session, ids)], query)[0]
+
+    def vector_search_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int) -> list[tuple[int, Scored]]:
+        vector = np.asarray(query, dtype=np.float32)
+        every = self._rows.get_many(sessions)
+        filled = [(position, rows) for position, rows in enumerate(every) if rows.matrix is not None and rows.messages]
+        if not filled:
+            return []
+        if len(filled) == 1:
+            position, rows = filled[0]
+            assert rows.matrix is not None
+            similarity = cosine(rows.matrix, vector)
+            return [
+                (position, Scored(message=rows.messages[i], distance=float(1.0 - similarity[i])))
+                for i in top_k(similarity, rows.ids(), k)
+            ]
+        # one ranking over all the sessions' rows: one top k over their similarities, the newer message first on ties
+        similarities = [cosine(rows.matrix, vector) for _, rows in filled if rows.matrix is not None]
+        every_similarity = np.concatenate(similarities)
+        starts = np.cumsum([0] + [len(part) for part in similarities])
+        order_key = np.concatenate([rows.times() for _, rows in filled])
+        found: list[tuple[int, Scored]] = []
+        for i in top_k(every_similarity, order_key, k):
+            part = int(np.searchsorted(starts, i, side="right")) - 1
+            position, rows = filled[part]
+            message = rows.messages[int(i - starts[part])]
+            found.append((position, Scored(message=message, distance=float(1.0 - every_similarity[i]))))
+        return found
+
+    def distances_many(
+        self, wanted: Sequence[tuple[SessionRef, Sequence[int]]], query: Vectors
+    ) -> list[dict[int, float]]:
+        """From the rows this process holds when they have every id asked for (a fusion asks right after its vector
+        search read them), else read as a search reads."""
+        vector = np.asarray(query, dtype=np.float32)
+        held = [self._rows.held(session) for session, _ in wanted]
+        if all(
+            rows is not None and all(i in rows.row_of for i in ids) for rows, (_, ids) in zip(held, wanted, strict=True)
+        ):
+            every = [rows for rows in held if rows is not None]
+        else:
+            every = self._rows.get_many([session for session, _ in wanted])
+        answers: list[dict[int, float]] = []
+        for rows, (_, ids) in zip(every, wanted, strict=True):
+            present = [(i, rows.row_of[i]) for i in ids if i in rows.row_of]
+            if rows.matrix is None or not present:
+                answers.append({})
+                continue
+            similarity = rows.matrix[[row for _, row in present]] @ vector
+            answers.append({i: float(1.0 - s) for (i, _), s in zip(present, similarity, strict=True)})
+        return answers

@@ -13,6 +13,7 @@ Layout (``P`` is the key prefix, ``MOTORHEAD_KEY_PREFIX``; ``S`` is the session'
     S:doc_ids          set         `search` backend: ids that have a document P:doc:{D}:<id>
     P:doc:{D}:ID       hash        `search` backend: one message and its vector, in the shared search index
     L:sessions:NS      sorted set  the tenant's session ids scored by the unix ms of their last POST ("" = no namespace)
+    L:u:{U}:sessions   sorted set  the ids of the sessions bound to user U, scored by the unix ms of their last POST
     P:ltm              hash        the long-term index's embedder identity and dimensions
     P:idx              -           the `search` backend's index (FT.CREATE ... PREFIX P:doc:)
     P:apikey:ID        hash        one API key: tenant, SHA-256 of its secret, scopes, created_at, label
@@ -26,6 +27,12 @@ A session is the pair (tenant, session id), and every key of it is derived from 
 - for tenant ``t``: ``S = P:t:{H}:{D}`` with ``H = sha256(t)[:16]`` and ``D = H + sha256(t, id)[:32]``, and
   ``L = P:t:{H}``. A tenant's keys can never equal another tenant's, nor the tenant-less ones (another shape).
 
+A user is the pair (tenant, user id) too: ``U = sha256(t, user id)[:32]``, so a user's key never holds the id (often
+an e-mail address) and two tenants' same user id are two keys. The binding itself is the session's ``S:meta`` field
+``user``, written by the append script on the session's slot; ``L:u:{U}:sessions`` is the user's listing, on a slot
+of its own: a user's sessions are spread over the cluster like any sessions, and a user-level read visits each one's
+slot.
+
 ``D`` (the session's *tag*) is a digest, never the id itself: ids may hold ``{``, ``}``, ``:``, ``*``, spaces or
 unicode, and a digest can neither break the hash tag nor collide with another session's keys. All keys of one session
 share ``{D}``, so they live in one Redis Cluster slot and one Lua script can change them atomically. ``D`` is also the
@@ -37,7 +44,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from motorhead.core.values import DEFAULT_NAMESPACE, NO_TENANT, SessionRef
+from motorhead.core.values import DEFAULT_NAMESPACE, NO_TENANT, SessionRef, UserRef
 
 
 def _hex(*parts: str) -> str:
@@ -58,6 +65,11 @@ def session_tag(session: SessionRef) -> str:
     if session.tenant == NO_TENANT:
         return hashlib.sha256(session.id.encode("utf-8")).hexdigest()[:32]
     return tenant_tag(session.tenant) + _hex("session", session.tenant, session.id)[:32]
+
+
+def user_tag(user: UserRef) -> str:
+    """The user's digest: what its listing's key carries instead of the id (hex only)."""
+    return _hex("user", user.tenant, user.id)[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +133,10 @@ class Keys:
 
     def sessions_index(self, tenant: str, namespace: str = DEFAULT_NAMESPACE) -> str:
         return f"{self._tenant_root(tenant)}:sessions:{namespace}"
+
+    def user_sessions(self, user: UserRef) -> str:
+        """The user's listing: the ids of the sessions bound to it."""
+        return f"{self._tenant_root(user.tenant)}:u:{{{user_tag(user)}}}:sessions"
 
     def api_key(self, key_id: str) -> str:
         return f"{self.prefix}:apikey:{key_id}"

@@ -6,7 +6,7 @@ incremental ``SessionRowCache``, so a query reads only the messages this process
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
@@ -31,3 +31,6 @@ class RedisKeywordIndex:
 
     def texts(self, session: SessionRef) -> SessionTexts:
         return self._texts.get(session)
+
+    def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
+        return self._texts.get_many(sessions)

@@ -125,49 +125,75 @@ class SearchVectorIndex:
         )
 
     def vector_search(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
-        if k <= 0:
+        return [scored for _, scored in self.vector_search_many([session], query, k)]
+
+    def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
+        return self.distances_many([(session, ids)], query)[0]
+
+    def vector_search_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int) -> list[tuple[int, Scored]]:
+        """One KNN query pre-filtered on the sessions' TAGs (per node of a cluster without a coordinator)."""
+        if k <= 0 or not sessions:
             return []
         blob = np.ascontiguousarray(query, dtype=_FLOAT32).reshape(-1).tobytes()
+        positions = {self._keys.session(session).tag: n for n, session in enumerate(sessions)}
         self._require_ready()
         try:
-            reply = self._search(session, blob, k)
+            reply = self._search(sessions, blob, k)
         except redis_errors.ResponseError:
             # The index is gone (a FLUSH drops it) or not ready: check it again (re-creating it), then retry once.
             self._ready = None
             self._require_ready()
             try:
-                reply = self._search(session, blob, k)
+                reply = self._search(sessions, blob, k)
             except redis_errors.ResponseError as exc:
                 raise StoreUnavailableError("search index not ready", detail=f"{self._index}: {exc}") from exc
-        hits: list[Scored] = []
-        unloaded: list[str] = []
-        for key, fields in _documents(reply):
+        hits: list[tuple[int, Scored]] = []
+        unloaded: dict[int, list[str]] = {}
+        for key, fields in reply:
+            position = positions.get(_tag_of(key))
+            if position is None:  # never another session's document
+                continue
             if all(name in fields for name in _RETURNED):
-                hits.append(_scored(fields))
+                hits.append((position, _scored(fields)))
             else:
-                unloaded.append(key)
-        if unloaded:
-            hits += self._load(session, unloaded, query)
-        hits.sort(key=lambda hit: hit.distance)
+                unloaded.setdefault(position, []).append(key)
+        for position, keys in unloaded.items():
+            hits += [(position, scored) for scored in self._load(sessions[position], keys, query)]
+        hits.sort(key=lambda hit: (hit[1].distance, -hit[1].message.created_at))
         return hits[:k]
 
-    def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
-        wanted = list(dict.fromkeys(int(i) for i in ids))
-        if not wanted:
-            return {}
-        prefix = self._keys.session(session).doc_prefix
+    def distances_many(
+        self, wanted: Sequence[tuple[SessionRef, Sequence[int]]], query: Vectors
+    ) -> list[dict[int, float]]:
+        asked = [
+            (self._keys.session(session).doc_prefix, list(dict.fromkeys(int(i) for i in ids)))
+            for session, ids in wanted
+        ]
+        if not any(ids for _, ids in asked):
+            return [{} for _ in wanted]
         vector = np.asarray(query, dtype=np.float32).reshape(-1)
         with mapped_errors():
             pipe = self._connector.client(binary=True).pipeline(transaction=False)
-            for message_id in wanted:
-                pipe.hget(f"{prefix}{message_id}", "vector")
+            for prefix, ids in asked:
+                for message_id in ids:
+                    pipe.hget(f"{prefix}{message_id}", "vector")
             blobs: list[bytes | None] = pipe.execute()
-        found = [(i, blob) for i, blob in zip(wanted, blobs, strict=True) if blob and len(blob) == vector.nbytes]
-        if not found:
-            return {}
-        matrix = np.frombuffer(b"".join(blob for _, blob in found), dtype=_FLOAT32).reshape(len(found), -1)
-        similarity = matrix @ vector
-        return {message_id: float(1.0 - s) for (message_id, _), s in zip(found, similarity, strict=True)}
+        answers: list[dict[int, float]] = []
+        start = 0
+        for _, ids in asked:
+            found = [
+                (i, blob)
+                for i, blob in zip(ids, blobs[start : start + len(ids)], strict=True)
+                if blob and len(blob) == vector.nbytes
+            ]
+            start += len(ids)
+            if not found:
+                answers.append({})
+                continue
+            matrix = np.frombuffer(b"".join(blob for _, blob in found), dtype=_FLOAT32).reshape(len(found), -1)
+            similarity = matrix @ vector
+            answers.append({i: float(1.0 - s) for (i, _), s in zip(found, similarity, strict=True)})
+        return answers
 
     # -- internals ---------------------------------------------------------------------------------------------
 
@@ -252,23 +278,48 @@ class SearchVectorIndex:
         if self._ready is None:
             raise StoreUnavailableError(f"search index {self._index} is still backfilling; retry shortly")
 
-    def _search(self, session: SessionRef, blob: bytes, k: int) -> Any:
-        keys = self._keys.session(session)
+    def _search(self, sessions: Sequence[SessionRef], blob: bytes, k: int) -> list[tuple[str, dict[str, Any]]]:
+        """The documents of a KNN search over these sessions: one query on a single server; on a cluster one per node
+        that holds some of their slots (each session's documents live on the node of its hash tag)."""
+        tags = [self._keys.session(session) for session in sessions]
         client = self._connector.client()
+        groups: list[tuple[Redis, list[str]]] = []
         with mapped_errors():
-            if isinstance(client, RedisCluster):  # the session's documents live on the node of its hash tag
-                node = client.get_node_from_key(keys.doc_prefix)  # type: ignore[no-untyped-call]
-                client = client.get_redis_connection(node)
-            return _execute(
-                client,
-                "FT.SEARCH", self._index,
-                f"@session:{{{keys.tag}}}=>[KNN $k @vector $blob AS {_SCORE}]",
-                "PARAMS", 4, "k", k, "blob", blob,
-                "SORTBY", _SCORE,
-                "LIMIT", 0, k,
-                "RETURN", len(_RETURNED), *_RETURNED,
-                "DIALECT", 2,
-            )  # fmt: skip
+            if isinstance(client, RedisCluster):
+                by_node: dict[str, tuple[Redis, list[str]]] = {}
+                for keys in tags:
+                    node = client.get_node_from_key(keys.doc_prefix)  # type: ignore[no-untyped-call]
+                    by_node.setdefault(node.name, (client.get_redis_connection(node), []))[1].append(keys.tag)
+                groups = list(by_node.values())
+            else:
+                groups = [(client, [keys.tag for keys in tags])]
+            documents: list[tuple[str, dict[str, Any]]] = []
+            for server, group in groups:
+                documents += _documents(
+                    _execute(
+                        server,
+                        "FT.SEARCH",
+                        self._index,
+                        f"@session:{{{' | '.join(group)}}}=>[KNN $k @vector $blob AS {_SCORE}]",
+                        "PARAMS",
+                        4,
+                        "k",
+                        k,
+                        "blob",
+                        blob,
+                        "SORTBY",
+                        _SCORE,
+                        "LIMIT",
+                        0,
+                        k,
+                        "RETURN",
+                        len(_RETURNED),
+                        *_RETURNED,
+                        "DIALECT",
+                        2,
+                    )  # fmt: skip
+                )
+        return documents
 
 
 def _primaries(client: RedisClient) -> list[Redis]:
@@ -358,3 +409,10 @@ def _scored(fields: Mapping[str, Any]) -> Scored:
         created_at=int(_text(fields["created_at"])),
     )
     return Scored(message=message, distance=float(_text(fields[_SCORE])))
+
+
+def _tag_of(document_key: str) -> str:
+    """The session tag in a search document's key (``P:doc:{D}:ID``)."""
+    start = document_key.find("{")
+    end = document_key.find("}", start + 1)
+    return document_key[start + 1 : end] if start >= 0 and end > start else ""

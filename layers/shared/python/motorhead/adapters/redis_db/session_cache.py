@@ -7,19 +7,19 @@ only for the rows after it: one consistent read of the generation and the new ro
 the cached one (first read, session deleted and re-created, or a list shorter than the cache after a failover lost
 its last writes), the cache of that session starts over.
 
-Memory is bounded: the cache keeps the ``max_sessions`` most recently used sessions, and drops the least recently
-used ones while it holds more than ``max_rows`` rows in all (the session just read is always kept). At 384 dims a
-row of the exact index costs about 1.8 kB (its vector and message), so the default bound is about 360 MB per cache
-at most, and a session bigger than the bound is read whole for each search.
+Memory is bounded: the cache keeps the ``max_sessions`` (1,024) most recently used sessions, and drops the least
+recently used ones while it holds more than ``max_rows`` rows in all (the session just read is always kept). At 384
+dims a row of the exact index costs about 1.8 kB (its vector and message), so the default bound is about 360 MB per
+cache at most, and a session bigger than the bound is read whole for each search.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from motorhead.adapters.redis_db.codec import decode
 from motorhead.adapters.redis_db.connector import RedisConnector
@@ -27,23 +27,55 @@ from motorhead.adapters.redis_db.keys import Keys, SessionKeys
 from motorhead.core.values import SessionRef, StoredMessage
 
 # KEYS: meta, docs[, vectors]. ARGV: 1 row offset, 2 bytes per vector row, 3 most rows to return. The generation, up
-# to that many messages after the offset and, with a third key, their vectors; the generation comes back marked when
-# the list is shorter than the offset, so the cache starts over then too.
+# to that many messages after the offset and, with a third key, their vectors, and the list's length; the generation
+# comes back marked when the list is shorter than the offset, so the cache starts over then too.
 _READ_FROM = """
 local generation = redis.call('HGET', KEYS[1], 'gen') or ''
 local offset = tonumber(ARGV[1])
-if redis.call('LLEN', KEYS[2]) < offset then
+local length = redis.call('LLEN', KEYS[2])
+if length < offset then
   generation = generation .. '/shorter'
 end
 local docs = redis.call('LRANGE', KEYS[2], offset, offset + tonumber(ARGV[3]) - 1)
 if #KEYS < 3 or #docs == 0 then
-  return {generation, docs, ''}
+  return {generation, docs, '', length}
 end
 local width = tonumber(ARGV[2])
-return {generation, docs, redis.call('GETRANGE', KEYS[3], offset * width, (offset + #docs) * width - 1)}
+return {generation, docs, redis.call('GETRANGE', KEYS[3], offset * width, (offset + #docs) * width - 1), length}
 """
 
-MAX_CACHED_SESSIONS = 16
+# _READ_FROM for many sessions in one call (a server without slots): KEYS: each session's meta, docs[, vectors].
+# ARGV: 1 bytes per vector row, 2 most rows to return in all, 3 keys per session, then each session's row offset.
+# The four values of _READ_FROM per session, in order; the rows are shared out first come, first served.
+_READ_MANY = """
+local width, budget, per = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for s = 0, #KEYS / per - 1 do
+  local offset = tonumber(ARGV[4 + s])
+  local generation = redis.call('HGET', KEYS[s * per + 1], 'gen') or ''
+  local length = redis.call('LLEN', KEYS[s * per + 2])
+  if length < offset then
+    generation = generation .. '/shorter'
+  end
+  local docs = {}
+  local take = math.min(length - offset, budget)
+  if take > 0 then
+    docs = redis.call('LRANGE', KEYS[s * per + 2], offset, offset + take - 1)
+    budget = budget - #docs
+  end
+  local raw = ''
+  if per == 3 and #docs > 0 then
+    raw = redis.call('GETRANGE', KEYS[s * per + 3], offset * width, (offset + #docs) * width - 1)
+  end
+  out[#out + 1] = generation
+  out[#out + 1] = docs
+  out[#out + 1] = raw
+  out[#out + 1] = length
+end
+return out
+"""
+
+MAX_CACHED_SESSIONS = 1_024  # a user's history is many sessions: the rows bound is the one that bounds memory
 MAX_CACHED_ROWS = 200_000
 PAGE_ROWS = 2_000  # rows per read: a big session is read in pages, never in one reply that could outlast the timeout
 
@@ -88,24 +120,39 @@ class SessionRowCache(Generic[T]):
         self._lock = threading.Lock()
 
     def get(self, session: SessionRef) -> T:
-        keys = self._keys.session(session)
+        return self.get_many([session])[0]
+
+    def get_many(self, sessions: Sequence[SessionRef]) -> list[T]:
+        """``get`` of each session; the first page of all of them is read in one pipeline (a user's history)."""
+        keyed = [self._keys.session(session) for session in sessions]
         with self._lock:
-            cached = self._entries.pop(keys.tag, None)
+            entries: list[_Entry[T] | None] = [self._entries.pop(keys.tag, None) for keys in keyed]
         try:
-            while True:  # a page at a time, until a page comes back short
-                generation, docs, raw = self._read(keys, cached.rows if cached else 0)
-                if cached is None or generation != cached.generation:
-                    if cached is not None and cached.rows:  # what was read starts at the old offset: read it all
-                        generation, docs, raw = self._read(keys, 0)
-                    cached = _Entry(generation=generation, rows=0, value=self._new())
-                if docs:
-                    self._extend(cached.value, [decode(doc) for doc in docs], raw)
-                    cached.rows += len(docs)
-                if len(docs) < self._page_rows:
-                    return cached.value
+            for n, (keys, first) in enumerate(zip(keyed, self._read_many(keyed, entries), strict=True)):
+                generation, docs, raw, length = first
+                while True:  # a page at a time, until every row of the list is read
+                    cached = entries[n]
+                    if cached is None or generation != cached.generation:
+                        if cached is not None and cached.rows:  # what was read starts at the old offset: read it all
+                            generation, docs, raw, length = self._read(keys, 0)
+                        cached = entries[n] = _Entry(generation=generation, rows=0, value=self._new())
+                    if docs:
+                        self._extend(cached.value, [decode(doc) for doc in docs], raw)
+                        cached.rows += len(docs)
+                    if cached.rows >= length:
+                        break
+                    generation, docs, raw, length = self._read(keys, cached.rows)
         finally:  # kept even when a page fails: what was read is consistent (rows are counted page by page)
-            if cached is not None:
-                self._keep(keys.tag, cached)
+            for keys, entry in zip(keyed, entries, strict=True):
+                if entry is not None:
+                    self._keep(keys.tag, entry)
+        return [entry.value for entry in entries if entry is not None]
+
+    def held(self, session: SessionRef) -> T | None:
+        """The session's rows as this process last read them, without asking Redis (None when not held)."""
+        with self._lock:
+            entry = self._entries.get(self._keys.session(session).tag)
+        return None if entry is None else entry.value
 
     def _keep(self, tag: str, entry: _Entry[T]) -> None:
         with self._lock:
@@ -114,14 +161,41 @@ class SessionRowCache(Generic[T]):
             while len(self._entries) > 1 and (len(self._entries) > self._max_sessions or rows > self._max_rows):
                 rows -= self._entries.popitem(last=False)[1].rows
 
-    def _read(self, keys: SessionKeys, offset: int) -> tuple[str, list[bytes], bytes]:
-        script_keys = [keys.meta, keys.docs] + ([keys.vectors] if self._vector_bytes else [])
-        generation, docs, raw = self._connector.run_script(
-            _READ_FROM, script_keys, [offset, self._vector_bytes, self._page_rows], binary=True
+    def _script_keys(self, keys: SessionKeys) -> list[str]:
+        return [keys.meta, keys.docs] + ([keys.vectors] if self._vector_bytes else [])
+
+    def _read(self, keys: SessionKeys, offset: int) -> tuple[str, list[bytes], bytes, int]:
+        return _decoded(
+            self._connector.run_script(
+                _READ_FROM, self._script_keys(keys), [offset, self._vector_bytes, self._page_rows], binary=True
+            )
         )
-        return generation.decode(), list(docs), bytes(raw)
+
+    def _read_many(
+        self, keyed: Sequence[SessionKeys], entries: Sequence[_Entry[T] | None]
+    ) -> list[tuple[str, list[bytes], bytes, int]]:
+        """The first read of each session, from its cached offset: one script for all of them on a server without
+        slots; on a cluster, one per session (each on its own slot)."""
+        offsets = [entry.rows if entry else 0 for entry in entries]
+        if len(keyed) == 1 or self._connector.is_cluster():
+            calls = [
+                (self._script_keys(keys), [offset, self._vector_bytes, self._page_rows])
+                for keys, offset in zip(keyed, offsets, strict=True)
+            ]
+            return [_decoded(reply) for reply in self._connector.run_script_many(_READ_FROM, calls, binary=True)]
+        script_keys = [key for keys in keyed for key in self._script_keys(keys)]
+        per = len(script_keys) // len(keyed)
+        flat = self._connector.run_script(
+            _READ_MANY, script_keys, [self._vector_bytes, self._page_rows, per, *offsets], binary=True
+        )
+        return [_decoded(flat[i : i + 4]) for i in range(0, len(flat), 4)]
 
     def cached_rows(self) -> int:
         """How many rows the cache holds in all."""
         with self._lock:
             return sum(entry.rows for entry in self._entries.values())
+
+
+def _decoded(reply: Any) -> tuple[str, list[bytes], bytes, int]:
+    generation, docs, raw, length = reply
+    return generation.decode(), list(docs), bytes(raw), int(length)

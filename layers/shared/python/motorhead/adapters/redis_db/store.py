@@ -17,28 +17,53 @@ from motorhead.core.values import (
     SessionRef,
     SessionSnapshot,
     StoredMessage,
+    UserRef,
 )
+from motorhead.errors import ConflictError
 
-# KEYS: messages, meta, namespaces, pending, requests. ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag,
-# 5 context, 6 a fresh random token, 7 summarize above this count (0: never), 8 summary lease ms, 9 index flag, 10
-# index lease ms, 11 a token unique to this call, then one JSON object per message without its id. The session's last
+# KEYS: messages, meta, namespaces, pending, requests[, the tenant's listing of the namespace[, the user's listing]].
+# ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag, 5 context, 6 a fresh random token, 7 summarize above
+# this count (0: never), 8 summary lease ms, 9 index flag, 10 index lease ms, 11 a token unique to this call, 12 the
+# user the write names ("" for none), then one JSON object per message without its id. The session's last
 # RECENT_REQUESTS call tokens are kept (scored by the last id each stored): a retry of a call after a lost reply is
-# recognised, even when other calls landed in between, and changes nothing. Ids come from the session's own counter,
-# so they are unique and increasing; every message of the call is stored, or none is. The summary's version token
-# changes whenever the summary does, so a summarizer can tell that the summary it started from is still current; the
-# generation token (gen) is set once, when the session is created, so a job can tell that the session was not deleted
-# meanwhile. A lease (meta.job_at, meta.idx_at) lets one POST per lease period ask for a job, so a busy session does
-# not flood the queues. Messages to index are also kept in `pending` until the indexer has them.
+# recognised, even when other calls landed in between, and changes nothing. Ids come from the session's own counter, so
+# they are unique and increasing; every message of the call is stored, or none is. The summary's version token changes
+# whenever the summary does, so a summarizer can tell that the summary it started from is still current; the generation
+# token (gen) is set once, when the session is created, so a job can tell that the session was not deleted meanwhile. A
+# lease (meta.job_at, meta.idx_at) lets one POST per lease period ask for a job, so a busy session does not flood the
+# queues. Messages to index are also kept in `pending` until the indexer has them. The session's user (meta.user) is set
+# by the first write that names one; a write naming another user stores nothing and answers the bound user (count -1).
+# On a server without slots the listings are keys of the script too: the session is listed under its namespace (and the
+# user the write names) in the same atomic step, after the user check.
 RECENT_REQUESTS = 64  # call tokens remembered per session, to recognise a resent call
+MAX_USER_SESSIONS = 10_000  # sessions of one user a filtered listing reads at most
+DELETE_BATCH = 100  # sessions deleted per pipeline when a user is forgotten
+MAX_DELETE_ROUNDS = 1_000  # batches one user deletion runs at most (100,000 sessions)
 _APPEND = """
-local first = 12
+local first = 13
 local n = #ARGV - first + 1
 local now = tonumber(ARGV[2])
+local bound = redis.call('HGET', KEYS[2], 'user')
 local seen = redis.call('ZSCORE', KEYS[5], ARGV[11])
 if seen then
   -- the same call again (a client retry after a lost reply): already stored, change nothing
   local count = redis.call('ZCARD', KEYS[1])
-  return {count, tonumber(seen), 0, 0, redis.call('HGET', KEYS[2], 'gen')}
+  return {count, tonumber(seen), 0, 0, redis.call('HGET', KEYS[2], 'gen'), bound or ''}
+end
+if ARGV[12] ~= '' then
+  if bound and bound ~= ARGV[12] then
+    return {-1, 0, 0, 0, '', bound}
+  end
+  if not bound then
+    redis.call('HSET', KEYS[2], 'user', ARGV[12])
+    bound = ARGV[12]
+  end
+end
+if #KEYS >= 6 then
+  redis.call('ZADD', KEYS[6], now, ARGV[1])
+end
+if bound and #KEYS >= 7 then
+  redis.call('ZADD', KEYS[7], now, ARGV[1])
 end
 local last = redis.call('HINCRBY', KEYS[2], 'seq', n)
 if n > 0 then
@@ -83,7 +108,7 @@ local index_due = 0
 if ARGV[9] == '1' and n > 0 then
   index_due = claim('idx_at', tonumber(ARGV[10]))
 end
-return {count, last, summary_due, index_due, redis.call('HGET', KEYS[2], 'gen')}
+return {count, last, summary_due, index_due, redis.call('HGET', KEYS[2], 'gen'), bound or ''}
 """
 
 # KEYS: pending, meta. Releases the index lease only when nothing is pending (see MemoryStore.release_index_lease).
@@ -104,10 +129,13 @@ end
 return redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[3])
 """
 
-# KEYS: the session's fixed keys. ARGV: 1 prefix of its search documents. Deletes every document listed in
-# doc_ids (same hash tag, same slot), then every fixed key: one atomic step. The tenant migration deletes an adopted
-# source with it too.
+# KEYS: the session's fixed keys. ARGV: 1 prefix of its search documents[, 2 a user id]. Deletes every document listed
+# in doc_ids (same hash tag, same slot), then every fixed key: one atomic step; with a user id, only if the session is
+# (still) bound to that user (-1 otherwise, nothing deleted). The tenant migration deletes an adopted source with it.
 DELETE_SESSION = """
+if ARGV[2] and redis.call('HGET', KEYS[2], 'user') ~= ARGV[2] then
+  return -1
+end
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[8])) do
   redis.call('DEL', ARGV[1] .. id)
 end
@@ -173,16 +201,29 @@ class RedisMemoryStore:
         now_ms: int,
         summarize_above: int | None = None,
         index: bool = False,
+        user_id: str | None = None,
     ) -> AppendResult:
         keys = self._keys.session(session)
         bodies = [encode_new(message, created_at=now_ms) for message in messages]
         flag, ctx = ("1", context) if context is not None else ("0", "")
+        named = self._keys.user_sessions(UserRef(session.tenant, user_id)) if user_id else None
+        listing = self._keys.sessions_index(session.tenant, namespace)
+        script_keys = [keys.messages, keys.meta, keys.namespaces, keys.pending, keys.requests]
         with mapped_errors():
-            # The index first: if the session write then fails, a retried POST lands in the same place.
-            self._connector.client().zadd(self._keys.sessions_index(session.tenant, namespace), {session.id: now_ms})
-            count, last_id, summary_due, index_due, generation = self._connector.run_script(
+            cluster = self._connector.is_cluster()
+            if not cluster:  # one atomic step: the listings are the script's keys too
+                script_keys += [listing] + ([named] if named is not None else [])
+            client = self._connector.client()
+            if cluster:
+                # The listings are on other slots. The session is listed first (if the session write then fails, a
+                # retried POST lands in the same place, and a stored message is never left unlisted under its
+                # user); a write that names a user can be refused, so its namespace listing waits for the answer.
+                pipe = client.pipeline(transaction=False)
+                pipe.zadd(named if named is not None else listing, {session.id: now_ms})
+                pipe.execute()
+            count, last_id, summary_due, index_due, generation, bound = self._connector.run_script(
                 _APPEND.replace("RECENT_REQUESTS", str(RECENT_REQUESTS)),
-                (keys.messages, keys.meta, keys.namespaces, keys.pending, keys.requests),
+                script_keys,
                 [
                     session.id,
                     now_ms,
@@ -195,15 +236,28 @@ class RedisMemoryStore:
                     "1" if index else "0",
                     self._index_lease_ms,
                     new_version(),
+                    user_id or "",
                     *bodies,
                 ],
             )
+            if int(count) < 0:  # bound to another user: nothing was stored
+                if named is not None and cluster:
+                    client.zrem(named, session.id)
+                raise ConflictError("this session belongs to another user")
+            pipe = client.pipeline(transaction=False)
+            if cluster and named is not None:
+                pipe.zadd(listing, {session.id: now_ms})
+            if bound and (cluster or named is None):  # listed under its user again after the write (see delete_user)
+                pipe.zadd(self._keys.user_sessions(UserRef(session.tenant, bound)), {session.id: now_ms})
+            if len(pipe):
+                pipe.execute()
         return AppendResult(
             count=int(count),
             last_id=int(last_id),
             summary_due=bool(summary_due),
             index_due=bool(index_due),
             generation=str(generation),
+            user=str(bound) or None,
         )
 
     def read(self, session: SessionRef, *, limit: int) -> SessionSnapshot:
@@ -219,14 +273,109 @@ class RedisMemoryStore:
         keys = self._keys.session(session)
         with mapped_errors():
             client = self._connector.client()
-            namespaces: set[str] = {str(ns) for ns in client.smembers(keys.namespaces)} | {namespace, DEFAULT_NAMESPACE}
+            pipe = client.pipeline(transaction=False)
+            pipe.smembers(keys.namespaces)
+            pipe.hget(keys.meta, "user")
+            listed_in, user = pipe.execute()
+            namespaces: set[str] = {str(ns) for ns in listed_in} | {namespace, DEFAULT_NAMESPACE}
             # Unlist first, then drop the data: if the second step fails, a retried DELETE still finds the list
-            # of namespaces and finishes the job.
+            # of namespaces (and the user) and finishes the job.
             pipe = client.pipeline(transaction=False)
             for ns in sorted(namespaces):
                 pipe.zrem(self._keys.sessions_index(session.tenant, ns), session.id)
+            if user:
+                pipe.zrem(self._keys.user_sessions(UserRef(session.tenant, str(user))), session.id)
             pipe.execute()
             self._connector.run_script(DELETE_SESSION, keys.all(), [keys.doc_prefix])
+
+    def user_sessions(
+        self, user: UserRef, *, namespace: str | None = None, session_ids: frozenset[str] | None = None, limit: int
+    ) -> list[str]:
+        """The ids of the user's ``limit`` most recently written sessions, newest first, each checked to be bound to
+        the user now (the listing is a hint; the binding in the session's meta decides), and listed under
+        ``namespace`` when given, and among ``session_ids`` when given."""
+        with mapped_errors():
+            client = self._connector.client()
+            listed: list[str] = [str(i) for i in client.zrevrange(self._keys.user_sessions(user), 0, limit - 1)]
+            if session_ids is not None:
+                listed = [i for i in listed if i in session_ids]
+            if not listed:
+                return []
+            pipe = client.pipeline(transaction=False)
+            for session_id in listed:
+                keys = self._keys.session(SessionRef(user.tenant, session_id))
+                pipe.hget(keys.meta, "user")
+                if namespace is not None:
+                    pipe.sismember(keys.namespaces, namespace)
+            replies = pipe.execute()
+        step = 1 if namespace is None else 2
+        return [
+            session_id
+            for n, session_id in enumerate(listed)
+            if replies[n * step] == user.id and (namespace is None or bool(replies[n * step + 1]))
+        ]
+
+    def list_user_sessions(
+        self, user: UserRef, *, namespace: str | None, offset: int, limit: int
+    ) -> tuple[list[str], int]:
+        """A page of the user's session ids, least recently written first (as the tenant's listing), and the total;
+        with ``namespace``, only those listed under it."""
+        listing = self._keys.user_sessions(user)
+        with mapped_errors():
+            client = self._connector.client()
+            if namespace is None:
+                pipe = client.pipeline(transaction=False)
+                pipe.zrange(listing, offset, offset + limit - 1)
+                pipe.zcard(listing)
+                ids, total = pipe.execute()
+                return [str(i) for i in ids], int(total)
+            every = [str(i) for i in client.zrange(listing, 0, MAX_USER_SESSIONS - 1)]
+            if not every:
+                return [], 0
+            scores = client.zmscore(self._keys.sessions_index(user.tenant, namespace), every)
+        kept = [session_id for session_id, score in zip(every, scores, strict=True) if score is not None]
+        return kept[offset : offset + limit], len(kept)
+
+    def delete_user(self, user: UserRef) -> int:
+        """Delete every session bound to the user, and its listing; how many sessions were deleted. Each batch is
+        unlisted from the user first, then each session deleted only if still bound to the user (atomically, on its
+        slot) and unlisted from its namespaces; the listing is read again until it is empty, so a session a
+        concurrent write bound meanwhile is deleted too."""
+        listing = self._keys.user_sessions(user)
+        deleted = 0
+        with mapped_errors():
+            client = self._connector.client()
+            for _ in range(MAX_DELETE_ROUNDS):
+                batch = [str(i) for i in client.zrange(listing, 0, DELETE_BATCH - 1)]
+                if not batch:
+                    return deleted
+                sessions = [SessionRef(user.tenant, session_id) for session_id in batch]
+                pipe = client.pipeline(transaction=False)
+                pipe.zrem(listing, *batch)
+                for session in sessions:
+                    keys = self._keys.session(session)
+                    pipe.hget(keys.meta, "user")
+                    pipe.smembers(keys.namespaces)
+                replies = pipe.execute()[1:]
+                owned = [
+                    (session, {str(ns) for ns in replies[2 * n + 1]} | {DEFAULT_NAMESPACE})
+                    for n, session in enumerate(sessions)
+                    if replies[2 * n] == user.id
+                ]
+                if not owned:
+                    continue
+                pipe = client.pipeline(transaction=False)
+                for session, namespaces in owned:
+                    for ns in sorted(namespaces):
+                        pipe.zrem(self._keys.sessions_index(user.tenant, ns), session.id)
+                pipe.execute()
+                calls = [
+                    (self._keys.session(session).all(), [self._keys.session(session).doc_prefix, user.id])
+                    for session, _ in owned
+                ]
+                results = self._connector.run_script_many(DELETE_SESSION, calls)
+                deleted += sum(1 for result in results if int(result) >= 0)
+        return deleted
 
     def list_sessions(self, tenant: str, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]:
         index = self._keys.sessions_index(tenant, namespace)

@@ -42,7 +42,7 @@ from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.keys import Keys, SessionKeys, tenant_tag
 from motorhead.adapters.redis_db.store import DELETE_SESSION
 from motorhead.core.tenancy import MAX_REPORTED_CONFLICTS, AdoptionReport
-from motorhead.core.values import NO_TENANT, SessionRef
+from motorhead.core.values import NO_TENANT, SessionRef, UserRef
 from motorhead.errors import MotorheadError
 
 MARK = "adopting"  # meta field: the tag of the tenant a session is being moved to
@@ -262,18 +262,24 @@ class RedisSessionAdopter:
         """Steps 3 to 6: list under the tenant, delete the source, unmark the copy, unlist the source."""
         source, copy = self._source(session_id), self._copy(run.tenant, session_id)
         text = self._text()
-        if entries:
+        user = text.hget(copy.meta, "user")  # a session bound to a user is listed under the tenant's same user
+        if entries or user:
             pipe = text.pipeline(transaction=False)
             for namespace, score in sorted(entries.items()):
                 pipe.zadd(self._list(run.tenant, namespace), {session_id: score}, gt=True)
+            if user:
+                score = max(entries.values(), default=0.0)
+                pipe.zadd(self._keys.user_sessions(UserRef(run.tenant, str(user))), {session_id: score}, gt=True)
             pipe.execute()
         if delete_source:
             self._connector.run_script(DELETE_SESSION, source.all(), [source.doc_prefix])
         self._connector.run_script(_UNMARK, (copy.meta,), [tenant_tag(run.tenant)])
-        if entries:
+        if entries or user:
             pipe = text.pipeline(transaction=False)
             for namespace in entries:
                 pipe.zrem(self._list(NO_TENANT, namespace), session_id)
+            if user:
+                pipe.zrem(self._keys.user_sessions(UserRef(NO_TENANT, str(user))), session_id)
             pipe.execute()
 
     # -- keys and clients ----------------------------------------------------------------------------------------

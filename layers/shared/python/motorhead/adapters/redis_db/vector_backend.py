@@ -73,3 +73,11 @@ class AutoVectorIndex:
 
     def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
         return self.backend.distances(session, ids, query)
+
+    def vector_search_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int) -> list[tuple[int, Scored]]:
+        return self.backend.vector_search_many(sessions, query, k)
+
+    def distances_many(
+        self, wanted: Sequence[tuple[SessionRef, Sequence[int]]], query: Vectors
+    ) -> list[dict[int, float]]:
+        return self.backend.distances_many(wanted, query)

@@ -21,8 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from motorhead import __version__
 from motorhead.core.auth import AccessControl, Caller
 from motorhead.core.auth import Scope as AccessScope
-from motorhead.core.memory import check_session_id
-from motorhead.core.values import SessionRef
+from motorhead.core.memory import check_session_id, check_user_id
+from motorhead.core.values import SessionRef, UserRef
 from motorhead.entrypoints.http.credentials import credential_from
 from motorhead.entrypoints.http.errors import (
     ERROR_RESPONSES,
@@ -33,7 +33,7 @@ from motorhead.entrypoints.http.errors import (
 )
 from motorhead.entrypoints.http.lambda_adapter import path_parameter
 from motorhead.errors import ConfigError, MotorheadError
-from motorhead.observability import count, logger, metrics, milliseconds, session_hash
+from motorhead.observability import count, logger, metrics, milliseconds, session_hash, user_hash
 from motorhead.settings import Settings
 
 REALM = 'realm="motorhead"'
@@ -59,6 +59,17 @@ def _session(
     return session
 
 
+def _user(
+    request: Request,
+    caller: Annotated[Caller, Depends(_caller)],
+    user_id: Annotated[str, Path(description="Any string up to 256 UTF-8 bytes; percent-encode it in the URL")],
+) -> UserRef:
+    user = UserRef(tenant=caller.tenant, id=path_parameter(request, "user_id", user_id))
+    check_user_id(user.id, request.app.state.max_session_id_bytes)  # the rules of a session id
+    logger.append_keys(user=user_hash(user))  # never the id itself
+    return user
+
+
 def _tenant(caller: Annotated[Caller, Depends(_caller)]) -> str:
     return caller.tenant
 
@@ -68,6 +79,9 @@ CurrentCaller = Annotated[Caller, Depends(_caller)]
 
 Session = Annotated[SessionRef, Depends(_session)]
 """The session a request names: its id from the path, its tenant from the caller."""
+
+User = Annotated[UserRef, Depends(_user)]
+"""The user a request names: its id from the path, its tenant from the caller."""
 
 Tenant = Annotated[str, Depends(_tenant)]
 """The caller's tenant."""
@@ -92,7 +106,7 @@ def create_app(
     )
     app.state.access = access
     app.state.max_session_id_bytes = settings.max_session_id_bytes
-    challenge = _challenge(access)
+    challenge = challenge_for(access)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if access is not None:  # outside the body limit: a caller without a valid credential gets 401, never a 400/413
         app.add_middleware(AccessMiddleware, access=access, scope=scope, challenge=challenge)
@@ -123,7 +137,7 @@ def create_app(
     return app
 
 
-def _challenge(access: AccessControl | None) -> str:
+def challenge_for(access: AccessControl | None) -> str:
     """What a 401 asks for: a bearer token, or (API keys) a key as bearer or as the password of Basic."""
     if access is not None and access.authenticator.method == "jwt":
         return f"Bearer {REALM}"

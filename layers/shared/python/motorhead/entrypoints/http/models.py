@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from motorhead.core.auth import Caller
-from motorhead.core.values import Hit, NewMessage, SessionPage, SessionSnapshot
+from motorhead.core.values import Hit, NewMessage, SearchFilters, SessionPage, SessionSnapshot, UserHit
 
 
 def _valid_unicode(text: str) -> str:
@@ -138,6 +138,53 @@ class RetrievalHitOut(BaseModel):
             created_at=hit.message.created_at,
             score=round(hit.score, 6),
         )
+
+
+SessionId = Annotated[Text, StringConstraints(min_length=1, max_length=256)]
+
+
+class UserRetrievalIn(BaseModel):
+    """Body of ``POST /users/{id}/retrieval``: session retrieval's, plus optional filters."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    text: Text = Field(min_length=1, max_length=8_192)
+    limit: int = Field(10, ge=1, le=100, description="How many messages to return")
+    session_ids: list[SessionId] | None = Field(
+        None, max_length=1_000, description="Only these sessions of the user (others' ids find nothing)"
+    )
+    namespace: Text | None = Field(None, max_length=256, description="Only sessions listed under this namespace")
+    roles: list[Role] | None = Field(None, max_length=64, description="Only messages of these roles")
+    since: int | None = Field(None, ge=0, description="Only messages stored at or after this unix time in ms")
+    until: int | None = Field(None, ge=0, description="Only messages stored at or before this unix time in ms")
+
+    def filters(self) -> SearchFilters:
+        return SearchFilters(
+            session_ids=None if self.session_ids is None else frozenset(self.session_ids),
+            namespace=self.namespace,
+            roles=None if self.roles is None else frozenset(self.roles),
+            since_ms=self.since,
+            until_ms=self.until,
+        )
+
+
+class UserRetrievalHitOut(RetrievalHitOut):
+    """One message of a user's history: session retrieval's fields and the session it belongs to."""
+
+    session_id: str
+
+    @classmethod
+    def of_user(cls, found: UserHit) -> UserRetrievalHitOut:
+        return cls(session_id=found.session_id, **RetrievalHitOut.of(found.hit).model_dump())
+
+
+class DeletedUserOut(BaseModel):
+    """Body of ``DELETE /users/{id}``: Motorhead's acknowledgement and how many sessions were deleted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["Ok"] = "Ok"
+    deleted_sessions: int
 
 
 class CurrentKeyOut(BaseModel):
