@@ -10,7 +10,7 @@ TIKTOKEN_CACHE := $(LAYER)/motorhead/tiktoken_cache
 export PYTHONPATH := $(CURDIR)/$(LAYER):$(CURDIR)
 
 .PHONY: help install run key keys revoke-key adopt-sessions test lint typecheck unit integration bench bench-locomo bench-users build validate clean
-.PHONY: invoke env-vars
+.PHONY: invoke env-vars mcp
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ revoke-key: install ## revoke an API key: make revoke-key KEY_ID=0123456789abcde
 
 adopt-sessions: install ## move the sessions stored with MOTORHEAD_AUTH=none to a tenant: make adopt-sessions TENANT=acme [DRY_RUN=1]
 	@$(PY) -m devserver.keys adopt --tenant "$(TENANT)" $(if $(DRY_RUN),--dry-run)
+
+mcp: ## the memory's MCP tools over stdio, for Claude Desktop / Cursor (make -s mcp; MOTORHEAD_API_KEY, REDIS_URL optional)
+	@$(MAKE) --no-print-directory install >&2  # stdout is the protocol's alone, even on a first install
+	@$(PY) -m devserver.mcp
 
 invoke: ## one function on one event as `make run` runs it, its JSON answer alone on stdout: make invoke FUNCTION=HealthFunction EVENT=events/health-ok.json
 	@$(MAKE) --no-print-directory install >&2  # stdout is the answer's alone, even on a first install

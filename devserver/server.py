@@ -450,6 +450,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
+        self.route_key = "-"  # what the access log names, never the path (ids in it): as API Gateway logs routeKey
+        if url.path in ("/openapi.json", "/docs") or url.path.startswith(DOCS_ASSETS + "/"):
+            self.route_key = f"{self.command} {url.path}"
         body = self._body()
         if body is None:
             return
@@ -477,6 +480,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except UnicodeDecodeError:
             self._reply(400, {"content-type": "application/json"}, {"error": "the path is not percent-encoded UTF-8"})
             return
+        if function is not None:
+            self.route_key = function.route.route_key
         if function is None:
             if allowed:
                 message = {"error": f"method {self.command} not allowed; use {', '.join(allowed)}"}
@@ -574,7 +579,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """The access log's line for this request (see ``AccessLog``), in place of http.server's (formatted twice)."""
-        self.server.access_log.add(self.client_address[0], self.requestline, code, size)
+        line = f"{getattr(self, 'route_key', '-')} {self.request_version}"  # the route, never the path or query
+        self.server.access_log.add(self.client_address[0], line, code, size)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         log.info("%s %s", self.address_string(), format % args)

@@ -143,11 +143,11 @@ class FakeMemoryStore:
 
     def user_sessions(
         self, user: UserRef, *, namespace: str | None = None, session_ids: frozenset[str] | None = None, limit: int
-    ) -> list[str]:
+    ) -> list[tuple[str, str]]:
         listed = self.users.get(user, {})
         newest = sorted(listed, key=lambda sid: (-listed[sid], sid))[:limit]
         return [
-            sid
+            (sid, state.generation)
             for sid in newest
             if (session_ids is None or sid in session_ids)
             and (state := self.sessions.get(SessionRef(user.tenant, sid))) is not None
@@ -155,7 +155,20 @@ class FakeMemoryStore:
             and (namespace is None or namespace in state.namespaces)
         ]
 
-    def delete_user(self, user: UserRef) -> int:
+    def session_user(self, session: SessionRef) -> str | None:
+        state = self.sessions.get(session)
+        return None if state is None else state.user
+
+    def still_bound(self, user: UserRef, sessions: Sequence[tuple[str, str]]) -> set[str]:
+        return {
+            sid
+            for sid, generation in sessions
+            if (state := self.sessions.get(SessionRef(user.tenant, sid))) is not None
+            and state.user == user.id
+            and state.generation == generation
+        }
+
+    def delete_user(self, user: UserRef) -> tuple[int, bool]:
         deleted = 0
         for sid in list(self.users.pop(user, {})):
             session = SessionRef(user.tenant, sid)
@@ -163,7 +176,7 @@ class FakeMemoryStore:
             if state is not None and state.user == user.id:
                 self.delete(session, namespace="")
                 deleted += 1
-        return deleted
+        return deleted, True
 
     def list_sessions(self, tenant: str, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]:
         listed = self.listed.get((tenant, namespace), {})

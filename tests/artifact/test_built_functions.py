@@ -61,6 +61,7 @@ HTTP_EVENTS: dict[str, tuple[str, int]] = {
     "post_memory-empty-role": ("PostMemoryFunction", 422),
     "retrieval-ok": ("RetrievalFunction", 200),
     "user_retrieval-ok": ("UserRetrievalFunction", 200),
+    "mcp-ok": ("McpFunction", 200),
     "post_memory-user": ("PostMemoryFunction", 200),
     "list_sessions-user": ("ListSessionsFunction", 200),
     "delete_user-ok": ("DeleteUserFunction", 200),

@@ -58,6 +58,7 @@ EXPECTED: dict[str, int | dict[str, Any]] = {
     "post_memory-empty-role": 422,
     "retrieval-ok": 400,  # long-term memory is off by default (the template's LongTermMemory)
     "user_retrieval-ok": 400,  # the same
+    "mcp-ok": OK,  # tools/list: every tool, long-term memory on or off
     "post_memory-user": OK,
     "list_sessions-user": OK,
     "delete_user-ok": OK,

@@ -413,6 +413,6 @@ def test_store_given_a_cluster_binds_lists_searches_and_forgets_a_users_sessions
     only = service.retrieve_user(ana, "peanut allergy", 100, SearchFilters(session_ids=frozenset({"week-3", "b"})))
     assert [hit.session_id for hit in only] == ["week-3"]
     # And forgetting Ana removes her twelve sessions, never Bruno's
-    assert store.delete_user(ana) == 12
+    assert store.delete_user(ana) == (12, True)
     assert service.retrieve_user(ana, "peanut allergy", 100) == []
     assert [hit.session_id for hit in service.retrieve_user(bruno, "peanut allergy", 10)] == ["b"]

@@ -17,7 +17,13 @@ from devserver.template import condition_values, load_template
 from tests.lambda_emulator import function_layers
 from tests.support import REPO
 
-LAYER_DIRS = {"SharedLayer": "shared", "LlmLayer": "llm", "NumpyLayer": "numpy", "EmbeddingsLayer": "embeddings"}
+LAYER_DIRS = {
+    "SharedLayer": "shared",
+    "LlmLayer": "llm",
+    "NumpyLayer": "numpy",
+    "EmbeddingsLayer": "embeddings",
+    "McpLayer": "mcp",
+}
 RUNTIME = frozenset({"boto3", "botocore"})  # what Lambda's python3.12 runtime provides (/var/runtime)
 EMBEDDERS = ("local", "openai", "azure")
 LTM_FUNCTIONS = ("IndexerFunction", "RetrievalFunction", "UserRetrievalFunction")
@@ -72,6 +78,10 @@ def conditions(embedder: str) -> dict[str, bool]:
     return condition_values({"Embedder": embedder})
 
 
+def function_dir(function_id: str) -> str:
+    return Path(template()["Resources"][function_id]["Properties"]["CodeUri"]).name
+
+
 def function_ids() -> list[str]:
     resources = template()["Resources"]
     return sorted(name for name, res in resources.items() if res["Type"] == "AWS::Serverless::Function")
@@ -98,9 +108,15 @@ def test_layers_given_each_function_are_only_those_its_imports_need() -> None:
         elif function_id in LTM_FUNCTIONS:
             remote = ["SharedLayer", "NumpyLayer", "LlmLayer"]
             expected = {"local": ["SharedLayer", "NumpyLayer", "EmbeddingsLayer"], "openai": remote, "azure": remote}
+        elif function_id == "McpFunction":  # the SDK, and search_memory's long-term memory
+            remote = ["SharedLayer", "McpLayer", "NumpyLayer", "LlmLayer"]
+            local = ["SharedLayer", "McpLayer", "NumpyLayer", "EmbeddingsLayer"]
+            expected = {"local": local, "openai": remote, "azure": remote}
         assert {embedder: layers_of(function_id, embedder) for embedder in EMBEDDERS} == expected, function_id
     # And a memory function's graph reaches none of numpy, openai, tiktoken, onnxruntime or tokenizers
-    assert not reached("functions.get_memory.app") & {"numpy", "openai", "tiktoken", "onnxruntime", "tokenizers"}
+    assert not reached("functions.get_memory.app") & {"numpy", "openai", "tiktoken", "onnxruntime", "tokenizers", "mcp"}
+    # And only the MCP function's graph reaches the MCP SDK
+    assert {f for f in function_ids() if "mcp" in reached(f"functions.{function_dir(f)}.app")} == {"McpFunction"}
 
 
 def test_embedder_given_the_template_defaults_to_the_local_model_on_lambda() -> None:

@@ -13,6 +13,9 @@ from fastapi.routing import APIRoute
 
 from devserver.template import load_function_specs, load_queue_consumers, load_routes, load_template
 from motorhead.entrypoints.http.lambda_adapter import MOUNT
+from motorhead.entrypoints.mcp.http import METADATA_PATH as MCP_METADATA_PATH
+from motorhead.entrypoints.mcp.http import METHODS as MCP_METHODS
+from motorhead.entrypoints.mcp.http import PATH as MCP_PATH
 from tests.support import EVENTS, REPO, cold_start
 
 ROUTES = load_routes()
@@ -34,10 +37,12 @@ def test_template_given_each_function_declares_exactly_its_app_routes() -> None:
             # When the routes its app serves are listed
             served = {
                 (method, route.path)
-                for route in function.module.app.routes
+                for route in getattr(function.module.app, "routes", ())
                 if isinstance(route, APIRoute)
                 for method in route.methods or ()
             }
+            if function_id == "McpFunction":  # not a FastAPI app: the SDK's endpoint, one path
+                served = {(method, MCP_PATH) for method in MCP_METHODS} | {("GET", MCP_METADATA_PATH)}
             # Then they are exactly the HttpApi events the template gives that function, each also under /motorhead
             declared = {(r.method, r.path) for r in ROUTES if r.function_id == function_id}
             assert declared == served | {(method, MOUNT + path.rstrip("/")) for method, path in served}, function_id
@@ -65,6 +70,10 @@ def test_template_given_routes_covers_motorhead_api_also_under_the_n8n_prefix() 
         "POST /users/{user_id}/retrieval",
         "DELETE /users/{user_id}",
         "GET /keys/current",
+        "POST /mcp",
+        "GET /mcp",
+        "DELETE /mcp",
+        "GET /.well-known/oauth-protected-resource/mcp",
     }
     mounted = {f"{key.split()[0]} {MOUNT}{key.split()[1].rstrip('/')}" for key in api}
     assert {route.route_key for route in ROUTES} == api | mounted

@@ -158,8 +158,11 @@ REDIS_FUNCTIONS = set(FUNCTIONS) - {"HealthFunction"}
 
 
 def test_policies_given_every_function_only_post_memory_can_send_jobs() -> None:
-    # Given every function's policies / Then only PostMemoryFunction may send to SQS, and only to the two job queues
-    assert {name for name, props in FUNCTIONS.items() if can_send_to_sqs(props)} == {"PostMemoryFunction"}
+    # Given every function's policies / Then only PostMemoryFunction (and the MCP function's add_memory, which asks
+    # for the same jobs) may send to SQS, and only to the two job queues
+    senders = {name for name, props in FUNCTIONS.items() if can_send_to_sqs(props)}
+    assert senders == {"PostMemoryFunction", "McpFunction"}
+    assert FUNCTIONS["McpFunction"]["Policies"][-2:] == FUNCTIONS["PostMemoryFunction"]["Policies"][-2:]
     assert FUNCTIONS["PostMemoryFunction"]["Policies"] == [
         CREATED_PASSWORD_POLICY,
         REDIS_PASSWORD_POLICY,
@@ -196,8 +199,9 @@ def test_environment_given_every_function_only_post_memory_has_the_queue_url() -
         for name, props in FUNCTIONS.items()
         if "MOTORHEAD_SUMMARY_QUEUE_URL" in props.get("Environment", {}).get("Variables", {})
     }
-    assert holders == {"PostMemoryFunction"}
-    assert FUNCTIONS["PostMemoryFunction"]["Environment"]["Variables"]["MOTORHEAD_SUMMARY_QUEUE_URL"] == "SummaryQueue"
+    assert holders == {"PostMemoryFunction", "McpFunction"}  # add_memory asks for the jobs POST memory asks for
+    for name in holders:
+        assert FUNCTIONS[name]["Environment"]["Variables"]["MOTORHEAD_SUMMARY_QUEUE_URL"] == "SummaryQueue"
 
 
 def test_policies_given_every_function_only_summarizer_reads_the_secret_when_given() -> None:
@@ -213,9 +217,11 @@ def test_policies_given_every_function_only_summarizer_reads_the_secret_when_giv
         "IndexerFunction",
         "RetrievalFunction",
         "UserRetrievalFunction",
+        "McpFunction",  # search_memory is retrieval
     }
     assert provider["IndexerFunction"] == provider["RetrievalFunction"] == provider["SummarizerFunction"]
     assert provider["UserRetrievalFunction"] == provider["RetrievalFunction"]
+    assert provider["McpFunction"][:2] == provider["RetrievalFunction"]
     assert provider["SummarizerFunction"] == [
         [
             "HasOpenAiSecret",

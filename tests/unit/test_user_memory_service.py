@@ -49,8 +49,8 @@ def test_delete_user_given_sessions_of_two_users_forgets_one_only() -> None:
     memory = MemoryService(store=store, limits=LIMITS)
     for sid, user in (("a1", "ana"), ("a2", "ana"), ("b1", "bruno")):
         memory.add_memory(ref(sid, "acme"), say(sid), user_id=user)
-    assert memory.delete_user(ANA) == 2
-    assert memory.delete_user(ANA) == 0
+    assert memory.delete_user(ANA) == (2, True)
+    assert memory.delete_user(ANA) == (0, True)
     assert set(store.sessions) == {ref("b1", "acme")}
 
 
@@ -70,3 +70,14 @@ def test_retrieve_user_given_sessions_of_two_users_ranks_the_users_history_only(
     assert [hit.session_id for hit in only] == ["w2"]
     assert service.retrieve_user(UserRef("acme", "nobody"), "peanuts", 10) == []
     assert service.retrieve_user(ANA, "peanuts", 10, SearchFilters(roles=frozenset({"AI"}))) == []
+
+
+def test_is_users_given_a_user_of_many_sessions_knows_each_of_them() -> None:
+    store = FakeMemoryStore()
+    memory = MemoryService(store=store, limits=LIMITS)
+    for n in range(5):
+        memory.add_memory(ref(f"s{n}", "acme"), say("hi"), user_id="ana")
+    memory.add_memory(ref("b", "acme"), say("hi"), user_id="bruno")
+    assert all(memory.is_users(ANA, ref(f"s{n}", "acme")) for n in range(5))  # not only the newest
+    assert not memory.is_users(ANA, ref("b", "acme")) and not memory.is_users(ANA, ref("none", "acme"))
+    assert not memory.is_users(UserRef("globex", "ana"), ref("s0", "acme"))

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     jwt_jwks_url: str | None = Field(None, validation_alias="MOTORHEAD_JWT_JWKS_URL")
     jwt_tenant_claim: str = Field("tenant", min_length=1, validation_alias="MOTORHEAD_JWT_TENANT_CLAIM")
     jwt_scope_claim: str = Field("scope", min_length=1, validation_alias="MOTORHEAD_JWT_SCOPE_CLAIM")
+    jwt_user_claim: str = Field("", validation_alias="MOTORHEAD_JWT_USER_CLAIM")  # "": tokens name no user
     jwt_scope_prefix: str = Field("motorhead:", validation_alias="MOTORHEAD_JWT_SCOPE_PREFIX")
     jwt_algorithms: str = Field("RS256,ES256", validation_alias="MOTORHEAD_JWT_ALGORITHMS")
     jwt_leeway_seconds: int = Field(30, ge=0, le=300, validation_alias="MOTORHEAD_JWT_LEEWAY_SECONDS")
@@ -96,8 +97,10 @@ class Settings(BaseSettings):
     rate_limit_rps: float = Field(0.0, ge=0, validation_alias="MOTORHEAD_RATE_LIMIT_RPS")
     rate_limit_burst: int = Field(0, ge=0, validation_alias="MOTORHEAD_RATE_LIMIT_BURST")
     redis_password_secret: str | None = Field(None, validation_alias="MOTORHEAD_REDIS_PASSWORD_SECRET")
-    # The MCP function's Host check (DNS rebinding): exact hosts, or "host:*" for any port (the template: its API's)
-    mcp_allowed_hosts: str = Field("127.0.0.1:*,localhost:*,[::1]:*", validation_alias="MOTORHEAD_MCP_ALLOWED_HOSTS")
+    # The MCP function's Host check (DNS rebinding): hosts, "host:*" (any port) or wildcards (entrypoints/mcp/http.py)
+    mcp_allowed_hosts: str = Field(
+        "127.0.0.1:*,localhost:*,[::1]:*,*.execute-api.*.amazonaws.com", validation_alias="MOTORHEAD_MCP_ALLOWED_HOSTS"
+    )
 
     tiktoken_cache_dir: Path = Field(PACKAGED_TIKTOKEN_CACHE, validation_alias="TIKTOKEN_CACHE_DIR")
     data_dir: Path = Field(Path(".data"), validation_alias="MOTORHEAD_DATA_DIR")

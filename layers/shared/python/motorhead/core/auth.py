@@ -53,6 +53,7 @@ class Caller:
     scopes: frozenset[Scope]
     method: Literal["none", "api-key", "jwt"]
     key_id: str | None = None  # the API key's public id (never the key)
+    user: str | None = None  # the user the credential names (a JWT's user claim): the MCP tools act as that user alone
 
     def may(self, scope: Scope) -> bool:
         return scope in self.scopes

@@ -97,9 +97,9 @@ class MemoryService:
             ids, total = self._store.list_user_sessions(user, namespace=chosen, offset=offset, limit=size)
         return SessionPage(session_ids=ids, total=total, next_page=page + 1 if page * size < total else None)
 
-    def delete_user(self, user: UserRef) -> int:
+    def delete_user(self, user: UserRef) -> tuple[int, bool]:
         """Forget the user: every session bound to it (messages, summaries, long-term data, listings), and nothing of
-        any other user. Idempotent; how many sessions were deleted."""
+        any other user. Idempotent; how many sessions were deleted, and whether none is left (else call again)."""
         check_user_id(user.id, self._limits.max_session_id_bytes)
         return self._store.delete_user(user)
 
@@ -107,6 +107,11 @@ class MemoryService:
         """The user ``user_id`` of ``tenant``, its id checked."""
         check_user_id(user_id, self._limits.max_session_id_bytes)
         return UserRef(tenant=tenant, id=user_id)
+
+    def is_users(self, user: UserRef, session: SessionRef) -> bool:
+        """Whether the session is bound to the user now (a session of no user, or of another, is not)."""
+        self._check_session_id(session)
+        return session.tenant == user.tenant and self._store.session_user(session) == user.id
 
     def _check_size(self, messages: Sequence[NewMessage], context: str | None) -> None:
         limits = self._limits

@@ -59,14 +59,23 @@ class MemoryStore(Protocol):
 
     def user_sessions(
         self, user: UserRef, *, namespace: str | None = None, session_ids: frozenset[str] | None = None, limit: int
-    ) -> list[str]:
-        """The user's ``limit`` most recently written sessions that are bound to it now (newest first), narrowed to
-        those listed under ``namespace`` and to ``session_ids`` when given."""
+    ) -> list[tuple[str, str]]:
+        """The ids and generations of the user's ``limit`` most recently written sessions that are bound to it now
+        (newest first), narrowed to those listed under ``namespace`` and to ``session_ids`` when given."""
         ...
 
-    def delete_user(self, user: UserRef) -> int:
+    def still_bound(self, user: UserRef, sessions: Sequence[tuple[str, str]]) -> set[str]:
+        """The ids of these ``(id, generation)`` that are still the user's sessions of that generation."""
+        ...
+
+    def session_user(self, session: SessionRef) -> str | None:
+        """The user the session is bound to now, if any."""
+        ...
+
+    def delete_user(self, user: UserRef) -> tuple[int, bool]:
         """Delete every session bound to the user (as ``delete`` does) and its listing; sessions of other users are
-        never touched. Idempotent; returns how many sessions it deleted."""
+        never touched. Idempotent; how many sessions it deleted, and whether it is done (a user of very many sessions
+        takes several calls)."""
         ...
 
     def release_summary_lease(self, session: SessionRef) -> None:
@@ -102,7 +111,9 @@ class UserDirectory(Protocol):
 
     def user_sessions(
         self, user: UserRef, *, namespace: str | None = None, session_ids: frozenset[str] | None = None, limit: int
-    ) -> list[str]: ...
+    ) -> list[tuple[str, str]]: ...
+
+    def still_bound(self, user: UserRef, sessions: Sequence[tuple[str, str]]) -> set[str]: ...
 
 
 class JobQueue(Protocol):

@@ -118,23 +118,32 @@ class RetrievalService:
             raise ConfigError("user-level retrieval needs the user directory")
         filters = filters or SearchFilters()
         self._ensure_ready()
-        ids = self._users.user_sessions(
+        listed = self._users.user_sessions(
             user, namespace=filters.namespace, session_ids=filters.session_ids, limit=MAX_USER_SESSIONS
         )
-        if not ids:
+        if not listed:
             return []
+        ids = [session_id for session_id, _ in listed]
         sessions = [SessionRef(tenant=user.tenant, id=session_id) for session_id in ids]
         query = self._embedder.embed([text])[0]
         if self._mode == "vector":
             wanted = k if not filters.on_messages else max(k, self._recipe.candidates)
             nearest = self._index.vector_search_many(sessions, query, wanted)
-            admitted = [(p, h) for p, h in nearest if filters.admits(h.message)][:k]
-            return [
+            found = [
                 UserHit(session_id=ids[p], hit=Hit(message=h.message, distance=h.distance, score=1.0 - h.distance))
-                for p, h in admitted
-            ]
-        corpus = _Corpus.of(sessions, self._keywords.texts_many(sessions))
-        return [UserHit(session_id=ids[part], hit=hit) for part, hit in self._fused(corpus, text, query, k, filters)]
+                for p, h in nearest
+                if filters.admits(h.message)
+            ][:k]
+        else:
+            corpus = _Corpus.of(sessions, self._keywords.texts_many(sessions))
+            found = [UserHit(session_id=ids[p], hit=hit) for p, hit in self._fused(corpus, text, query, k, filters)]
+        # After every read: the sessions of the hits are still the user's, as they were when listed (a session
+        # deleted and re-created meanwhile, bound to anyone, has a new generation and is left out).
+        generation = dict(listed)
+        kept = self._users.still_bound(
+            user, [(sid, generation[sid]) for sid in dict.fromkeys(h.session_id for h in found)]
+        )
+        return [hit for hit in found if hit.session_id in kept]
 
     def search(self, session: SessionRef, text: str, k: int, *, mode: Mode | None = None) -> list[Hit]:
         """The ``k`` most relevant messages of the session, best first."""

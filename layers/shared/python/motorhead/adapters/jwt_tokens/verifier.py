@@ -58,7 +58,8 @@ class JwtAuthenticator:
     bound by PyJWT to its own algorithm (the JWK's ``alg``, else the one its type implies: RS256 for RSA, the
     curve's for EC), so a token cannot pick another one for a known key.
 
-    The tenant is the ``tenant_claim`` claim, which must be a valid tenant name (fails closed). The scopes are the
+    The tenant is the ``tenant_claim`` claim, which must be a valid tenant name (fails closed); the user, the
+    ``user_claim`` claim when one is configured (the MCP tools then act as that user alone). The scopes are the
     ``scope_claim`` claim's entries starting with ``scope_prefix`` (``motorhead:read``...), the claim being an OAuth
     space-separated string (``scope``) or a list (``scp``); other entries are someone else's and are ignored."""
 
@@ -73,6 +74,7 @@ class JwtAuthenticator:
         algorithms: Sequence[str],
         tenant_claim: str = "tenant",
         scope_claim: str = "scope",
+        user_claim: str = "",
         scope_prefix: str = "motorhead:",
         leeway_seconds: float = 30,
         jwks_cache_seconds: float = 300,
@@ -86,6 +88,7 @@ class JwtAuthenticator:
         self._algorithms = list(algorithms)
         self._tenant_claim = tenant_claim
         self._scope_claim = scope_claim
+        self._user_claim = user_claim
         self._scope_prefix = scope_prefix
         self._leeway = leeway_seconds
         try:  # builds no connection: the first fetch happens on the first token
@@ -105,7 +108,18 @@ class JwtAuthenticator:
         if credential.kind != "bearer":
             raise AuthenticationError("this deployment takes a bearer JWT (Authorization: Bearer <token>)")
         claims = self._verified_claims(credential.secret)
-        return Caller(tenant=require_tenant(claims.get(self._tenant_claim)), scopes=self._scopes(claims), method="jwt")
+        tenant = require_tenant(claims.get(self._tenant_claim))
+        return Caller(tenant=tenant, scopes=self._scopes(claims), method="jwt", user=self._user(claims))
+
+    def _user(self, claims: dict[str, Any]) -> str | None:
+        """The user the token names (``user_claim``, when configured and present); one that is not a non-empty string
+        fails closed."""
+        if not self._user_claim or claims.get(self._user_claim) is None:
+            return None
+        user = claims[self._user_claim]
+        if not isinstance(user, str) or not user:
+            raise AuthenticationError(f"the token's {self._user_claim!r} claim is not a user id")
+        return user
 
     def _verified_claims(self, token: str) -> dict[str, Any]:
         """The token's claims once its header, key, signature and registered claims are checked."""
@@ -184,6 +198,7 @@ def jwt_authenticator(settings: Settings) -> JwtAuthenticator:
         algorithms=settings.jwt_algorithm_list(),
         tenant_claim=settings.jwt_tenant_claim,
         scope_claim=settings.jwt_scope_claim,
+        user_claim=settings.jwt_user_claim,
         scope_prefix=settings.jwt_scope_prefix,
         leeway_seconds=settings.jwt_leeway_seconds,
         jwks_cache_seconds=settings.jwks_cache_seconds,

@@ -38,7 +38,7 @@ from motorhead.errors import ConflictError
 RECENT_REQUESTS = 64  # call tokens remembered per session, to recognise a resent call
 MAX_USER_SESSIONS = 10_000  # sessions of one user a filtered listing reads at most
 DELETE_BATCH = 100  # sessions deleted per pipeline when a user is forgotten
-MAX_DELETE_ROUNDS = 1_000  # batches one user deletion runs at most (100,000 sessions)
+MAX_DELETE_ROUNDS = 50  # batches one call of a user deletion runs at most (5,000 sessions, a few seconds)
 _APPEND = """
 local first = 13
 local n = #ARGV - first + 1
@@ -244,12 +244,10 @@ class RedisMemoryStore:
                 if named is not None and cluster:
                     client.zrem(named, session.id)
                 raise ConflictError("this session belongs to another user")
-            pipe = client.pipeline(transaction=False)
-            if cluster and named is not None:
+            if cluster and named is not None:  # listed under the namespace, and under its user again (delete_user)
+                pipe = client.pipeline(transaction=False)
                 pipe.zadd(listing, {session.id: now_ms})
-            if bound and (cluster or named is None):  # listed under its user again after the write (see delete_user)
-                pipe.zadd(self._keys.user_sessions(UserRef(session.tenant, bound)), {session.id: now_ms})
-            if len(pipe):
+                pipe.zadd(named, {session.id: now_ms})
                 pipe.execute()
         return AppendResult(
             count=int(count),
@@ -290,10 +288,10 @@ class RedisMemoryStore:
 
     def user_sessions(
         self, user: UserRef, *, namespace: str | None = None, session_ids: frozenset[str] | None = None, limit: int
-    ) -> list[str]:
-        """The ids of the user's ``limit`` most recently written sessions, newest first, each checked to be bound to
-        the user now (the listing is a hint; the binding in the session's meta decides), and listed under
-        ``namespace`` when given, and among ``session_ids`` when given."""
+    ) -> list[tuple[str, str]]:
+        """The ids and generations of the user's ``limit`` most recently written sessions, newest first, each checked
+        to be bound to the user now (the listing is a hint; the binding in the session's meta decides), and listed
+        under ``namespace`` when given, and among ``session_ids`` when given."""
         with mapped_errors():
             client = self._connector.client()
             listed: list[str] = [str(i) for i in client.zrevrange(self._keys.user_sessions(user), 0, limit - 1)]
@@ -304,22 +302,47 @@ class RedisMemoryStore:
             pipe = client.pipeline(transaction=False)
             for session_id in listed:
                 keys = self._keys.session(SessionRef(user.tenant, session_id))
-                pipe.hget(keys.meta, "user")
+                pipe.hmget(keys.meta, ["user", "gen"])
                 if namespace is not None:
                     pipe.sismember(keys.namespaces, namespace)
             replies = pipe.execute()
         step = 1 if namespace is None else 2
-        return [
+        found: list[tuple[str, str]] = []
+        for n, session_id in enumerate(listed):
+            bound, generation = replies[n * step]
+            if bound == user.id and (namespace is None or bool(replies[n * step + 1])):
+                found.append((session_id, str(generation)))
+        return found
+
+    def session_user(self, session: SessionRef) -> str | None:
+        with mapped_errors():
+            bound = self._connector.client().hget(self._keys.session(session).meta, "user")
+        return None if bound is None else str(bound)
+
+    def still_bound(self, user: UserRef, sessions: Sequence[tuple[str, str]]) -> set[str]:
+        """Which of these ``(id, generation)`` are still the user's sessions of that generation: read after what a
+        search read of them, it proves the search read only the user's data (a session deleted and re-created, by
+        anyone, gets a new generation)."""
+        if not sessions:
+            return set()
+        with mapped_errors():
+            pipe = self._connector.client().pipeline(transaction=False)
+            for session_id, _ in sessions:
+                pipe.hmget(self._keys.session(SessionRef(user.tenant, session_id)).meta, ["user", "gen"])
+            replies = pipe.execute()
+        return {
             session_id
-            for n, session_id in enumerate(listed)
-            if replies[n * step] == user.id and (namespace is None or bool(replies[n * step + 1]))
-        ]
+            for (session_id, generation), (bound, now) in zip(sessions, replies, strict=True)
+            if bound == user.id and now == generation
+        }
 
     def list_user_sessions(
         self, user: UserRef, *, namespace: str | None, offset: int, limit: int
     ) -> tuple[list[str], int]:
         """A page of the user's session ids, least recently written first (as the tenant's listing), and the total;
-        with ``namespace``, only those listed under it."""
+        with ``namespace``, only those listed under it. Each id of the page is checked to be bound to the user; one
+        that is not (a stale entry: a write that failed halfway on a cluster) is left out and dropped from the
+        listing."""
         listing = self._keys.user_sessions(user)
         with mapped_errors():
             client = self._connector.client()
@@ -328,19 +351,29 @@ class RedisMemoryStore:
                 pipe.zrange(listing, offset, offset + limit - 1)
                 pipe.zcard(listing)
                 ids, total = pipe.execute()
-                return [str(i) for i in ids], int(total)
-            every = [str(i) for i in client.zrange(listing, 0, MAX_USER_SESSIONS - 1)]
-            if not every:
-                return [], 0
-            scores = client.zmscore(self._keys.sessions_index(user.tenant, namespace), every)
-        kept = [session_id for session_id, score in zip(every, scores, strict=True) if score is not None]
-        return kept[offset : offset + limit], len(kept)
+                page, total = [str(i) for i in ids], int(total)
+            else:
+                every = [str(i) for i in client.zrange(listing, 0, MAX_USER_SESSIONS - 1)]
+                scores = client.zmscore(self._keys.sessions_index(user.tenant, namespace), every) if every else []
+                kept = [session_id for session_id, score in zip(every, scores, strict=True) if score is not None]
+                page, total = kept[offset : offset + limit], len(kept)
+            if not page:
+                return [], total
+            pipe = client.pipeline(transaction=False)
+            for session_id in page:
+                pipe.hget(self._keys.session(SessionRef(user.tenant, session_id)).meta, "user")
+            owners = pipe.execute()
+            stale = [session_id for session_id, owner in zip(page, owners, strict=True) if owner != user.id]
+            if stale:
+                client.zrem(listing, *stale)
+        return [session_id for session_id in page if session_id not in stale], total - len(stale)
 
-    def delete_user(self, user: UserRef) -> int:
-        """Delete every session bound to the user, and its listing; how many sessions were deleted. Each batch is
-        unlisted from the user first, then each session deleted only if still bound to the user (atomically, on its
-        slot) and unlisted from its namespaces; the listing is read again until it is empty, so a session a
-        concurrent write bound meanwhile is deleted too."""
+    def delete_user(self, user: UserRef) -> tuple[int, bool]:
+        """Delete every session bound to the user, and its listing: how many sessions were deleted, and whether none
+        is left (at most ``MAX_DELETE_ROUNDS`` batches per call, so one request stays well inside its timeout; call
+        again to go on). Each batch is unlisted from the user first, then each session deleted only if still bound to
+        the user (atomically, on its slot) and unlisted from its namespaces; the listing is read again until it is
+        empty, so a session a concurrent write bound meanwhile is deleted too."""
         listing = self._keys.user_sessions(user)
         deleted = 0
         with mapped_errors():
@@ -348,7 +381,7 @@ class RedisMemoryStore:
             for _ in range(MAX_DELETE_ROUNDS):
                 batch = [str(i) for i in client.zrange(listing, 0, DELETE_BATCH - 1)]
                 if not batch:
-                    return deleted
+                    return deleted, True
                 sessions = [SessionRef(user.tenant, session_id) for session_id in batch]
                 pipe = client.pipeline(transaction=False)
                 pipe.zrem(listing, *batch)
@@ -375,7 +408,7 @@ class RedisMemoryStore:
                 ]
                 results = self._connector.run_script_many(DELETE_SESSION, calls)
                 deleted += sum(1 for result in results if int(result) >= 0)
-        return deleted
+            return deleted, not client.exists(listing)
 
     def list_sessions(self, tenant: str, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]:
         index = self._keys.sessions_index(tenant, namespace)

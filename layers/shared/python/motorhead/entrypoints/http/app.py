@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from typing import Annotated
+from urllib.parse import parse_qsl
 
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
@@ -32,7 +33,7 @@ from motorhead.entrypoints.http.errors import (
     validation_response,
 )
 from motorhead.entrypoints.http.lambda_adapter import path_parameter
-from motorhead.errors import ConfigError, MotorheadError
+from motorhead.errors import ConfigError, InvalidInputError, MotorheadError
 from motorhead.observability import count, logger, metrics, milliseconds, session_hash, user_hash
 from motorhead.settings import Settings
 
@@ -70,6 +71,21 @@ def _user(
     return user
 
 
+def _user_id_query(
+    request: Request,
+    user_id: Annotated[str | None, Query(description="A user id, as a session id: up to 256 UTF-8 bytes")] = None,
+) -> str | None:
+    """The ``user_id`` of the query, refused (400) unless the whole query is percent-encoded UTF-8: the query parser
+    would turn ``%FF`` into U+FFFD, and ``%FF``, ``%FE`` and U+FFFD would be one user."""
+    if user_id is None:
+        return None
+    try:
+        parse_qsl(bytes(request.scope.get("query_string", b"")).decode("utf-8"), errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError("the query string is not percent-encoded UTF-8") from exc
+    return user_id
+
+
 def _tenant(caller: Annotated[Caller, Depends(_caller)]) -> str:
     return caller.tenant
 
@@ -85,6 +101,9 @@ User = Annotated[UserRef, Depends(_user)]
 
 Tenant = Annotated[str, Depends(_tenant)]
 """The caller's tenant."""
+
+UserIdQuery = Annotated[str | None, Depends(_user_id_query)]
+"""The ``user_id`` a request's query names, if any (checked by the service as a session id is)."""
 
 
 def create_app(

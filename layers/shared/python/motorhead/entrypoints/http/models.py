@@ -179,12 +179,17 @@ class UserRetrievalHitOut(RetrievalHitOut):
 
 
 class DeletedUserOut(BaseModel):
-    """Body of ``DELETE /users/{id}``: Motorhead's acknowledgement and how many sessions were deleted."""
+    """Body of ``DELETE /users/{id}``: ``Ok`` once none of the user's sessions is left (``Partial``, with a 202, when a
+    user of very many sessions needs another call), and how many sessions this call deleted."""
 
     model_config = ConfigDict(frozen=True)
 
-    status: Literal["Ok"] = "Ok"
+    status: Literal["Ok", "Partial"]
     deleted_sessions: int
+
+    @classmethod
+    def of(cls, deleted: int, complete: bool) -> DeletedUserOut:
+        return cls(status="Ok" if complete else "Partial", deleted_sessions=deleted)
 
 
 class CurrentKeyOut(BaseModel):

@@ -1,0 +1,62 @@
+"""`make -s mcp`: the memory's MCP tools over stdio, for desktop clients (Claude Desktop, Cursor).
+
+The same server as the MCP function (``motorhead.entrypoints.mcp``), in-process, against ``REDIS_URL`` or, when it is
+unset, the embedded Redis of ``make run`` (the running one, or its data folder started for as long as this runs). It
+acts as the tenant of the API key in ``MOTORHEAD_API_KEY``, checked against the same key store, with that key's
+scopes; with ``MOTORHEAD_AUTH=none`` (the default here, as for ``make run``) as the tenant-less caller. Nothing but
+MCP goes to stdout: every log line goes to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from devserver.keys import admin_redis
+
+API_KEY = "MOTORHEAD_API_KEY"
+
+
+def _logs_to_stderr() -> None:
+    """The powertools Logger writes to stdout (Lambda's log stream): here stdout is the protocol's."""
+    from motorhead.observability import logger
+
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+
+
+def main() -> int:
+    os.environ.setdefault("MOTORHEAD_AUTH", "none")  # a laptop's default, as `make run`'s
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF lines are for CloudWatch, not for a terminal
+    data_dir = Path(os.environ.get("MOTORHEAD_DATA_DIR", ".data")).resolve() / "redis"
+    with admin_redis(data_dir) as url:
+        os.environ["REDIS_URL"] = url
+        _logs_to_stderr()
+
+        from motorhead.composition.access import access_control
+        from motorhead.composition.long_term import retrieval_service
+        from motorhead.composition.memory import memory_service
+        from motorhead.core.auth import Credential
+        from motorhead.entrypoints.mcp.tools import acting_as, memory_server
+        from motorhead.errors import MotorheadError
+        from motorhead.settings import get_settings
+
+        settings = get_settings()
+        key = os.environ.get(API_KEY, "").strip()
+        try:
+            caller = access_control().admit(Credential(kind="bearer", secret=key) if key else None, None)
+        except MotorheadError as exc:
+            print(f"motorhead: {API_KEY}: {exc}", file=sys.stderr)
+            return 2
+        server = memory_server(memory=memory_service(), retrieval=retrieval_service(), settings=settings)
+        print(f"motorhead: MCP over stdio as tenant {caller.tenant or '(none)'}", file=sys.stderr)
+        with acting_as(caller):
+            server.run("stdio")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,316 @@
+"""The MCP server factory: Motorhead's memory as five tools, each one call of the service its REST route calls.
+
+Every tool acts as the caller its transport admitted (``acting_as``: over HTTP the request's credential, checked by the
+same ``AccessControl`` as the REST routes before any MCP processing; over stdio the key in ``MOTORHEAD_API_KEY``), on
+the caller's tenant, with the scope its REST route needs. A caller whose credential names a user (a JWT with
+``MOTORHEAD_JWT_USER_CLAIM``) acts as that user alone: ``user_id`` is its own, an argument naming another user is
+refused, and a session tool reaches only sessions bound to it. A domain error, a missing scope or long-term memory
+being off is a tool error (``isError: true``) with the message the REST API gives (``message_for``: one mapping for
+both), never a stack trace; arguments that fail their schema are tool errors too (the SDK's). Results are the REST
+JSON as structured content, and a short text rendering.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Annotated, Any, Protocol, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field
+
+from motorhead import __version__
+from motorhead.core.auth import Caller, Scope
+from motorhead.core.memory import MemoryService, check_session_id
+from motorhead.core.values import Hit, NewMessage, SearchFilters, SessionRef, UserHit, UserRef
+from motorhead.entrypoints.http.errors import message_for, status_for
+from motorhead.entrypoints.http.models import (
+    MemoryOut,
+    MessageIn,
+    RetrievalHitOut,
+    StatusOut,
+    Text,
+    UserRetrievalHitOut,
+)
+from motorhead.errors import ConfigError, ForbiddenError, InvalidInputError, MotorheadError
+from motorhead.observability import logger, session_hash
+from motorhead.settings import Settings
+
+SERVER_NAME = "motorhead"
+INSTRUCTIONS = (
+    "Long-term memory for conversations. A session is one conversation, named by any id you choose (up to 256 bytes). "
+    "Save what was said with add_memory, read a session back with get_memory (its newest messages and a running "
+    "summary), find relevant past messages by meaning with search_memory (in one session, or across every session "
+    "of a user), list the sessions with list_sessions, and forget one with delete_memory."
+)
+
+NOT_THIS_USER = "this credential acts as one user and may not name another"
+NOT_THEIR_SESSION = "this credential acts as one user: the session is not one of theirs (add_memory binds a new one)"
+
+_caller: ContextVar[Caller | None] = ContextVar("motorhead_mcp_caller", default=None)
+
+
+@contextmanager
+def acting_as(caller: Caller) -> Iterator[None]:
+    """Every tool called in this context (and in the tasks it starts) acts as ``caller``."""
+    token = _caller.set(caller)
+    try:
+        yield
+    finally:
+        _caller.reset(token)
+
+
+def current_caller(scope: Scope) -> Caller:
+    """The caller the transport admitted, allowed ``scope`` (``ForbiddenError`` otherwise)."""
+    caller = _caller.get()
+    if caller is None:
+        raise ConfigError("an MCP tool was called without an admitted caller")
+    caller.require(scope)
+    return caller
+
+
+class Retrieval(Protocol):
+    """What ``search_memory`` needs: ``RetrievalService``, or ``DisabledRetrieval`` when long-term memory is off."""
+
+    def retrieve(self, session: SessionRef, text: str, k: int) -> list[Hit]: ...
+
+    def retrieve_user(
+        self, user: UserRef, text: str, k: int, filters: SearchFilters | None = None
+    ) -> list[UserHit]: ...
+
+
+class SearchOut(BaseModel):
+    """``search_memory``'s result: the REST retrieval's list of hits, best first (``session_id`` on a user search)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    hits: list[UserRetrievalHitOut | RetrievalHitOut]
+
+
+class SessionsOut(BaseModel):
+    """``list_sessions``'s result: the REST body (the ids) and its ``X-Total-Count`` / ``X-Next-Page`` headers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    session_ids: list[str]
+    total: int = Field(description="How many sessions there are in all")
+    next_page: int | None = Field(description="The next page's number, null on the last page")
+
+
+SessionIdArg = Annotated[
+    Text, Field(description="The session (conversation) id: any string of 1 to 256 UTF-8 bytes, chosen by you")
+]
+UserIdArg = Annotated[Text | None, Field(description="The user the session belongs to (1 to 256 UTF-8 bytes)")]
+
+
+def _result(model: BaseModel, text: str) -> CallToolResult:
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
+    )
+
+
+def acting_user(caller: Caller, user_id: str | None) -> str | None:
+    """The user a tool acts for: the caller's own when its credential names one (an argument naming another user is
+    refused: a prompt-injected agent cannot reach another user's memory), else the argument."""
+    if caller.user is None:
+        return user_id
+    if user_id is not None and user_id != caller.user:
+        raise ForbiddenError(NOT_THIS_USER)
+    return caller.user
+
+
+def _tool_error(exc: MotorheadError) -> ToolError:
+    """The REST API's client-safe message; a failure on our side logged with its detail, as the REST routes do."""
+    status = status_for(exc)
+    if status >= 500:
+        logger.error(
+            "tool failed", extra={"status": status, "kind": type(exc).__name__, "error": str(exc), "detail": exc.detail}
+        )
+    else:
+        logger.info("tool refused", extra={"status": status, "reason": str(exc)})
+    return ToolError(message_for(exc))
+
+
+Tool = TypeVar("Tool", bound=Callable[..., CallToolResult])
+
+
+def _tool(server: MCPServer[Any], *, name: str, title: str, annotations: ToolAnnotations) -> Callable[[Tool], Tool]:
+    """Register a tool; its description is its docstring, without the code's indentation (a model reads it)."""
+
+    def register(function: Tool) -> Tool:
+        description = inspect.cleandoc(function.__doc__ or "")
+        server.add_tool(function, name=name, title=title, description=description, annotations=annotations)
+        return function
+
+    return register
+
+
+def _guarded(call: Callable[[], CallToolResult]) -> CallToolResult:
+    try:
+        return call()
+    except MotorheadError as exc:
+        raise _tool_error(exc) from None
+
+
+def _render_messages(memory: MemoryOut) -> str:
+    lines = [f"{len(memory.messages)} messages (newest first), {memory.tokens} tokens."]
+    if memory.context:
+        lines.append(f"Summary: {memory.context}")
+    lines += [f"{message.role}: {message.content}" for message in memory.messages]
+    return "\n".join(lines)
+
+
+def _render_hits(hits: Sequence[RetrievalHitOut]) -> str:
+    if not hits:
+        return "No matching messages."
+    return "\n".join(
+        f"[{getattr(hit, 'session_id', '')}] {hit.role}: {hit.content}".removeprefix("[] ") for hit in hits
+    )
+
+
+def memory_server(*, memory: MemoryService, retrieval: Retrieval, settings: Settings) -> MCPServer[Any]:
+    """The MCP server of the memory: the five tools over ``memory`` and ``retrieval``, for any transport."""
+    server: MCPServer[Any] = MCPServer(
+        name=SERVER_NAME,
+        title="Motorhead memory",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        # The SDK configures the root logger when nothing has (logging.basicConfig): at WARNING, the default level, it
+        # logs nothing per request (a session manager's start and stop are INFO); its warnings (a refused Host) and
+        # errors still show. Our own lines are the powertools Logger's.
+        log_level="WARNING",
+    )
+    max_id_bytes = settings.max_session_id_bytes
+
+    def session_of(caller: Caller, session_id: str, *, theirs: bool = True) -> SessionRef:
+        """The caller's session ``session_id``; for a caller that is a user (``theirs``), one bound to that user."""
+        session = SessionRef(tenant=caller.tenant, id=session_id)
+        check_session_id(session.id, max_id_bytes)
+        logger.append_keys(session=session_hash(session))  # never the id itself
+        if theirs and caller.user is not None and not memory.is_users(memory.user(caller.tenant, caller.user), session):
+            raise ForbiddenError(NOT_THEIR_SESSION)
+        return session
+
+    @_tool(
+        server,
+        name="add_memory",
+        title="Save messages to a session",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
+    )
+    def add_memory(
+        session_id: SessionIdArg,
+        messages: Annotated[
+            list[MessageIn],
+            Field(description='The messages to append, oldest first: [{"role": "user", "content": "..."}]'),
+        ],
+        user_id: UserIdArg = None,
+    ) -> Annotated[CallToolResult, StatusOut]:
+        """Append messages to a session's memory (all of them or none), as POST /sessions/{id}/memory does. Use it to
+        remember what was said; each call adds the messages again, so do not repeat a call that succeeded. With
+        user_id, the session belongs to that user (a session of another user is refused)."""
+
+        def call() -> CallToolResult:
+            caller = current_caller(Scope.WRITE)
+            user = acting_user(caller, user_id)
+            session = session_of(caller, session_id, theirs=False)  # bound on this write; another user's is refused
+            new = [NewMessage(role=message.role, content=message.content) for message in messages]
+            memory.add_memory(session, new, user_id=user)
+            return _result(StatusOut(), f"Saved {len(new)} message(s) to the session.")
+
+        return _guarded(call)
+
+    @_tool(
+        server,
+        name="get_memory",
+        title="Read a session",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+    )
+    def get_memory(session_id: SessionIdArg) -> Annotated[CallToolResult, MemoryOut]:
+        """Read a session back: its newest messages (newest first), the running summary of older ones (context) and
+        the token count, as GET /sessions/{id}/memory returns them. An unknown session is simply empty."""
+
+        def call() -> CallToolResult:
+            caller = current_caller(Scope.READ)
+            out = MemoryOut.of(memory.get_memory(session_of(caller, session_id)))
+            return _result(out, _render_messages(out))
+
+        return _guarded(call)
+
+    @_tool(
+        server,
+        name="search_memory",
+        title="Search past messages",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+    )
+    def search_memory(
+        text: Annotated[Text, Field(min_length=1, max_length=8_192, description="What to look for, in plain words")],
+        session_id: Annotated[Text | None, Field(description="Search this session only")] = None,
+        user_id: Annotated[Text | None, Field(description="Search every session of this user")] = None,
+        limit: Annotated[int, Field(ge=1, le=100, description="How many messages to return")] = 10,
+    ) -> Annotated[CallToolResult, SearchOut]:
+        """Find the past messages most relevant to a text, best first, by meaning and keywords (long-term memory).
+        Give exactly one of session_id (one conversation) or user_id (every conversation of that user)."""
+
+        def call() -> CallToolResult:
+            caller = current_caller(Scope.READ)
+            if (session_id is None) == (user_id is None):
+                raise InvalidInputError("give exactly one of session_id or user_id")
+            searched_user = acting_user(caller, user_id) if user_id is not None else None
+            hits: list[UserRetrievalHitOut | RetrievalHitOut]
+            if session_id is not None:
+                session = session_of(caller, session_id)
+                hits = [RetrievalHitOut.of(hit) for hit in retrieval.retrieve(session, text, limit)]
+            else:
+                assert searched_user is not None  # one of the two, checked above
+                user = memory.user(caller.tenant, searched_user)
+                hits = [UserRetrievalHitOut.of_user(found) for found in retrieval.retrieve_user(user, text, limit)]
+            return _result(SearchOut(hits=hits), _render_hits(hits))
+
+        return _guarded(call)
+
+    @_tool(
+        server,
+        name="delete_memory",
+        title="Forget a session",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True),
+    )
+    def delete_memory(session_id: SessionIdArg) -> Annotated[CallToolResult, StatusOut]:
+        """Forget a session for good: its messages, summary and long-term memory, as DELETE /sessions/{id}/memory.
+        It cannot be undone; deleting an unknown session succeeds."""
+
+        def call() -> CallToolResult:
+            caller = current_caller(Scope.DELETE)
+            memory.delete_memory(session_of(caller, session_id))
+            return _result(StatusOut(), "The session is forgotten.")
+
+        return _guarded(call)
+
+    @_tool(
+        server,
+        name="list_sessions",
+        title="List sessions",
+        annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
+    )
+    def list_sessions(
+        page: Annotated[int, Field(ge=1, le=1_000_000, description="The page, counted from 1")] = 1,
+        size: Annotated[int, Field(ge=1, le=100, description="Sessions per page")] = 10,
+        namespace: Annotated[Text | None, Field(description="Only the sessions listed under this namespace")] = None,
+        user_id: Annotated[Text | None, Field(description="Only the sessions of this user")] = None,
+    ) -> Annotated[CallToolResult, SessionsOut]:
+        """List the session ids, least recently written first, a page at a time, as GET /sessions does."""
+
+        def call() -> CallToolResult:
+            caller = current_caller(Scope.LIST)
+            user = acting_user(caller, user_id)
+            found = memory.list_sessions(caller.tenant, page=page, size=size, namespace=namespace, user_id=user)
+            out = SessionsOut(session_ids=found.session_ids, total=found.total, next_page=found.next_page)
+            more = f"; next page: {out.next_page}" if out.next_page is not None else ""
+            return _result(out, f"{out.total} sessions in all{more}.\n" + "\n".join(out.session_ids))
+
+        return _guarded(call)
+
+    return server
