@@ -23,6 +23,8 @@ from mcp.types import CallToolResult, TextContent
 
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.local_sqs import LocalSqs, SqsPoller
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.core.values import SessionRef
 from tests.integration.conftest import SecureApi, fresh_queue, serving
 from tests.jwks_server import JwksServer, SigningKey, in_seconds, mint, rsa_key
 from tests.support import REPO, cold_start
@@ -344,6 +346,12 @@ def test_tools_given_a_token_naming_a_user_act_as_that_user_alone(jwt_users: tup
     taken = call(url, bruno, "add_memory", {"session_id": "chat-a", "messages": messages})
     assert "this session belongs to another user" in error_text(taken)
     assert call(url, bruno, "list_sessions", {}).structured_content["session_ids"] == []
+    # And the REST routes, which cannot keep a caller to one user's sessions, refuse such a token (403) on every route
+    for method, path in [("GET", "/sessions/chat-a/memory"), ("GET", "/sessions?user_id=ana"),
+                         ("POST", "/users/ana/retrieval"), ("DELETE", "/sessions/chat-a/memory")]:  # fmt: skip
+        headers = {"Authorization": f"Bearer {bruno}"}
+        rest = requests.request(method, url + path, json={"text": "secret"}, headers=headers, timeout=30)
+        assert rest.status_code == 403 and "secret" not in rest.text, (method, path, rest.text)
     # And Ana's session is as she left it
     read = call(url, ana, "get_memory", {"session_id": "chat-a"}).structured_content
     assert [m["content"] for m in read["messages"]] == ["ana's secret"]
@@ -352,6 +360,33 @@ def test_tools_given_a_token_naming_a_user_act_as_that_user_alone(jwt_users: tup
     odd = {"Authorization": "Bearer " + mint(claims, key=key)}
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     assert requests.post(url + "/mcp", json=body, headers=odd, timeout=30).status_code == 401
+    # And so is a token without the user claim: it would act for every user of the tenant
+    del claims["sub"]
+    unnamed = {"Authorization": "Bearer " + mint(claims, key=key)}
+    assert requests.post(url + "/mcp", json=body, headers=unnamed, timeout=30).status_code == 401
+
+
+def test_add_memory_given_a_user_token_never_takes_over_a_session_of_no_user(
+    jwt_users: tuple[str, SigningKey], redis_server: EmbeddedRedis
+) -> None:
+    # Given a session written without any user (as every REST client writes), holding a secret
+    url, key = jwt_users
+    keys = Keys("mh")
+    session = keys.session(SessionRef(tenant="acme", id="legacy"))
+    with redis.Redis(port=redis_server.port, decode_responses=True) as client:
+        client.zadd(session.messages, {'{"id":1,"role":"Human","content":"my PIN is 4321","created_at":1}': 1})
+        client.hset(session.meta, mapping={"id": "legacy", "seq": 1, "gen": "g", "version": "v"})
+        # When Bruno's token (acting as one user) writes to it / Then a tool error: it is not his to adopt
+        taken = call(url, user_token(key, "bruno"), "add_memory", {"session_id": "legacy", "messages": [
+            {"role": "Human", "content": "mine now"}]})  # fmt: skip
+        assert "belongs to another user" in error_text(taken)
+        # And nothing changed: the session is still bound to nobody, and he cannot read it
+        assert client.hget(session.meta, "user") is None and client.zcard(session.messages) == 1
+    refused = error_text(call(url, user_token(key, "bruno"), "get_memory", {"session_id": "legacy"}))
+    assert "one user" in refused and "4321" not in refused
+    # And a new session of his own he may start
+    assert not call(url, user_token(key, "bruno"), "add_memory", {"session_id": "new-one", "messages": [
+        {"role": "Human", "content": "hello"}]}).is_error  # fmt: skip
 
 
 # --- long-term memory -----------------------------------------------------------------------------------------------
@@ -504,3 +539,32 @@ def test_stdio_given_auth_none_writes_nothing_but_json_rpc_to_stdout(redis_serve
         assert process.stdout.read() == b""
     assert [answer.get("id") for answer in answers] == [1, 2]
     assert answers[1]["result"]["structuredContent"] == {"messages": [], "context": None, "tokens": 0}
+
+
+def test_stdio_given_long_term_memory_finds_what_add_memory_saved(redis_server: EmbeddedRedis) -> None:
+    # Given `make -s mcp` with long-term memory on and no queues (a laptop): the jobs run in its own process
+    with redis.Redis(port=redis_server.port) as client:
+        client.flushall()
+    environment = stdio_environment(
+        redis_server.url, MOTORHEAD_AUTH="none", MOTORHEAD_LONG_TERM_MEMORY="true", MOTORHEAD_EMBEDDER="local"
+    )
+    said = [
+        {"role": "Human", "content": "I am allergic to peanuts."},
+        {"role": "AI", "content": "Noted."},
+        {"role": "Human", "content": "Book a table for Saturday."},
+    ]
+
+    async def steps(client: Client) -> tuple[CallToolResult, CallToolResult, CallToolResult]:
+        added = await client.call_tool("add_memory", {"session_id": "chat-1", "messages": said, "user_id": "ana"})
+        in_session = await client.call_tool("search_memory", {"text": "food allergy", "session_id": "chat-1"})
+        of_user = await client.call_tool("search_memory", {"text": "food allergy", "user_id": "ana", "limit": 1})
+        return added, in_session, of_user
+
+    # When an agent saves a conversation and searches it, in the session and across the user's sessions
+    added, in_session, of_user = over_stdio(environment, steps)
+    # Then both searches find it
+    assert not added.is_error, error_text(added)
+    assert not in_session.is_error and not of_user.is_error
+    assert "peanuts" in json.dumps(in_session.structured_content)
+    assert of_user.structured_content["hits"][0]["content"] == "I am allergic to peanuts."
+    assert of_user.structured_content["hits"][0]["session_id"] == "chat-1"

@@ -17,7 +17,7 @@ from motorhead.core.values import (
     SessionSnapshot,
     UserRef,
 )
-from motorhead.errors import InvalidInputError, PayloadTooLargeError
+from motorhead.errors import ConflictError, InvalidInputError, PayloadTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +51,21 @@ class MemoryService:
         context: str | None = None,
         namespace: str | None = None,
         user_id: str | None = None,
+        adopt: bool = True,
     ) -> None:
         """Append every message (or none) and replace the summary when ``context`` is given; then ask for the
         summary and index jobs that are due. With ``user_id``, the session is bound to that user of the caller's
         tenant on this write if it is bound to none; bound to another user, the write is refused (``ConflictError``)
-        and nothing is stored."""
+        and nothing is stored. ``adopt=False`` (a caller that acts as one user only) refuses, too, a session that
+        exists bound to no user: such a caller may start sessions of its user, never take over others'."""
         self._check_session_id(session)
         if user_id is not None:
             check_user_id(user_id, self._limits.max_session_id_bytes)
         self._check_size(messages, context)
+        if not adopt and user_id is not None and self._store.session_user(session) != user_id:
+            existing = self._store.read(session, limit=1)
+            if existing.messages or existing.context is not None or self._store.session_user(session) is not None:
+                raise ConflictError("this session belongs to another user")
         result = self._store.append(
             session,
             messages,

@@ -112,11 +112,11 @@ class JwtAuthenticator:
         return Caller(tenant=tenant, scopes=self._scopes(claims), method="jwt", user=self._user(claims))
 
     def _user(self, claims: dict[str, Any]) -> str | None:
-        """The user the token names (``user_claim``, when configured and present); one that is not a non-empty string
-        fails closed."""
-        if not self._user_claim or claims.get(self._user_claim) is None:
+        """The user the token names (``user_claim``, when configured); a token without it, or with one that is not a
+        non-empty string, is refused (401)."""
+        if not self._user_claim:
             return None
-        user = claims[self._user_claim]
+        user = claims.get(self._user_claim)  # configured: a token without it would act for every user (fails closed)
         if not isinstance(user, str) or not user:
             raise AuthenticationError(f"the token's {self._user_claim!r} claim is not a user id")
         return user

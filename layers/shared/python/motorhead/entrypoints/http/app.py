@@ -33,7 +33,7 @@ from motorhead.entrypoints.http.errors import (
     validation_response,
 )
 from motorhead.entrypoints.http.lambda_adapter import path_parameter
-from motorhead.errors import ConfigError, InvalidInputError, MotorheadError
+from motorhead.errors import ConfigError, ForbiddenError, InvalidInputError, MotorheadError
 from motorhead.observability import count, logger, metrics, milliseconds, session_hash, user_hash
 from motorhead.settings import Settings
 
@@ -164,6 +164,7 @@ def challenge_for(access: AccessControl | None) -> str:
 
 
 REFUSALS = {401: "AuthFailures", 403: "Forbidden", 429: "RateLimited"}
+ONE_USER_ON_REST = "this credential acts as one user: use the MCP endpoint (/mcp), whose tools keep it to that user"
 
 
 class AccessMiddleware:
@@ -171,18 +172,33 @@ class AccessMiddleware:
     answered here (401, 403 or 429 JSON); an admitted caller waits in the ASGI scope for the ``Session`` and
     ``Tenant`` dependencies."""
 
-    def __init__(self, app: ASGIApp, *, access: AccessControl, scope: AccessScope | None, challenge: str) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        access: AccessControl,
+        scope: AccessScope | None,
+        challenge: str,
+        one_user_callers: bool = False,
+    ) -> None:
+        """``one_user_callers``: whether a credential that acts as one user (a JWT with the configured user claim) is
+        admitted. Only the MCP endpoint admits one, since only its tools keep such a caller to that user's sessions;
+        the REST routes answer it 403."""
         self.app = app
         self.access = access
         self.scope = scope
         self.challenge = challenge
+        self.one_user_callers = one_user_callers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         try:
-            scope[CALLER] = self.access.admit(credential_from(Headers(scope=scope)), self.scope)
+            caller = self.access.admit(credential_from(Headers(scope=scope)), self.scope)
+            if caller.user is not None and not self.one_user_callers:
+                raise ForbiddenError(ONE_USER_ON_REST)
+            scope[CALLER] = caller
         except MotorheadError as exc:  # refused (401, 403, 429), or the credential could not be checked (503)
             await domain_error_response(exc, challenge=self.challenge)(scope, receive, send)
             return

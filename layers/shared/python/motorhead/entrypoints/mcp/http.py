@@ -131,7 +131,8 @@ class ProtectedResource:
         challenge = self.challenge
         if resource is not None:
             challenge = f'Bearer {REALM}, resource_metadata="{build_resource_metadata_url(AnyHttpUrl(resource))}"'
-        await AccessMiddleware(self.app, access=self.access, scope=None, challenge=challenge)(scope, receive, send)
+        admit = AccessMiddleware(self.app, access=self.access, scope=None, challenge=challenge, one_user_callers=True)
+        await admit(scope, receive, send)
 
 
 def mcp_app(server: MCPServer[Any], *, settings: Settings, access: AccessControl) -> RequestMetricsMiddleware:

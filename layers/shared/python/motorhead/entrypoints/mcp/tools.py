@@ -49,7 +49,7 @@ INSTRUCTIONS = (
 )
 
 NOT_THIS_USER = "this credential acts as one user and may not name another"
-NOT_THEIR_SESSION = "this credential acts as one user: the session is not one of theirs (add_memory binds a new one)"
+NOT_THEIR_SESSION = "this credential acts as one user: the session is not one of theirs"
 
 _caller: ContextVar[Caller | None] = ContextVar("motorhead_mcp_caller", default=None)
 
@@ -218,7 +218,7 @@ def memory_server(*, memory: MemoryService, retrieval: Retrieval, settings: Sett
             user = acting_user(caller, user_id)
             session = session_of(caller, session_id, theirs=False)  # bound on this write; another user's is refused
             new = [NewMessage(role=message.role, content=message.content) for message in messages]
-            memory.add_memory(session, new, user_id=user)
+            memory.add_memory(session, new, user_id=user, adopt=caller.user is None)
             return _result(StatusOut(), f"Saved {len(new)} message(s) to the session.")
 
         return _guarded(call)
