@@ -38,6 +38,7 @@ from typing import Any
 
 from bench.harness import percentile
 from bench.locomo import Conversation, K, Question, Turn, load, rss_mb
+from bench.locomo import scores as turn_scores
 from bench.retrieval import MemoEmbedder, TimedEmbedder, Wiring, servers
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
@@ -65,23 +66,19 @@ class Scores:
 
 
 def scores(found: Sequence[Sequence[str]], questions: Sequence[Question]) -> Scores:
-    def recall(top: Sequence[str], q: Question, k: int) -> float:
-        return len(q.evidence & set(top[:k])) / len(q.evidence)
+    """``bench/locomo.py``'s turn-level scores, and the share of the evidence's sessions among the top 10's."""
 
     def session_recall(top: Sequence[str], q: Question) -> float:
         wanted = {locomo_session(dia) for dia in q.evidence}
         return len(wanted & {locomo_session(dia) for dia in top[:K]}) / len(wanted)
 
-    def reciprocal(top: Sequence[str], q: Question) -> float:
-        return next((1.0 / rank for rank, dia in enumerate(top[:K], 1) if dia in q.evidence), 0.0)
-
-    pairs = list(zip(found, questions, strict=True))
+    turns = turn_scores(found, questions)
     return Scores(
-        questions=len(pairs),
-        recall_at_5=statistics.fmean(recall(top, q, 5) for top, q in pairs),
-        recall_at_10=statistics.fmean(recall(top, q, K) for top, q in pairs),
-        session_recall_at_10=statistics.fmean(session_recall(top, q) for top, q in pairs),
-        mrr=statistics.fmean(reciprocal(top, q) for top, q in pairs),
+        questions=turns.questions,
+        recall_at_5=turns.recall_at_5,
+        recall_at_10=turns.recall_at_10,
+        session_recall_at_10=statistics.fmean(session_recall(top, q) for top, q in zip(found, questions, strict=True)),
+        mrr=turns.mrr,
     )
 
 

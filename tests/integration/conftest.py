@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
+import requests
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
-from devserver.local_sqs import LocalQueue, LocalSqs
+from devserver.local_sqs import LocalQueue, LocalSqs, SqsPoller
 from devserver.server import LocalGateway, merged_openapi
 from devserver.template import load_queue_consumers
 from motorhead.adapters.redis_db.connector import RedisConnector
@@ -101,6 +104,75 @@ def secure(redis_server: EmbeddedRedis, redis_client: redis.Redis) -> Iterator[S
         serving(api) as base_url,
     ):
         yield SecureApi(base_url=base_url, api=api)
+
+
+@dataclass
+class LtmDeployment:
+    """The functions behind the local gateway with API keys and long-term memory on (the local model), on one Redis
+    (emptied), and the poller standing in for the indexer's SQS trigger."""
+
+    base_url: str
+    api: Api
+    indexer: SqsPoller
+    client: redis.Redis
+    backend: str
+
+    def key(self, tenant: str, scopes: str = "read,write,delete,list") -> str:
+        answer = self.api.admin({"action": "create", "tenant": tenant, "scopes": scopes.split(",")})
+        assert answer["ok"], answer
+        return str(answer["key"])
+
+
+@contextmanager
+def ltm_gateway(server: EmbeddedRedis, sqs: LocalSqs, backend: str = "auto") -> Iterator[LtmDeployment]:
+    """``LtmDeployment`` on ``server`` with the vector ``backend`` (``auto`` picks `search` where RediSearch is)."""
+    client = redis.Redis(port=server.port, decode_responses=True)
+    client.flushall()
+    index_queue = fresh_queue(sqs, "IndexerFunction")
+    try:
+        with (
+            cold_start(
+                REDIS_URL=server.url,
+                MOTORHEAD_AUTH="api-key",
+                MOTORHEAD_API_KEY_CACHE_SECONDS="0",
+                MOTORHEAD_LONG_TERM_MEMORY="true",
+                MOTORHEAD_INDEX_QUEUE_URL=index_queue.url,
+                MOTORHEAD_SUMMARY_QUEUE_URL=None,
+                MOTORHEAD_EMBEDDER="local",
+                MOTORHEAD_VECTOR_BACKEND=backend,
+            ) as api,
+            serving(api) as base_url,
+        ):
+            indexer = SqsPoller(sqs, index_queue, handler=api.consumer("IndexerFunction"), max_backoff=0)
+            yield LtmDeployment(base_url=base_url, api=api, indexer=indexer, client=client, backend=backend)
+    finally:
+        client.close()
+
+
+class HttpCaller:
+    """One caller of the API over real HTTP: ids percent-encoded once, the key as bearer."""
+
+    def __init__(self, base_url: str, key: str, prefix: str = "") -> None:
+        self.base = base_url + prefix
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def call(self, method: str, path: str, body: Any = None, **query: Any) -> requests.Response:
+        return requests.request(
+            method, self.base + path, json=body, params=query or None, headers=self.headers, timeout=30
+        )
+
+    def post(self, session_id: str, turns: Sequence[tuple[str, str]], **query: Any) -> requests.Response:
+        body = {"messages": [{"role": role, "content": content} for role, content in turns]}
+        return self.call("POST", f"/sessions/{quote(session_id, safe='')}/memory", body, **query)
+
+    def search(self, user_id: str, text: str, **body: Any) -> requests.Response:
+        return self.call("POST", f"/users/{quote(user_id, safe='')}/retrieval", {"text": text, **body})
+
+    def forget(self, user_id: str) -> requests.Response:
+        return self.call("DELETE", f"/users/{quote(user_id, safe='')}")
+
+    def sessions(self, **query: Any) -> requests.Response:
+        return self.call("GET", "/sessions", size=100, **query)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from devserver.embedded_redis import EmbeddedRedis
 from devserver.local_sqs import LocalSqs, SqsPoller
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.core.values import SessionRef
-from tests.integration.conftest import SecureApi, fresh_queue, serving
+from tests.integration.conftest import SecureApi, ltm_gateway, serving
 from tests.jwks_server import JwksServer, SigningKey, in_seconds, mint, rsa_key
 from tests.support import REPO, cold_start
 
@@ -395,24 +395,8 @@ def test_add_memory_given_a_user_token_never_takes_over_a_session_of_no_user(
 @pytest.fixture
 def ltm(redis_server: EmbeddedRedis, local_sqs: LocalSqs) -> Iterator[tuple[str, SecureApi, SqsPoller]]:
     """The gateway with API keys and long-term memory on (the local model), and the indexer's poller."""
-    with redis.Redis(port=redis_server.port) as client:
-        client.flushall()
-    index_queue = fresh_queue(local_sqs, "IndexerFunction")
-    with (
-        cold_start(
-            REDIS_URL=redis_server.url,
-            MOTORHEAD_AUTH="api-key",
-            MOTORHEAD_API_KEY_CACHE_SECONDS="0",
-            MOTORHEAD_LONG_TERM_MEMORY="true",
-            MOTORHEAD_INDEX_QUEUE_URL=index_queue.url,
-            MOTORHEAD_SUMMARY_QUEUE_URL=None,
-            MOTORHEAD_EMBEDDER="local",
-            MOTORHEAD_VECTOR_BACKEND="exact",
-        ) as api,
-        serving(api) as base_url,
-    ):
-        indexer = SqsPoller(local_sqs, index_queue, handler=api.consumer("IndexerFunction"), max_backoff=0)
-        yield base_url, SecureApi(base_url=base_url, api=api), indexer
+    with ltm_gateway(redis_server, local_sqs, "exact") as running:
+        yield running.base_url, SecureApi(base_url=running.base_url, api=running.api), running.indexer
 
 
 def test_search_given_long_term_memory_finds_a_session_and_a_users_messages(

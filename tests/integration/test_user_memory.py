@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-import redis
 import requests
 
 from devserver.embedded_redis import EmbeddedRedis
-from devserver.local_sqs import LocalSqs, SqsPoller
+from devserver.local_sqs import LocalSqs
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.exact_index import ExactVectorIndex
 from motorhead.adapters.redis_db.keys import Keys
@@ -29,8 +26,7 @@ from motorhead.errors import ConflictError
 from motorhead.ltm.indexing import IndexerService
 from motorhead.ltm.retrieval import RetrievalService
 from motorhead.settings import Settings
-from tests.integration.conftest import fresh_queue, serving
-from tests.support import Api, cold_start
+from tests.integration.conftest import HttpCaller, LtmDeployment, ltm_gateway
 
 HOSTILE_USER = "ana@example.com:{u} *1 ünï/%25"
 ANA_WEEK_ONE = [
@@ -49,46 +45,14 @@ BRUNO = [
 ]
 
 
-@dataclass
-class Deployment:
-    """The functions behind the local gateway with API keys and long-term memory, and the indexer's poller."""
-
-    base_url: str
-    api: Api
-    indexer: SqsPoller
-    client: redis.Redis
-    backend: str
-
-    def key(self, tenant: str, scopes: str = "read,write,delete,list") -> str:
-        answer = self.api.admin({"action": "create", "tenant": tenant, "scopes": scopes.split(",")})
-        assert answer["ok"], answer
-        return str(answer["key"])
+Deployment = LtmDeployment
 
 
-class As:
-    """One caller of the API over real HTTP: ids percent-encoded once, the key as bearer."""
+class As(HttpCaller):
+    """One caller of ``deployment`` over real HTTP."""
 
     def __init__(self, deployment: Deployment, key: str, prefix: str = "") -> None:
-        self.base = deployment.base_url + prefix
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    def call(self, method: str, path: str, body: Any = None, **query: Any) -> requests.Response:
-        return requests.request(
-            method, self.base + path, json=body, params=query or None, headers=self.headers, timeout=30
-        )
-
-    def post(self, session_id: str, turns: list[tuple[str, str]], **query: Any) -> requests.Response:
-        body = {"messages": [{"role": role, "content": content} for role, content in turns]}
-        return self.call("POST", f"/sessions/{quote(session_id, safe='')}/memory", body, **query)
-
-    def search(self, user_id: str, text: str, **body: Any) -> requests.Response:
-        return self.call("POST", f"/users/{quote(user_id, safe='')}/retrieval", {"text": text, **body})
-
-    def forget(self, user_id: str) -> requests.Response:
-        return self.call("DELETE", f"/users/{quote(user_id, safe='')}")
-
-    def sessions(self, **query: Any) -> requests.Response:
-        return self.call("GET", "/sessions", size=100, **query)
+        super().__init__(deployment.base_url, key, prefix)
 
 
 @pytest.fixture(params=["exact", "search"])
@@ -96,25 +60,9 @@ def deployment(
     request: pytest.FixtureRequest, redis_server: EmbeddedRedis, search_server: EmbeddedRedis, local_sqs: LocalSqs
 ) -> Iterator[Deployment]:
     server = redis_server if request.param == "exact" else search_server
-    client = redis.Redis(port=server.port, decode_responses=True)
-    client.flushall()
-    index_queue = fresh_queue(local_sqs, "IndexerFunction")
-    with (
-        cold_start(
-            REDIS_URL=server.url,
-            MOTORHEAD_AUTH="api-key",
-            MOTORHEAD_API_KEY_CACHE_SECONDS="0",
-            MOTORHEAD_LONG_TERM_MEMORY="true",
-            MOTORHEAD_INDEX_QUEUE_URL=index_queue.url,
-            MOTORHEAD_SUMMARY_QUEUE_URL=None,
-            MOTORHEAD_EMBEDDER="local",
-            MOTORHEAD_VECTOR_BACKEND="auto",
-        ) as api,
-        serving(api) as base_url,
-    ):
-        indexer = SqsPoller(local_sqs, index_queue, handler=api.consumer("IndexerFunction"), max_backoff=0)
-        yield Deployment(base_url=base_url, api=api, indexer=indexer, client=client, backend=request.param)
-    client.close()
+    with ltm_gateway(server, local_sqs, "auto") as running:
+        running.backend = request.param
+        yield running
 
 
 def contents(response: requests.Response) -> list[str]:

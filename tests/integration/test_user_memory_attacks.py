@@ -24,7 +24,7 @@ import redis
 import requests
 
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster, free_port
-from devserver.local_sqs import LocalSqs, SqsPoller
+from devserver.local_sqs import LocalSqs
 from motorhead.adapters.redis_db import store as store_module
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.exact_index import ExactVectorIndex
@@ -41,8 +41,8 @@ from motorhead.ltm.ports import Embedder, VectorIndex
 from motorhead.ltm.retrieval import RetrievalService
 from motorhead.observability import logger, user_hash
 from motorhead.settings import Settings
-from tests.integration.conftest import SecureApi, fresh_queue, serving
-from tests.support import Api, cold_start, load_event
+from tests.integration.conftest import HttpCaller, LtmDeployment, SecureApi, ltm_gateway
+from tests.support import cold_start, load_event
 
 VICTIM = "ana@example.com"
 
@@ -50,45 +50,8 @@ VICTIM = "ana@example.com"
 # --- fixtures and helpers ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class Deployment:
-    """The functions behind the local gateway with API keys and long-term memory (exact backend), and the indexer."""
-
-    base_url: str
-    api: Api
-    indexer: SqsPoller
-    client: redis.Redis
-
-    def key(self, tenant: str, scopes: str = "read,write,delete,list") -> str:
-        answer = self.api.admin({"action": "create", "tenant": tenant, "scopes": scopes.split(",")})
-        assert answer["ok"], answer
-        return str(answer["key"])
-
-
-class As:
-    """One caller over real HTTP: ids percent-encoded once, the key as bearer."""
-
-    def __init__(self, base_url: str, key: str, prefix: str = "") -> None:
-        self.base = base_url + prefix
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    def call(self, method: str, path: str, body: Any = None, **query: Any) -> requests.Response:
-        return requests.request(
-            method, self.base + path, json=body, params=query or None, headers=self.headers, timeout=30
-        )
-
-    def post(self, session_id: str, turns: Sequence[tuple[str, str]], **query: Any) -> requests.Response:
-        body = {"messages": [{"role": role, "content": content} for role, content in turns]}
-        return self.call("POST", f"/sessions/{quote(session_id, safe='')}/memory", body, **query)
-
-    def search(self, user_id: str, text: str, **body: Any) -> requests.Response:
-        return self.call("POST", f"/users/{quote(user_id, safe='')}/retrieval", {"text": text, **body})
-
-    def forget(self, user_id: str) -> requests.Response:
-        return self.call("DELETE", f"/users/{quote(user_id, safe='')}")
-
-    def sessions(self, **query: Any) -> requests.Response:
-        return self.call("GET", "/sessions", size=100, **query)
+Deployment = LtmDeployment
+As = HttpCaller
 
 
 @pytest.fixture
@@ -97,26 +60,8 @@ def ltm(
 ) -> Iterator[Deployment]:
     """The exact backend, or with ``indirect`` parametrization "search" the RediSearch one."""
     backend = getattr(request, "param", "exact")
-    server = search_server if backend == "search" else redis_server
-    client = redis.Redis(port=server.port, decode_responses=True)
-    client.flushall()
-    index_queue = fresh_queue(local_sqs, "IndexerFunction")
-    with (
-        cold_start(
-            REDIS_URL=server.url,
-            MOTORHEAD_AUTH="api-key",
-            MOTORHEAD_API_KEY_CACHE_SECONDS="0",
-            MOTORHEAD_LONG_TERM_MEMORY="true",
-            MOTORHEAD_INDEX_QUEUE_URL=index_queue.url,
-            MOTORHEAD_SUMMARY_QUEUE_URL=None,
-            MOTORHEAD_EMBEDDER="local",
-            MOTORHEAD_VECTOR_BACKEND=backend,
-        ) as api,
-        serving(api) as base_url,
-    ):
-        indexer = SqsPoller(local_sqs, index_queue, handler=api.consumer("IndexerFunction"), max_backoff=0)
-        yield Deployment(base_url=base_url, api=api, indexer=indexer, client=client)
-    client.close()
+    with ltm_gateway(search_server if backend == "search" else redis_server, local_sqs, backend) as running:
+        yield running
 
 
 @dataclass
