@@ -62,10 +62,14 @@ class MemoryService:
         if user_id is not None:
             check_user_id(user_id, self._limits.max_session_id_bytes)
         self._check_size(messages, context)
-        if not adopt and user_id is not None and self._store.session_user(session) != user_id:
-            existing = self._store.read(session, limit=1)
-            if existing.messages or existing.context is not None or self._store.session_user(session) is not None:
+        if not adopt and user_id is not None:
+            bound = self._store.session_user(session)
+            if bound is not None and bound != user_id:
                 raise ConflictError("this session belongs to another user")
+            if bound is None:  # a session of no user may be new (fine) or exist (not this caller's to take over)
+                existing = self._store.read(session, limit=1)
+                if existing.messages or existing.context is not None:
+                    raise ConflictError("this session belongs to another user")
         result = self._store.append(
             session,
             messages,
