@@ -9,7 +9,7 @@ LAYER := layers/shared/python
 TIKTOKEN_CACHE := $(LAYER)/motorhead/tiktoken_cache
 export PYTHONPATH := $(CURDIR)/$(LAYER):$(CURDIR)
 
-.PHONY: help install run key keys revoke-key adopt-sessions test lint typecheck unit integration bench bench-locomo bench-users build validate clean
+.PHONY: help install run key keys revoke-key adopt-sessions test lint typecheck unit integration bench bench-locomo bench-users bench-redis build validate clean
 .PHONY: invoke env-vars mcp
 
 help: ## list the targets
@@ -36,7 +36,7 @@ key: install ## create an API key: make key TENANT=acme [SCOPES=read,write] [LAB
 keys: install ## list API keys, never the keys themselves (TENANT=acme to filter)
 	@$(PY) -m devserver.keys list $(if $(TENANT),--tenant "$(TENANT)")
 
-revoke-key: install ## revoke an API key: make revoke-key KEY_ID=0123456789abcdef (stops working within 60 s)
+revoke-key: install ## revoke an API key: make revoke-key KEY_ID=0123456789abcdef (stops working within 1 s)
 	@$(PY) -m devserver.keys revoke --key-id "$(KEY_ID)"
 
 adopt-sessions: install ## move the sessions stored with MOTORHEAD_AUTH=none to a tenant: make adopt-sessions TENANT=acme [DRY_RUN=1]
@@ -56,7 +56,7 @@ env-vars: install ## sam local's --env-vars file, .aws-sam/env-vars.json (OUT=..
 lint: install ## ruff (lint + format check), mypy, and the import contracts (lint-imports)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/shared/python/motorhead functions devserver bench scripts tests
+	$(VENV)/bin/mypy layers/shared/python/motorhead functions devserver bench scripts tests examples
 	$(VENV)/bin/lint-imports --no-cache
 
 test: install lint ## install, lint, and run the whole test suite (what CI runs)
@@ -74,9 +74,16 @@ bench: install ## benchmarks (figures and ratios); flags through ARGS, e.g. make
 bench-users: install ## user-level retrieval on LoCoMo (each conversation a user, each session bound to it) and its budget (bench/locomo_users.py)
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/locomo_users.py $(ARGS)
 
+bench-redis: install ## Redis round trips, commands and server CPU per op of each hot route vs a PING floor (bench/redis_cost.py; ARGS="--quick")
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/redis_cost.py $(ARGS)
+
 bench-locomo: install ## retrieval quality on LoCoMo for every recipe, latency, budgets, encoder (bench/locomo.py; ~3 min)
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/locomo.py $(ARGS)
 
+
+.PHONY: console-screenshot
+console-screenshot: install ## docs/images/console.png: make run with sample data, the console captured by Chromium (docs/console.md)
+	$(PY) scripts/console_screenshot.py
 
 build: ## sam validate + sam build; prints each layer and each function with its layers, in bytes and MiB, against 250 MiB
 	bash scripts/sam_build.sh

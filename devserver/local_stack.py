@@ -17,8 +17,10 @@ from devserver.execution import LocalFunction
 from devserver.template import TEMPLATE, QueueConsumer, load_function_configs, load_queue_consumers
 
 # Template parameters whose AWS default does not fit a laptop: the embedded or given Redis, no auth (unless asked),
-# and the local embedder (the template offers only OpenAI/Azure: onnxruntime does not fit beside the layer).
-LOCAL_PARAMETERS = {"AuthMode": "none", "Embedder": "auto"}
+# the local embedder (the template offers only OpenAI/Azure: onnxruntime does not fit beside the layer), and no
+# per-tenant rate limit (one developer, often a load test: MOTORHEAD_RATE_LIMIT_RPS turns it on). Quotas keep the
+# template's defaults.
+LOCAL_PARAMETERS = {"AuthMode": "none", "Embedder": "auto", "RateLimitPerSecond": "0"}
 # What the local runtime itself puts in its own environment, which no function may inherit from it.
 NOT_INHERITED = ("REDIS_URL", "MOTORHEAD_SUMMARY_QUEUE_URL", "MOTORHEAD_INDEX_QUEUE_URL", "PORT")
 

@@ -3,8 +3,10 @@
 The same server as the MCP function (``motorhead.entrypoints.mcp``), in-process, against ``REDIS_URL`` or, when it is
 unset, the embedded Redis of ``make run`` (the running one, or its data folder started for as long as this runs). It
 acts as the tenant of the API key in ``MOTORHEAD_API_KEY``, checked against the same key store, with that key's
-scopes; with ``MOTORHEAD_AUTH=none`` (the default here, as for ``make run``) as the tenant-less caller. Nothing but
-MCP goes to stdout: every log line goes to stderr.
+scopes: once at start (a wrong key is a one-line reason on stderr and exit status 2), then again on every call, as
+an HTTP request is, so a key revoked while this runs stops working as it does over HTTP. With ``MOTORHEAD_AUTH=none``
+(the default here, as for ``make run``) it acts as the tenant-less caller. Nothing but MCP goes to stdout: every log
+line goes to stderr.
 
 With no queues (no ``MOTORHEAD_SUMMARY_QUEUE_URL`` / ``MOTORHEAD_INDEX_QUEUE_URL``), the jobs a write asks for run in
 this process right after it, with the same services the summarizer and the indexer run: what ``add_memory`` saves
@@ -70,14 +72,20 @@ def main() -> int:
 
         settings = get_settings()
         key = os.environ.get(API_KEY, "").strip()
+        access = access_control()
+        credential = Credential(kind="bearer", secret=key) if key else None
+
+        def admit() -> Any:
+            return access.admit(credential, None)
+
         try:
-            caller = access_control().admit(Credential(kind="bearer", secret=key) if key else None, None)
+            caller = admit()
         except MotorheadError as exc:
             print(f"motorhead: {API_KEY}: {exc}", file=sys.stderr)
             return 2
         server = memory_server(memory=local_memory(settings), retrieval=retrieval_service(), settings=settings)
         print(f"motorhead: MCP over stdio as tenant {caller.tenant or '(none)'}", file=sys.stderr)
-        with acting_as(caller):
+        with acting_as(admit, key_id=caller.key_id):
             server.run("stdio")
     return 0
 
@@ -86,7 +94,7 @@ def local_memory(settings: Any) -> Any:
     """The memory service of the MCP function, with the jobs it asks for run in this process when there are no
     queues."""
     from motorhead.composition.long_term import indexer_service
-    from motorhead.composition.memory import memory_limits, memory_service, redis_store, shared_connector
+    from motorhead.composition.memory import memory_limits, memory_quotas, memory_service, redis_store, shared_connector
     from motorhead.composition.summarization import summarizer_service
     from motorhead.core.memory import MemoryService
 
@@ -95,6 +103,7 @@ def local_memory(settings: Any) -> Any:
     return MemoryService(
         store=redis_store(settings, shared_connector()),
         limits=memory_limits(settings),
+        quotas=memory_quotas(settings),
         summary_jobs=InlineJobs(summarizer_service(), "summary"),
         index_jobs=InlineJobs(indexer_service(), "index") if settings.long_term_memory else None,
     )

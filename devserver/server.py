@@ -252,6 +252,8 @@ MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API's payload quota: a 
 MAX_HEADER_LINES = 100
 # A header line as the email package (http.client's parser) takes it: a name of printable ASCII but ":", then ":".
 _FIELD_NAME = re.compile(r"[!-9;-~]+:")
+# A "%" not followed by two hex digits: no percent-escape, so no way to tell what the client meant.
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Headers the gateway sets itself, never copied from a function's response.
 _OWN_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"})
 # The request line in the access log, with control characters escaped (as http.server's log_message does).
@@ -456,8 +458,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             return
-        if not url.path.isascii():  # raw bytes where percent-encoding belongs: never guess which session they name
+        # raw bytes where percent-encoding belongs, or a "%" that starts no escape (100%, %zz, a%2): never guess which
+        # session, user or namespace they name (the function refuses them too: motorhead's EscapeMiddleware)
+        if not url.path.isascii() or _MALFORMED_ESCAPE.search(url.path):
             self._reply(400, {"content-type": "application/json"}, {"error": "the path is not percent-encoded UTF-8"})
+            return
+        if _MALFORMED_ESCAPE.search(url.query):
+            message = {"error": "the query string is not percent-encoded UTF-8"}
+            self._reply(400, {"content-type": "application/json"}, message)
             return
         if self.command == "GET" and url.path == "/openapi.json":
             self._reply(200, {"content-type": "application/json"}, json.dumps(self.server.openapi).encode())

@@ -120,6 +120,8 @@ class Route:
         """Path parameters, each percent-decoded exactly once, when ``raw_path`` (percent-encoded, split on its
         literal ``/``) fits this route, else None. A parameter that does not decode to UTF-8 raises
         ``UnicodeDecodeError``."""
+        if len(raw_path) > 1 and raw_path.endswith("/"):  # API Gateway routes "/x/" as "/x" (rawPath keeps the "/")
+            raw_path = raw_path[:-1]
         found = self._pattern.match(raw_path)
         if found is None:
             return None

@@ -23,13 +23,15 @@ from motorhead.core.values import (
     Folded,
     FoldInput,
     NewMessage,
+    Quotas,
     SessionJob,
     SessionRef,
     SessionSnapshot,
+    SessionStats,
     StoredMessage,
     UserRef,
 )
-from motorhead.errors import ConflictError
+from motorhead.errors import ConflictError, QuotaExceededError
 from motorhead.ltm.bm25 import SessionTexts
 from motorhead.ltm.ports import Scored, Vectors
 from motorhead.ltm.recipe import CURRENT_DENSE_TEXT, DenseText
@@ -48,6 +50,13 @@ class _Session:
     summary_lease_at: int | None = None
     index_lease_at: int | None = None
     user: str | None = None
+    created_at: int = 0
+    updated_at: int = 0
+    written: int = 0  # bytes of its messages and of the summaries clients gave it
+
+
+def _written(messages: Sequence[NewMessage], context: str | None) -> int:
+    return sum(len(m.role.encode()) + len(m.content.encode()) for m in messages) + len((context or "").encode())
 
 
 class FakeMemoryStore:
@@ -61,6 +70,7 @@ class FakeMemoryStore:
         self.index_lease_ms = index_lease_ms
         self.fail_next_append: Exception | None = None
         self.appends = 0
+        self.namespaces_used: dict[str, set[str]] = {}  # tenant -> every namespace it wrote under
 
     def append(
         self,
@@ -73,16 +83,25 @@ class FakeMemoryStore:
         summarize_above: int | None = None,
         index: bool = False,
         user_id: str | None = None,
+        adopt: bool = True,
+        quotas: Quotas = Quotas(),  # noqa: B008 - frozen
     ) -> AppendResult:
+        self._check_quotas(session, messages, context, namespace, quotas)
         if self.fail_next_append is not None:
             error, self.fail_next_append = self.fail_next_append, None
             raise error
         known = self.sessions.get(session)
         if user_id is not None and known is not None and known.user not in (None, user_id):
             raise ConflictError("this session belongs to another user")
+        if user_id is not None and known is not None and known.user is None and not adopt:
+            raise ConflictError("this session belongs to another user")
         self.appends += 1
         self.listed.setdefault((session.tenant, namespace), {})[session.id] = now_ms
+        self.namespaces_used.setdefault(session.tenant, set()).add(namespace)
         state = self.sessions.setdefault(session, _Session())
+        state.written += _written(messages, context)
+        state.created_at = state.created_at or now_ms
+        state.updated_at = now_ms
         if user_id is not None and state.user is None:
             state.user = user_id
         if state.user is not None:
@@ -158,6 +177,46 @@ class FakeMemoryStore:
     def session_user(self, session: SessionRef) -> str | None:
         state = self.sessions.get(session)
         return None if state is None else state.user
+
+    def usage(self, tenant: str) -> dict[str, int]:
+        mine = [state for ref, state in self.sessions.items() if ref.tenant == tenant]
+        return {
+            "sessions": len(mine),
+            "messages": sum(state.seq for state in mine),
+            "bytes": sum(state.written for state in mine),
+            "namespaces": len(self.namespaces_used.get(tenant, set())),
+        }
+
+    def _check_quotas(
+        self, session: SessionRef, messages: Sequence[NewMessage], context: str | None, namespace: str, quotas: Quotas
+    ) -> None:
+        used = self.usage(session.tenant)
+        grow = {
+            "sessions": 0 if session in self.sessions else 1,
+            "messages": len(messages),
+            "bytes": _written(messages, context),
+            "namespaces": 0 if namespace in self.namespaces_used.get(session.tenant, set()) else 1,
+        }
+        for name, limit in (("sessions", quotas.sessions), ("messages", quotas.messages), ("bytes", quotas.bytes),
+                            ("namespaces", quotas.namespaces)):  # fmt: skip
+            if limit and grow[name] and used[name] + grow[name] > limit:
+                raise QuotaExceededError(f"this tenant's quota of {limit} {name} is used up; nothing was stored")
+
+    def session_stats(self, session: SessionRef) -> SessionStats | None:
+        state = self.sessions.get(session)
+        if state is None:
+            return None
+        return SessionStats(
+            messages=len(state.messages),
+            total_messages=state.seq,
+            tokens=state.tokens,
+            has_summary=state.context is not None,
+            created_at=state.created_at,
+            updated_at=state.updated_at,
+            user_id=state.user,
+            namespaces=frozenset(state.namespaces),
+            unindexed=len(state.pending),
+        )
 
     def still_bound(self, user: UserRef, sessions: Sequence[tuple[str, str]]) -> set[str]:
         return {
@@ -370,11 +429,15 @@ def isclose(a: float, b: float) -> bool:
 
 
 class FakeKeyStore:
-    """Implements ``KeyStore`` in a dict; counts reads, to see what the cache saves."""
+    """Implements ``KeyStore`` in a dict; counts reads (of a record, of the directory, of the revision), to see what
+    the directory saves."""
 
     def __init__(self) -> None:
         self.keys: dict[str, StoredKey] = {}
         self.reads = 0
+        self.loads = 0
+        self.revision_reads = 0
+        self._revision = 0
 
     def get(self, key_id: str) -> StoredKey | None:
         self.reads += 1
@@ -382,12 +445,19 @@ class FakeKeyStore:
 
     def put(self, key: StoredKey) -> None:
         self.keys[key.key_id] = key
+        self._revision += 1
 
     def delete(self, key_id: str) -> bool:
+        self._revision += 1
         return self.keys.pop(key_id, None) is not None
 
     def all(self) -> list[StoredKey]:
+        self.loads += 1
         return list(self.keys.values())
+
+    def revision(self) -> str:
+        self.revision_reads += 1
+        return str(self._revision)
 
 
 class FakeRateLimiter:

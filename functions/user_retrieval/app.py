@@ -5,19 +5,18 @@ from motorhead.composition.long_term import retrieval_service
 from motorhead.core.auth import Scope
 from motorhead.entrypoints.http.app import User, create_app
 from motorhead.entrypoints.http.lambda_adapter import lambda_handler
-from motorhead.entrypoints.http.models import UserRetrievalHitOut, UserRetrievalIn
+from motorhead.entrypoints.http.models import ExplainedUserHitOut, UserRetrievalIn
 from motorhead.settings import get_settings
 
 app = create_app(title="motorhead: user retrieval", settings=get_settings(), access=access_control(), scope=Scope.READ)
 service = retrieval_service()
 
 
-@app.post("/users/{user_id}/retrieval", response_model=list[UserRetrievalHitOut])
-def user_retrieval(user: User, body: UserRetrievalIn) -> list[UserRetrievalHitOut]:
-    return [
-        UserRetrievalHitOut.of_user(found)
-        for found in service.retrieve_user(user, body.text, body.limit, body.filters())
-    ]
+# `parts` is in an answer only when the body asks for it (`explain`)
+@app.post("/users/{user_id}/retrieval", response_model=list[ExplainedUserHitOut], response_model_exclude_none=True)
+def user_retrieval(user: User, body: UserRetrievalIn) -> list[ExplainedUserHitOut]:
+    found = service.retrieve_user(user, body.text, body.limit, body.filters(), explain=body.explain)
+    return [ExplainedUserHitOut.explained(hit) for hit in found]
 
 
 handler = lambda_handler(app)

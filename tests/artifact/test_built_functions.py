@@ -48,6 +48,9 @@ HTTP_EVENTS: dict[str, tuple[str, int]] = {
     "list_sessions-page-not-a-number": ("ListSessionsFunction", 422),
     "get_memory-ok": ("GetMemoryFunction", 200),
     "get_memory-hostile-id": ("GetMemoryFunction", 200),
+    "get_session-ok": ("GetSessionFunction", 200),
+    "console-ok": ("ConsoleFunction", 200),
+    "console-hostile-file": ("ConsoleFunction", 404),
     "post_memory-ok": ("PostMemoryFunction", 200),
     "post_memory-with-context": ("PostMemoryFunction", 200),
     "post_memory-base64": ("PostMemoryFunction", 200),
@@ -219,7 +222,8 @@ def test_http_event_given_the_built_function_answers_as_its_readme_says(stack: S
     response = stack.invoke(function_id, load_event(event_name))
     # Then the answer is the one events/README.md gives, as JSON
     assert response["statusCode"] == status, response
-    assert response["headers"]["content-type"].startswith("application/json"), response
+    kind = "text/html" if event_name == "console-ok" else "application/json"  # the console's page is HTML
+    assert response["headers"]["content-type"].startswith(kind), response
 
 
 def test_summarizer_given_an_overflowing_session_folds_it_and_writes_the_summary(stack: Stack) -> None:

@@ -58,7 +58,7 @@ def runtimes(
 ) -> dict[str, LocalFunction]:
     """Every function of the template in the local Lambda runtime, configured by the template (not started yet: an
     environment starts on a function's first invocation)."""
-    configs = load_function_configs({"AuthMode": "none", **parameters}, resources)
+    configs = load_function_configs({"AuthMode": "none", "RateLimitPerSecond": "0", **parameters}, resources)
     return {
         name: LocalFunction(config, base_environment=base, max_concurrency=max_concurrency)
         for name, config in configs.items()

@@ -79,6 +79,7 @@ def test_docs_given_browser_serves_swagger_and_merged_openapi(base_url: str) -> 
     assert set(paths) == {
         "/",
         "/sessions",
+        "/sessions/{session_id}",
         "/sessions/{session_id}/memory",
         "/sessions/{session_id}/retrieval",
         "/users/{user_id}/retrieval",

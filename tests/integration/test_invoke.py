@@ -45,6 +45,9 @@ EXPECTED: dict[str, int | dict[str, Any]] = {
     "list_sessions-page-not-a-number": 422,
     "get_memory-ok": OK,
     "get_memory-hostile-id": OK,
+    "get_session-ok": OK,  # session-42's stats, or exists: false before any post
+    "console-ok": OK,  # the page (text/html)
+    "console-hostile-file": 404,  # no such file: the name reaches no filesystem
     "post_memory-ok": OK,
     "post_memory-with-context": OK,
     "post_memory-base64": OK,
@@ -165,8 +168,11 @@ def test_invoke_given_a_sample_event_prints_the_handlers_answer_alone_on_stdout(
     # Then stdout is the handler's answer, as API Gateway or the SQS event source would get it
     if isinstance(case.expected, int):
         assert response["statusCode"] == case.expected, response
-        assert isinstance(json.loads(response["body"]), dict | list)
-        assert response["headers"]["content-type"] == "application/json"
+        if case.event.stem == "console-ok":  # the console's page: HTML, the one answer that is not JSON
+            assert response["headers"]["content-type"] == "text/html; charset=utf-8"
+        else:
+            assert isinstance(json.loads(response["body"]), dict | list)
+            assert response["headers"]["content-type"] == "application/json"
     else:
         assert response == case.expected
     # And the logs went to stderr: the runtime's, and the function's own (powertools' JSON lines, EMF metrics)

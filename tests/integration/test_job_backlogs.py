@@ -28,7 +28,13 @@ class Deployment:
 
     def __init__(self, redis_url: str, sqs: LocalSqs, index_queue: LocalQueue, summary_queue: LocalQueue) -> None:
         configs = load_function_configs(
-            {"RedisUrl": redis_url, "AuthMode": "none", "Embedder": "auto", "LongTermMemory": "true"},
+            {
+                "RedisUrl": redis_url,
+                "AuthMode": "none",
+                "Embedder": "auto",
+                "LongTermMemory": "true",
+                "RateLimitPerSecond": "0",
+            },
             {"IndexQueue": index_queue.url, "SummaryQueue": summary_queue.url},
         )
         base = {"AWS_ENDPOINT_URL_SQS": sqs.endpoint, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}

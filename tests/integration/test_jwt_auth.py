@@ -187,6 +187,76 @@ def test_authenticate_given_token_without_required_claim_raises_authentication_e
     assert refused(authenticator, token) == f"token lacks the required {claim} claim"
 
 
+@pytest.mark.parametrize(
+    ("claim", "value", "reason"),
+    [
+        ("exp", lambda: str(in_seconds(300)), "invalid token"),  # PyJWT's int() would take "1700000300"
+        ("exp", lambda: in_seconds(300) + 0.5, "invalid token"),
+        ("exp", lambda: True, "token expired"),  # int(True) is 1: 1970
+        ("exp", lambda: "never", "invalid token"),
+        ("exp", lambda: [in_seconds(300)], "invalid token"),
+        ("iat", lambda: str(in_seconds(0)), "invalid token"),
+        ("iat", lambda: in_seconds(0) - 0.25, "invalid token"),
+        ("iat", lambda: False, "invalid token"),
+        ("nbf", lambda: str(in_seconds(0)), "invalid token"),
+        ("nbf", lambda: in_seconds(-5) + 0.5, "invalid token"),
+        ("nbf", lambda: True, "invalid token"),
+    ],
+    ids=[
+        "exp-string",
+        "exp-fraction",
+        "exp-bool",
+        "exp-word",
+        "exp-list",
+        "iat-string",
+        "iat-fraction",
+        "iat-bool",
+        "nbf-string",
+        "nbf-fraction",
+        "nbf-bool",
+    ],
+)
+def test_authenticate_given_a_time_claim_that_is_not_a_whole_number_raises_authentication_error(
+    claim: str, value: Any, reason: str, keys: dict[str, SigningKey], authenticator: JwtAuthenticator
+) -> None:
+    # Given a well-signed token whose exp, iat or nbf is a string, a fraction, a bool or a list (the rest valid)
+    token = mint(claims(**{claim: value()}), key=keys["rsa"])
+
+    # When / Then it is refused (401) with the usual reason
+    assert refused(authenticator, token) == reason
+
+
+def test_authenticate_given_whole_number_floats_as_time_claims_accepts_token(
+    keys: dict[str, SigningKey], authenticator: JwtAuthenticator
+) -> None:
+    # Given a token whose time claims are floats with no fraction (JSON has one number type)
+    token = mint(
+        claims(iat=float(in_seconds(0)), nbf=float(in_seconds(0)), exp=float(in_seconds(300))), key=keys["rsa"]
+    )
+
+    # When / Then it is accepted
+    assert authenticator.authenticate(bearer(token)).tenant == "acme"
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "seconds", "accepted"),
+    [(None, 86_400 - 60, True), (None, 86_400 + 60, False), (None, 10 * 365 * 86_400, False), (600, 900, False)],
+    ids=["under-the-default", "over-the-default", "ten-years", "over-a-configured-600s"],
+)
+def test_authenticate_given_an_exp_beyond_the_max_lifetime_raises_authentication_error(
+    lifetime: int | None, seconds: int, accepted: bool, server: JwksServer, keys: dict[str, SigningKey]
+) -> None:
+    # Given an authenticator with the default max lifetime (a day) or a configured one
+    authenticator = build(server) if lifetime is None else build(server, max_lifetime_seconds=lifetime)
+    token = mint(claims(exp=in_seconds(seconds)), key=keys["rsa"])
+
+    # When it is authenticated / Then it is accepted under the lifetime, refused (401) with the usual reason beyond
+    if accepted:
+        assert authenticator.authenticate(bearer(token)).tenant == "acme"
+    else:
+        assert refused(authenticator, token) == "invalid token"
+
+
 def test_authenticate_given_audience_among_several_accepts_token(
     keys: dict[str, SigningKey], authenticator: JwtAuthenticator
 ) -> None:
@@ -537,7 +607,7 @@ def test_authenticate_given_jwks_down_after_caching_serves_cached_keys_and_503s_
 def test_jwt_authenticator_given_settings_reads_every_jwt_setting(
     server: JwksServer, keys: dict[str, SigningKey]
 ) -> None:
-    # Given settings naming another tenant claim, scope claim and prefix, ES256 only and a 5 s leeway
+    # Given settings naming another tenant claim, scope claim and prefix, ES256 only, a 5 s leeway and 1 h lifetime
     settings = Settings(
         REDIS_URL="redis://127.0.0.1:1/0",
         MOTORHEAD_AUTH="jwt",
@@ -549,6 +619,7 @@ def test_jwt_authenticator_given_settings_reads_every_jwt_setting(
         MOTORHEAD_JWT_SCOPE_PREFIX="memory.",
         MOTORHEAD_JWT_ALGORITHMS="ES256",
         MOTORHEAD_JWT_LEEWAY_SECONDS=5,
+        MOTORHEAD_JWT_MAX_LIFETIME_SECONDS=3600,
         MOTORHEAD_JWKS_CACHE_SECONDS=60,
     )
     good = {
@@ -572,6 +643,8 @@ def test_jwt_authenticator_given_settings_reads_every_jwt_setting(
         "token not issued for this audience"
     )
     assert refused(authenticator, mint(good | {"exp": in_seconds(-10)}, key=keys["ec"])) == "token expired"
+    # and tokens expiring within the hour only
+    assert refused(authenticator, mint(good | {"exp": in_seconds(3700)}, key=keys["ec"])) == "invalid token"
     assert server.fetches == 1
 
 

@@ -19,12 +19,14 @@ import redis
 import requests
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
 
 from devserver.embedded_redis import EmbeddedRedis
 from devserver.local_sqs import LocalSqs, SqsPoller
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.core.values import SessionRef
+from motorhead.observability import logger
 from tests.integration.conftest import SecureApi, ltm_gateway, serving
 from tests.jwks_server import JwksServer, SigningKey, in_seconds, mint, rsa_key
 from tests.support import REPO, cold_start
@@ -171,6 +173,14 @@ def test_tools_given_bad_arguments_answer_tool_errors_with_the_rest_apis_message
     assert "exactly one" in error_text(call(url, key, "search_memory", {"text": "x"}))
     # And a page out of range
     assert "page" in error_text(call(url, key, "list_sessions", {"page": 0}))
+    # And a schema failure names the field and the rule, never the value sent nor pydantic's URL
+    secret = {"session_id": "a", "messages": [{"role": "", "content": "my-secret-diagnosis"}]}
+    text = error_text(call(url, key, "add_memory", secret))
+    assert text.startswith("invalid arguments for add_memory: messages.0.role: "), text
+    assert "my-secret-diagnosis" not in text and "pydantic" not in text and "input_value" not in text
+    assert error_text(call(url, key, "get_memory", {"session_id": 7})).startswith(
+        "invalid arguments for get_memory: session_id: "
+    )
 
 
 # --- access ---------------------------------------------------------------------------------------------------------
@@ -226,7 +236,15 @@ def test_tools_given_a_read_only_key_read_and_are_refused_the_rest(secure: Secur
     reader = secure.key("acme", "read")
     messages = [{"role": "Human", "content": "hi"}]
     assert not call(url, writer, "add_memory", {"session_id": "s", "messages": messages}).is_error
-    # Given a read-only key / Then it reads, and each other tool is a tool error naming the scope
+
+    # Given a read-only key / Then it is shown the read tools alone
+    async def names(client: Client) -> list[str]:
+        return sorted(tool.name for tool in (await client.list_tools()).tools)
+
+    assert over_http(url, reader, names) == ["get_memory", "search_memory"]
+    assert over_http(url, secure.key("acme", "read,list"), names) == ["get_memory", "list_sessions", "search_memory"]
+    assert over_http(url, writer, names) == sorted(TOOLS)
+    # And it reads, and each other tool, called all the same, is a tool error naming the scope
     assert call(url, reader, "get_memory", {"session_id": "s"}).structured_content["messages"][0]["content"] == "hi"
     add = call(url, reader, "add_memory", {"session_id": "s", "messages": messages})
     assert "this credential does not allow 'write'" in error_text(add)
@@ -313,6 +331,13 @@ def test_http_given_jwt_serves_the_protected_resource_metadata_the_401_points_to
     body = metadata.json()
     assert body["resource"] == f"{url}/mcp" and body["authorization_servers"] == [ISSUER]
     assert "motorhead:read" in body["scopes_supported"] and body["bearer_methods_supported"] == ["header"]
+    # And n8n's prefix: /motorhead/mcp is a resource of its own, its metadata where RFC 9728 puts it
+    refused = requests.post(
+        url + "/motorhead/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, timeout=30
+    )
+    mounted_url = f"{url}/.well-known/oauth-protected-resource/motorhead/mcp"
+    assert f'resource_metadata="{mounted_url}"' in refused.headers["www-authenticate"]
+    assert requests.get(mounted_url, timeout=30).json()["resource"] == f"{url}/motorhead/mcp"
 
 
 def test_http_given_api_keys_has_no_resource_metadata(secure: SecureApi) -> None:
@@ -484,6 +509,34 @@ def test_stdio_given_a_key_serves_the_tools_as_its_tenant_and_rest_reads_them(
     assert "this credential does not allow 'delete'" in error_text(refused)
 
 
+def test_stdio_given_a_key_revoked_while_it_runs_refuses_every_call_after(
+    secure: SecureApi, redis_server: EmbeddedRedis
+) -> None:
+    key = secure.key("acme")
+    # Given `make -s mcp` running with acme's key (no key cache, so the test need not wait out its seconds)
+    environment = stdio_environment(
+        redis_server.url, MOTORHEAD_AUTH="api-key", MOTORHEAD_API_KEY=key, MOTORHEAD_API_KEY_CACHE_SECONDS="0"
+    )
+
+    async def steps(client: Client) -> tuple[CallToolResult, CallToolResult, str]:
+        before = await client.call_tool("get_memory", {"session_id": "s"})
+        secure.revoke(key)  # When the key is revoked while it runs
+        after = await client.call_tool("get_memory", {"session_id": "s"})
+        try:
+            await client.list_tools()
+        except MCPError as exc:
+            return before, after, exc.error.message
+        return before, after, "listed"
+
+    before, after, listed = over_stdio(environment, steps)
+    # Then the next call is refused with the REST API's answer to that key, and so is tools/list
+    refused = rest(secure.base_url, key, "GET", memory_path("s"))
+    assert refused.status_code == 401
+    assert not before.is_error
+    assert refused.json()["error"] in error_text(after)
+    assert refused.json()["error"] in listed
+
+
 def test_stdio_given_a_wrong_key_exits_with_the_reason_on_stderr_and_nothing_on_stdout(
     secure: SecureApi, redis_server: EmbeddedRedis
 ) -> None:
@@ -552,3 +605,63 @@ def test_stdio_given_long_term_memory_finds_what_add_memory_saved(redis_server: 
     assert "peanuts" in json.dumps(in_session.structured_content)
     assert of_user.structured_content["hits"][0]["content"] == "I am allergic to peanuts."
     assert of_user.structured_content["hits"][0]["session_id"] == "chat-1"
+
+
+# --- the documented client configurations ---------------------------------------------------------------------------
+
+
+def documented_configs() -> list[dict[str, Any]]:
+    """The ``mcpServers`` entries of docs/mcp.md's JSON blocks, as a desktop client reads them."""
+    text = (REPO / "docs/mcp.md").read_text(encoding="utf-8")
+    blocks = [block.split("```", 1)[0] for block in text.split("```json\n")[1:]]
+    return [entry for block in blocks for entry in json.loads(block)["mcpServers"].values()]
+
+
+def test_docs_given_the_documented_client_configs_a_client_started_from_them_serves_the_tools(
+    secure: SecureApi, redis_server: EmbeddedRedis
+) -> None:
+    key = secure.key("acme")
+    stdio, http = sorted(documented_configs(), key=lambda entry: "url" in entry)
+
+    async def roundtrip(client: Client) -> list[str]:
+        added = await client.call_tool(
+            "add_memory", {"session_id": "docs", "messages": [{"role": "Human", "content": "hi"}]}
+        )
+        assert not added.is_error, text_of(added)
+        read = await client.call_tool("get_memory", {"session_id": "docs"})
+        return [message["content"] for message in read.structured_content["messages"]]
+
+    # Given the stdio config, as Claude Desktop starts it: its command, its args with this clone's path, its env with
+    # a real key (and this test's Redis: no `make run` is up), and a PATH
+    args = [arg.replace("/path/to/motorhead-serverless", str(REPO)) for arg in stdio["args"]]
+    env = {**stdio["env"], "MOTORHEAD_API_KEY": key, "REDIS_URL": redis_server.url, "PATH": os.environ["PATH"]}
+    server = StdioServerParameters(command=stdio["command"], args=args, env=env)
+
+    async def over_config() -> list[str]:
+        async with Client(server) as client:
+            return await roundtrip(client)
+
+    # Then the tools serve acme's memory
+    assert asyncio.run(over_config()) == ["hi"]
+    # And the HTTP config, its URL pointed at the local gateway, with its header and a real key
+    assert http["url"].endswith("/mcp") and http["headers"]["Authorization"].startswith("Bearer mhk_")
+    assert over_http(secure.base_url, key, roundtrip) == ["hi", "hi"]
+
+
+def test_tools_given_a_refused_call_log_the_key_id_and_source_never_the_key(
+    secure: SecureApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader = secure.key("acme", "read")
+    key_id = reader.split("_")[1]
+    caplog.clear()
+    # When a read-only key calls a write tool
+    refused = call(
+        secure.base_url, reader, "add_memory", {"session_id": "s", "messages": [{"role": "u", "content": "x"}]}
+    )
+    assert refused.is_error
+    # Then one line says so, with the key's public id and the caller's address, never the key nor the session
+    lines = [json.loads(logger.registered_formatter.format(record)) for record in caplog.records]
+    refusals = [line for line in lines if line["message"] == "tool refused"]
+    assert len(refusals) == 1, lines
+    assert refusals[0]["origin"] == {"key_id": key_id, "source_ip": "127.0.0.1"} and refusals[0]["status"] == 403
+    assert not any(reader in json.dumps(line) or '"s"' in json.dumps(line) for line in lines)

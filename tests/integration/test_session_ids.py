@@ -156,6 +156,52 @@ def test_request_given_an_id_that_is_not_utf8_answers_400_json_and_writes_nothin
     assert redis_client.keys("*") == []
 
 
+# A "%" that starts no escape: refused (400) wherever it is, never taken for the "%" that "%25" names
+MALFORMED = [
+    ("GET", "/sessions/100%/memory"),
+    ("POST", "/sessions/%zz/memory"),
+    ("DELETE", "/sessions/a%2/memory"),
+    ("POST", "/sessions/100%/retrieval"),
+    ("DELETE", "/users/100%"),
+    ("POST", "/users/%zz/retrieval"),
+    ("GET", "/sessions?user_id=%zz"),
+    ("GET", "/sessions?namespace=a%2"),
+    ("POST", "/sessions/s/memory?namespace=100%"),
+    ("DELETE", "/sessions/s/memory?namespace=%"),
+    ("POST", "/sessions/s/memory?user_id=u%g1"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), MALFORMED)
+def test_request_given_a_malformed_percent_escape_answers_400_json_and_writes_nothing(
+    base_url: str, redis_client: redis.Redis, method: str, path: str
+) -> None:
+    for prefix in PREFIXES:
+        # When a request's path or query holds a "%" not followed by two hex digits
+        payload = {"text": "anything"} if "retrieval" in path else said("never stored")
+        answer = send(base_url, method, prefix + path, payload if method == "POST" else None)
+        # Then the gateway answers 400 JSON naming the part, as the function itself would
+        assert answer.status == 400, (method, prefix + path, answer)
+        assert answer.content_type == "application/json", answer
+        part = "query string" if "?" in path else "path"
+        assert answer.json() == {"error": f"the {part} is not percent-encoded UTF-8"}, answer
+    # And nothing was written
+    assert redis_client.keys("*") == []
+
+
+def test_memory_given_100_percent_encoded_as_25_is_still_the_session_100_percent(
+    base_url: str, redis_client: redis.Redis
+) -> None:
+    # Given a message written to 100%25, under the namespace 100%25 (the session and namespace "100%")
+    http_api = Http(base_url, "")
+    assert send(base_url, "POST", "/sessions/100%25/memory?namespace=100%25", said("kept")).status == 200
+    # When / Then the bare "100%" is refused, and 100%25 still reads the message
+    assert send(base_url, "GET", "/sessions/100%/memory?namespace=100%25").status == 400
+    assert send(base_url, "GET", "/sessions/100%25/memory?namespace=100%").status == 400
+    assert contents(send(base_url, "GET", "/sessions/100%25/memory?namespace=100%25").json()) == ["kept"]
+    assert http_api.listed("&namespace=100%25") == ["100%"]
+
+
 def test_list_given_a_namespace_that_looks_encoded_decodes_it_exactly_once(
     base_url: str, redis_client: redis.Redis
 ) -> None:
@@ -252,6 +298,49 @@ def test_handlers_given_api_gateway_events_keep_ids_that_differ_only_by_an_encod
         assert handlers.get(session_id) == EMPTY, (mount, raw)
         assert contents(handlers.get(sibling_id)) == [f"sibling: {sibling_id}"], (mount, raw)
         assert handlers.listed() == [sibling_id], (mount, raw)
+
+
+@pytest.mark.parametrize(
+    ("template", "session_id", "raw_path", "raw_query", "part"),
+    [
+        ("/sessions/{session_id}/memory", "s", None, "namespace=100%", "query"),
+        ("/sessions/{session_id}/memory", "s", None, "user_id=%zz", "query"),
+        ("/sessions", None, None, "size=100&namespace=a%2", "query"),
+        # rawPath as the client sent it (the sample events' form): one good escape, one malformed
+        ("/sessions/{session_id}/memory", "a/b%zz", "/sessions/a%2Fb%zz/memory", "", "path"),
+        ("/sessions/{session_id}/memory", "é100%", "/sessions/%C3%A9100%/memory", "", "path"),
+    ],
+    ids=["namespace-100%", "user-id-%zz", "list-namespace-a%2", "path-%zz", "path-100%"],
+)
+def test_handlers_given_a_malformed_percent_escape_answer_the_gateways_400(
+    api: Api,
+    base_url: str,
+    redis_client: redis.Redis,
+    template: str,
+    session_id: str | None,
+    raw_path: str | None,
+    raw_query: str,
+    part: str,
+) -> None:
+    # Given the event API Gateway would send for a request whose query (or client-encoded rawPath) is malformed
+    method = "GET" if session_id is None else "POST"
+    function_id = "ListSessionsFunction" if session_id is None else "PostMemoryFunction"
+    event = gateway_event(method, template, session_id, payload=None if session_id is None else said("never"))
+    event["rawQueryString"] = raw_query
+    if raw_path is not None:
+        event["rawPath"] = raw_path
+    # When the function handles it
+    response = api.invoke(function_id, event)
+    # Then it answers 400 with the very answer the local gateway gives the same request over HTTP
+    assert response["statusCode"] == 400, response
+    over_http = send(base_url, method, (raw_path or event["rawPath"]) + (f"?{raw_query}" if raw_query else ""))
+    part_name = "query string" if part == "query" else "path"
+    assert (
+        json.loads(response["body"]) == over_http.json() == {"error": f"the {part_name} is not percent-encoded UTF-8"}
+    )
+    assert over_http.status == 400
+    # And nothing was written
+    assert redis_client.keys("*") == []
 
 
 def test_post_given_a_default_route_event_writes_the_session_its_path_names(api: Api) -> None:

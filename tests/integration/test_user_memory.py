@@ -364,3 +364,27 @@ def test_store_given_a_cluster_binds_lists_searches_and_forgets_a_users_sessions
     assert store.delete_user(ana) == (12, True)
     assert service.retrieve_user(ana, "peanut allergy", 100) == []
     assert [hit.session_id for hit in service.retrieve_user(bruno, "peanut allergy", 10)] == ["b"]
+
+
+def test_store_given_a_write_that_may_not_adopt_refuses_a_session_of_no_user_in_the_same_step(
+    connector: RedisConnector,
+) -> None:
+    # Given a session written with no user, and one that does not exist yet
+    store = RedisMemoryStore(connector, Keys("mh"))
+    ana = UserRef("acme", "ana")
+    unbound, new = SessionRef("acme", "shared"), SessionRef("acme", "fresh")
+    store.append(unbound, [NewMessage("Human", "not ana's")], context=None, namespace="", now_ms=1)
+    # When a write naming ana may not adopt (a credential that acts as ana alone) / Then the existing one is refused,
+    # with nothing stored and nothing listed under ana
+    with pytest.raises(ConflictError):
+        store.append(unbound, [NewMessage("Human", "mine now")], context=None, namespace="", now_ms=2,
+                     user_id="ana", adopt=False)  # fmt: skip
+    assert [m.content for m in store.read(unbound, limit=10).messages] == ["not ana's"]
+    assert store.session_user(unbound) is None
+    # And the new one is started as ana's, and written again as hers
+    for now_ms in (3, 4):
+        store.append(new, [NewMessage("Human", "hello")], context=None, namespace="", now_ms=now_ms, user_id="ana",
+                     adopt=False)  # fmt: skip
+    assert store.session_user(new) == "ana"
+    assert store.list_user_sessions(ana, namespace=None, offset=0, limit=10)[0] == ["fresh"]
+    assert len(store.read(new, limit=10).messages) == 2

@@ -1,5 +1,6 @@
-"""API keys: what is stored (only a hash), how a key is checked (constant time, cached at most 60 s), and what the
-admin side may do."""
+"""API keys: what is stored (only a hash), how a key is checked (against each process's copy of the key directory, in
+constant time, checked against the store's revision at most every ``cache_seconds``), and what the admin side may
+do."""
 
 from __future__ import annotations
 
@@ -108,9 +109,8 @@ def test_authenticate_given_a_known_id_with_another_secret_refuses_it_even_from_
         keys.authenticate(bearer(forged))
 
 
-def test_authenticate_given_a_key_compares_hashes_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    keys, _, _ = service()
-    key, _ = keys.create("acme")
+def comparisons(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Every ``hmac.compare_digest`` the key check makes from now on, as (presented, known) pairs."""
     compared: list[tuple[str, str]] = []
     real = hmac.compare_digest
 
@@ -119,34 +119,76 @@ def test_authenticate_given_a_key_compares_hashes_in_constant_time(monkeypatch: 
         return real(a, b)
 
     monkeypatch.setattr("motorhead.core.api_keys.hmac.compare_digest", spy)
+    return compared
+
+
+def test_authenticate_given_a_key_compares_hashes_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys, _, _ = service()
+    key, _ = keys.create("acme")
+    compared = comparisons(monkeypatch)
     keys.authenticate(bearer(key))
     assert len(compared) == 1 and len(compared[0][0]) == len(compared[0][1]) == 64
 
 
-def test_authenticate_given_a_warm_key_reads_the_store_once_per_cache_period() -> None:
-    keys, store, clock = service(cache_seconds=30)
+def test_authenticate_given_a_warm_directory_checks_the_revision_once_per_period_and_loads_only_on_change() -> None:
+    keys, store, clock = service(cache_seconds=1)
     key, _ = keys.create("acme")
+    # Given a process that loaded the directory on its first request
     for _ in range(5):
         keys.authenticate(bearer(key))
-    assert store.reads == 1
-    clock.now += 31
+    assert (store.revision_reads, store.loads, store.reads) == (1, 1, 0)
+    # When a second has passed / Then one revision check, and no load: nothing changed
+    clock.now += 1
     keys.authenticate(bearer(key))
-    assert store.reads == 2
+    assert (store.revision_reads, store.loads) == (2, 1)
+    # And after a key is made elsewhere, the next check loads the directory again
+    ApiKeys(store).create("globex")
+    clock.now += 1
+    keys.authenticate(bearer(key))
+    assert (store.revision_reads, store.loads) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    "presented", ["mhk_0123456789abcdef_" + "A" * 43, "not-a-key", "mhk_0123456789ABCDEF_" + "A" * 43, ""]
+)
+def test_authenticate_given_an_unknown_id_or_a_malformed_key_reads_nothing_from_the_store(presented: str) -> None:
+    # Given a warm process / When a thousand bad credentials come within a second
+    keys, store, _ = service(cache_seconds=1)
+    key, _ = keys.create("acme")
+    keys.authenticate(bearer(key))
+    before = (store.revision_reads, store.loads, store.reads)
+    for _ in range(1_000):
+        with pytest.raises(AuthenticationError):
+            keys.authenticate(bearer(presented))
+    # Then each was refused from memory: no read of the store at all
+    assert (store.revision_reads, store.loads, store.reads) == before
+
+
+def test_authenticate_given_an_unknown_id_compares_once_as_for_a_known_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a known id with a wrong secret, and an unknown id
+    keys, _, _ = service()
+    _, info = keys.create("acme")
+    compared = comparisons(monkeypatch)
+    for key_id in (info.key_id, "0123456789abcdef"):
+        with pytest.raises(AuthenticationError):
+            keys.authenticate(bearer(f"mhk_{key_id}_{'A' * 43}"))
+    # Then both paths did the same work: one comparison of two 64-character hashes
+    assert [(len(a), len(b)) for a, b in compared] == [(64, 64), (64, 64)]
 
 
 def test_revoke_given_another_process_stops_the_key_within_the_cache_period() -> None:
     # Given two processes sharing a store: one keeps using a key, the other revokes it
     store, clock = FakeKeyStore(), Clock()
-    api = ApiKeys(store, cache_seconds=30, clock=clock)
-    admin = ApiKeys(store, cache_seconds=30, clock=clock)
+    api = ApiKeys(store, clock=clock)  # the default period: one second
+    admin = ApiKeys(store, clock=clock)
     key, info = admin.create("acme")
     api.authenticate(bearer(key))
     assert admin.revoke(info.key_id) is True
-    # When the API process sees it again within its cache period, it may still pass...
-    clock.now += 29
+    # When the API process sees it again within its period, it may still pass...
+    clock.now += 0.5
     api.authenticate(bearer(key))
-    # ...but after the period, never again
-    clock.now += 2
+    # ...but after a second, never again
+    clock.now += 0.5
     with pytest.raises(AuthenticationError):
         api.authenticate(bearer(key))
     assert admin.revoke(info.key_id) is False

@@ -6,8 +6,11 @@ import base64
 
 import pytest
 
-from motorhead.entrypoints.http.credentials import MAX_CREDENTIAL_CHARS, credential_from
+from motorhead.core.api_keys import ApiKeys
+from motorhead.core.auth import Credential
+from motorhead.entrypoints.http.credentials import MAX_CREDENTIAL_CHARS, credential_from, presented_key_id
 from motorhead.errors import AuthenticationError
+from tests.fakes import FakeKeyStore
 
 KEY = "mhk_0123456789abcdef_" + "k" * 43
 
@@ -68,3 +71,29 @@ def test_credential_given_authorization_and_a_key_header_takes_authorization() -
 def test_credential_given_a_malformed_one_refuses_it(headers: dict[str, str]) -> None:
     with pytest.raises(AuthenticationError):
         credential_from(headers)
+
+
+def test_presented_key_id_given_a_key_as_create_makes_it_names_its_id() -> None:
+    # Given a key made by ApiKeys.create (the shape the refusal log reads)
+    key, info = ApiKeys(FakeKeyStore()).create("acme")
+    # When / Then its public id is read from it, in every way a client sends it
+    for kind in ("bearer", "basic", "x-api-key", "x-metal-api-key"):
+        assert presented_key_id(Credential(kind=kind, secret=key)) == info.key_id
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        KEY[:-1],
+        KEY + "k",
+        KEY.upper(),
+        "mhk_0123456789abcde_" + "k" * 43,
+        "mhk_not-a-key",
+        "eyJhbGciOiJSUzI1NiJ9.e30.x",
+    ],
+    ids=["short-secret", "long-secret", "upper-id", "short-id", "no-shape", "jwt"],
+)
+def test_presented_key_id_given_no_well_formed_key_is_none(secret: str) -> None:
+    # Given a malformed key or a JWT / When / Then there is no key id to log
+    assert presented_key_id(Credential(kind="bearer", secret=secret)) is None
+    assert presented_key_id(None) is None

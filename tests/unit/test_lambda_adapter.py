@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 from starlette.requests import Request as StarletteRequest
 
 from devserver.lambda_runtime import FakeLambdaContext
-from motorhead.entrypoints.http.lambda_adapter import MOUNT, lambda_handler, path_parameter, routed_path
+from motorhead.entrypoints.http.lambda_adapter import (
+    MOUNT,
+    lambda_handler,
+    malformed_escape,
+    path_parameter,
+    routed_path,
+)
 
 MEMORY_ROUTE = "/sessions/{session_id}/memory"
 
@@ -172,3 +178,27 @@ def test_handler_given_a_default_route_event_hands_the_app_the_id_decoded_once(s
     # Then the app still sees the id itself
     assert response["statusCode"] == 200, response
     assert json.loads(response["body"])["id"] == session_id
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "raw_query", "part"),
+    [
+        (None, "", None),  # rawPath decoded once, as API Gateway delivers it: its "%" is the client's "%25"
+        ("/sessions/100%25/memory", "", None),  # rawPath as the client sent it, well formed
+        ("/sessions/%C3%A9100%/memory", "", "path"),  # as the client sent it, with a bare "%"
+        ("/sessions/a%2Fb%zz/memory", "", "path"),
+        (None, "namespace=100%", "query"),
+        (None, "user_id=%zz&size=2", "query"),
+        (None, "namespace=a%2", "query"),
+        (None, "namespace=100%25&user_id=%41", None),
+    ],
+)
+def test_malformed_escape_given_an_event_names_the_part_only_where_the_clients_encoding_shows_one(
+    raw_path: str | None, raw_query: str, part: str | None
+) -> None:
+    # Given the event of GET /sessions/100%25/memory (the session "100%"), its rawPath and query as given
+    event = gateway_event("100%")
+    event["rawPath"] = raw_path or event["rawPath"]
+    event["rawQueryString"] = raw_query
+    # When / Then the malformed part is named, and nothing else is
+    assert malformed_escape(event) == part

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 
 from devserver.template import load_function_specs, load_queue_consumers, load_routes, load_template
 from motorhead.entrypoints.http.lambda_adapter import MOUNT
-from motorhead.entrypoints.mcp.http import METADATA_PATH as MCP_METADATA_PATH
+from motorhead.entrypoints.mcp.http import METADATA_PATHS as MCP_METADATA_PATHS
 from motorhead.entrypoints.mcp.http import METHODS as MCP_METHODS
 from motorhead.entrypoints.mcp.http import PATH as MCP_PATH
 from tests.support import EVENTS, REPO, cold_start
@@ -41,11 +41,14 @@ def test_template_given_each_function_declares_exactly_its_app_routes() -> None:
                 if isinstance(route, APIRoute)
                 for method in route.methods or ()
             }
-            if function_id == "McpFunction":  # not a FastAPI app: the SDK's endpoint, one path
-                served = {(method, MCP_PATH) for method in MCP_METHODS} | {("GET", MCP_METADATA_PATH)}
+            metadata: set[tuple[str, str]] = set()
+            if function_id == "McpFunction":  # not a FastAPI app: the SDK's endpoint, one path, and RFC 9728's
+                served = {(method, MCP_PATH) for method in MCP_METHODS}
+                metadata = {("GET", path) for path in MCP_METADATA_PATHS}  # one per resource, /motorhead/mcp's too
             # Then they are exactly the HttpApi events the template gives that function, each also under /motorhead
             declared = {(r.method, r.path) for r in ROUTES if r.function_id == function_id}
-            assert declared == served | {(method, MOUNT + path.rstrip("/")) for method, path in served}, function_id
+            mounted = {(method, MOUNT + path.rstrip("/")) for method, path in served}
+            assert declared == served | mounted | metadata, function_id
 
 
 def test_template_given_queue_consumers_are_fed_by_their_fifo_queues_only() -> None:
@@ -63,6 +66,7 @@ def test_template_given_routes_covers_motorhead_api_also_under_the_n8n_prefix() 
     api = {
         "GET /",
         "GET /sessions",
+        "GET /sessions/{session_id}",
         "GET /sessions/{session_id}/memory",
         "POST /sessions/{session_id}/memory",
         "DELETE /sessions/{session_id}/memory",
@@ -70,13 +74,19 @@ def test_template_given_routes_covers_motorhead_api_also_under_the_n8n_prefix() 
         "POST /users/{user_id}/retrieval",
         "DELETE /users/{user_id}",
         "GET /keys/current",
+        "GET /console",
+        "GET /console/{file}",
         "POST /mcp",
         "GET /mcp",
         "DELETE /mcp",
-        "GET /.well-known/oauth-protected-resource/mcp",
     }
     mounted = {f"{key.split()[0]} {MOUNT}{key.split()[1].rstrip('/')}" for key in api}
-    assert {route.route_key for route in ROUTES} == api | mounted
+    # RFC 9728: the metadata of /mcp and of /motorhead/mcp, each at /.well-known/oauth-protected-resource + its path
+    metadata = {
+        "GET /.well-known/oauth-protected-resource/mcp",
+        "GET /.well-known/oauth-protected-resource/motorhead/mcp",
+    }
+    assert {route.route_key for route in ROUTES} == api | mounted | metadata
 
 
 HTTP_EVENTS = sorted(p for p in EVENTS.glob("*.json") if "routeKey" in json.loads(p.read_text(encoding="utf-8")))

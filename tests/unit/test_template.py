@@ -154,7 +154,7 @@ REDIS_URL = [
     "rediss://${ServerlessRedis.Endpoint.Address}:${ServerlessRedis.Endpoint.Port}",
     ["CreateNodeRedis", "rediss://${NodeRedis.PrimaryEndPoint.Address}:${NodeRedis.PrimaryEndPoint.Port}", "RedisUrl"],
 ]
-REDIS_FUNCTIONS = set(FUNCTIONS) - {"HealthFunction"}
+REDIS_FUNCTIONS = set(FUNCTIONS) - {"HealthFunction", "ConsoleFunction"}  # the console serves static files
 
 
 def test_policies_given_every_function_only_post_memory_can_send_jobs() -> None:
@@ -173,7 +173,8 @@ def test_policies_given_every_function_only_post_memory_can_send_jobs() -> None:
 
 def test_environment_given_every_function_only_those_using_redis_get_its_url_and_password_secret() -> None:
     # Given Globals and every function / Then REDIS_URL (and the Redis password's secret, with the policy to read it
-    # only when the ARN is given) goes to each function that uses Redis, and to no other: not to the health check
+    # only when the ARN is given) goes to each function that uses Redis, and to no other: not to the health check,
+    # nor to the console
     assert "REDIS_URL" not in GLOBAL_ENV
     for name, props in FUNCTIONS.items():
         env = props.get("Environment", {}).get("Variables", {})
@@ -320,17 +321,34 @@ def test_auth_given_the_template_defaults_to_api_keys_and_passes_the_mode_to_eve
         assert "MOTORHEAD_AUTH" not in props.get("Environment", {}).get("Variables", {})
 
 
-def test_api_given_the_template_throttles_routes_and_limits_tenants_only_when_asked() -> None:
+def test_api_given_the_template_throttles_routes_and_limits_and_bounds_each_tenant_by_default() -> None:
     settings = RESOURCES["MotorheadApi"]["Properties"]["DefaultRouteSettings"]
     assert settings == {
         "ThrottlingRateLimit": "ApiThrottlingRateLimit",
         "ThrottlingBurstLimit": "ApiThrottlingBurstLimit",
     }
-    assert PARAMETERS["RateLimitPerSecond"]["Default"] == PARAMETERS["RateLimitBurst"]["Default"] == 0
-    assert (GLOBAL_ENV["MOTORHEAD_RATE_LIMIT_RPS"], GLOBAL_ENV["MOTORHEAD_RATE_LIMIT_BURST"]) == (
-        "RateLimitPerSecond",
-        "RateLimitBurst",
-    )
+    # the per-tenant rate limit and quotas are on by default, each a parameter to 0 (off)
+    defaults = {
+        name: PARAMETERS[name]["Default"] for name in PARAMETERS if name.startswith(("RateLimit", "TenantQuota"))
+    }
+    assert defaults == {
+        "RateLimitPerSecond": 50,
+        "RateLimitBurst": 100,
+        "TenantQuotaSessions": 100_000,
+        "TenantQuotaMessages": 10_000_000,
+        "TenantQuotaBytes": 2_147_483_648,
+        "TenantQuotaNamespaces": 1_000,
+    }
+    assert all(PARAMETERS[name]["MinValue"] == 0 for name in defaults)
+    wired = {
+        "MOTORHEAD_RATE_LIMIT_RPS": "RateLimitPerSecond",
+        "MOTORHEAD_RATE_LIMIT_BURST": "RateLimitBurst",
+        "MOTORHEAD_QUOTA_SESSIONS": "TenantQuotaSessions",
+        "MOTORHEAD_QUOTA_MESSAGES": "TenantQuotaMessages",
+        "MOTORHEAD_QUOTA_BYTES": "TenantQuotaBytes",
+        "MOTORHEAD_QUOTA_NAMESPACES": "TenantQuotaNamespaces",
+    }
+    assert {name: GLOBAL_ENV[name] for name in wired} == wired
 
 
 def test_admin_given_the_template_has_no_route_and_is_named_in_the_outputs() -> None:

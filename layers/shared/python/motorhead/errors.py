@@ -34,6 +34,11 @@ class InvalidInputError(MotorheadError):
     """The request is well-formed JSON but its values are not acceptable."""
 
 
+class NotFoundError(MotorheadError):
+    """The request names something that does not exist: a file of the console (a 404). A session is never "not
+    found": one never written, or deleted, or another tenant's, is simply empty."""
+
+
 class ConflictError(MotorheadError):
     """The request contradicts what is stored: a write naming another user than the one its session is bound to (a
     409); nothing was stored."""
@@ -100,6 +105,10 @@ class RateLimitedError(MotorheadError):
     def __init__(self, message: str, *, retry_after: float, detail: str | None = None) -> None:
         super().__init__(message, detail=detail)
         self.retry_after = retry_after
+
+
+class QuotaExceededError(MotorheadError):
+    """The write would take the tenant past one of its quotas (a 429); nothing was stored."""
 
 
 class AuthUnavailableError(MotorheadError):

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -36,6 +37,10 @@ SERVICE = "motorhead"
 NAMESPACE = "Motorhead"
 
 logger = Logger(service=SERVICE)
+# Our lines go out through this Logger's handler alone. Powertools keeps them out of the root logger's handlers that
+# exist when it starts; a library that configures the root logger later (the MCP SDK does, with logging.basicConfig)
+# would print each line a second time.
+logging.getLogger(SERVICE).propagate = False
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # An invocation that emits no metric (a health check, the admin function) is normal here, not worth a warning.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)

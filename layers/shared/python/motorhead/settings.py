@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     max_messages_per_request: int = Field(100, ge=1, validation_alias="MOTORHEAD_MAX_MESSAGES_PER_REQUEST")
     max_context_bytes: int = Field(65_536, ge=16, validation_alias="MOTORHEAD_MAX_CONTEXT_BYTES")
     max_session_id_bytes: int = Field(256, ge=1, le=1024, validation_alias="MOTORHEAD_MAX_SESSION_ID_BYTES")
+    # what each tenant may keep (0: no limit); a write past one is refused 429, nothing stored
+    quota_sessions: int = Field(0, ge=0, validation_alias="MOTORHEAD_QUOTA_SESSIONS")
+    quota_messages: int = Field(0, ge=0, validation_alias="MOTORHEAD_QUOTA_MESSAGES")
+    quota_bytes: int = Field(0, ge=0, validation_alias="MOTORHEAD_QUOTA_BYTES")
+    quota_namespaces: int = Field(0, ge=0, validation_alias="MOTORHEAD_QUOTA_NAMESPACES")
     # --- summarization ------------------------------------------------------------------------------------------
     summary_queue_url: str | None = Field(None, validation_alias="MOTORHEAD_SUMMARY_QUEUE_URL")
     summarizer: Literal["auto", "openai", "azure", "extractive"] = Field(
@@ -83,7 +88,7 @@ class Settings(BaseSettings):
 
     # --- authentication and tenancy ----------------------------------------------------------------------------
     auth: Literal["api-key", "jwt", "none"] = Field("api-key", validation_alias="MOTORHEAD_AUTH")
-    api_key_cache_seconds: float = Field(30.0, ge=0, le=60, validation_alias="MOTORHEAD_API_KEY_CACHE_SECONDS")
+    api_key_cache_seconds: float = Field(1.0, ge=0, le=60, validation_alias="MOTORHEAD_API_KEY_CACHE_SECONDS")
     jwt_issuer: str | None = Field(None, validation_alias="MOTORHEAD_JWT_ISSUER")
     jwt_audience: str | None = Field(None, validation_alias="MOTORHEAD_JWT_AUDIENCE")
     jwt_jwks_url: str | None = Field(None, validation_alias="MOTORHEAD_JWT_JWKS_URL")
@@ -93,6 +98,10 @@ class Settings(BaseSettings):
     jwt_scope_prefix: str = Field("motorhead:", validation_alias="MOTORHEAD_JWT_SCOPE_PREFIX")
     jwt_algorithms: str = Field("RS256,ES256", validation_alias="MOTORHEAD_JWT_ALGORITHMS")
     jwt_leeway_seconds: int = Field(30, ge=0, le=300, validation_alias="MOTORHEAD_JWT_LEEWAY_SECONDS")
+    # a token expiring later than this from now is refused (401): a stolen one must not stay good for years
+    jwt_max_lifetime_seconds: int = Field(
+        86_400, ge=60, le=31_622_400, validation_alias="MOTORHEAD_JWT_MAX_LIFETIME_SECONDS"
+    )
     jwks_cache_seconds: int = Field(300, ge=0, le=86_400, validation_alias="MOTORHEAD_JWKS_CACHE_SECONDS")
     rate_limit_rps: float = Field(0.0, ge=0, validation_alias="MOTORHEAD_RATE_LIMIT_RPS")
     rate_limit_burst: int = Field(0, ge=0, validation_alias="MOTORHEAD_RATE_LIMIT_BURST")

@@ -9,7 +9,7 @@ from motorhead.adapters.redis_db.keys import Keys, session_tag
 from motorhead.adapters.redis_db.store import RedisMemoryStore
 from motorhead.core.memory import MemoryService
 from motorhead.core.ports import JobQueue
-from motorhead.core.values import MemoryLimits
+from motorhead.core.values import MemoryLimits, Quotas
 from motorhead.settings import Settings, get_settings
 
 
@@ -58,12 +58,22 @@ def memory_limits(settings: Settings) -> MemoryLimits:
     )
 
 
+def memory_quotas(settings: Settings) -> Quotas:
+    return Quotas(
+        sessions=settings.quota_sessions,
+        messages=settings.quota_messages,
+        bytes=settings.quota_bytes,
+        namespaces=settings.quota_namespaces,
+    )
+
+
 @lru_cache(maxsize=1)
 def memory_service() -> MemoryService:
     settings = get_settings()
     return MemoryService(
         store=redis_store(settings, shared_connector()),
         limits=memory_limits(settings),
+        quotas=memory_quotas(settings),
         summary_jobs=job_queue(settings.summary_queue_url),
         index_jobs=job_queue(settings.index_queue_url) if settings.long_term_memory else None,
     )

@@ -1,9 +1,14 @@
 """API keys: created, listed and revoked without a redeploy, stored only as hashes, each belonging to one tenant.
 
 A key reads ``mhk_<id>_<secret>``: the id (16 hex digits) is public and names the key in listings and logs; the secret
-(43 characters, 256 random bits) is shown once, at creation, and only its SHA-256 is stored. Checking a key looks its
-record up by id and compares the hashes in constant time. Verified keys are remembered for ``cache_seconds`` (at most
-60) per process, so a revoked key stops working everywhere within that time, and a warm request costs no Redis read.
+(43 characters, 256 random bits) is shown once, at creation, and only its SHA-256 is stored.
+
+Each process keeps a copy of the key directory (every key's record) and checks a key against it: the presented secret's
+hash is compared in constant time with the record's, or, for an id the directory does not hold, with a hash that
+matches nothing, so a malformed key, an unknown id and a wrong secret cost no Redis work and take the same time. The
+copy is checked against the store's revision (a counter every creation and revocation bumps) at most once per
+``cache_seconds`` (1 by default, at most 60), and loaded again only when it changed: a revoked key stops working
+everywhere within that time, and a request costs no Redis read of its own for its key.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from motorhead.errors import AuthenticationError, InvalidInputError
 KEY_PREFIX = "mhk"
 _KEY = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{43}})$")
 MAX_CACHE_SECONDS = 60.0
+_NO_MATCH = "0" * 64  # what an unknown id's secret is compared with: no SHA-256 of a 43-character secret is this
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,11 @@ class KeyStore(Protocol):
 
     def all(self) -> list[StoredKey]: ...
 
+    def revision(self) -> str:
+        """A token that changes whenever a key is created or deleted (read before ``all``: a change in between is
+        seen at the next check)."""
+        ...
+
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
@@ -84,7 +95,7 @@ class ApiKeys:
         self,
         store: KeyStore,
         *,
-        cache_seconds: float = 30.0,
+        cache_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
@@ -92,7 +103,10 @@ class ApiKeys:
         self._cache_seconds = min(max(cache_seconds, 0.0), MAX_CACHE_SECONDS)
         self._clock = clock
         self._now_ms = now_ms
-        self._cache: dict[str, tuple[float, str, Caller]] = {}  # key id -> (expiry, secret hash, caller)
+        self._directory: dict[str, Caller] = {}  # key id -> the caller it is (the record's hash in secret_hashes)
+        self._secret_hashes: dict[str, str] = {}
+        self._revision: str | None = None  # of the directory held; None: not loaded yet
+        self._checked_at = 0.0
         self._lock = threading.Lock()
 
     # -- admin ---------------------------------------------------------------------------------------------------
@@ -122,7 +136,8 @@ class ApiKeys:
     def revoke(self, key_id: str) -> bool:
         """Delete the key; every process stops accepting it within ``cache_seconds``. False if there was none."""
         with self._lock:
-            self._cache.pop(key_id, None)
+            self._directory.pop(key_id, None)
+            self._secret_hashes.pop(key_id, None)
         return self._store.delete(key_id)
 
     # -- requests ------------------------------------------------------------------------------------------------
@@ -135,26 +150,34 @@ class ApiKeys:
             raise AuthenticationError("invalid API key")
         key_id, secret = found.groups()
         presented = _hash(secret)
-        now = self._clock()
         with self._lock:
-            cached = self._cache.get(key_id)
-        if cached is not None and cached[0] > now:
-            _, known_hash, caller = cached
-        else:
-            stored = self._store.get(key_id)
-            if stored is None:
-                raise AuthenticationError("invalid API key")
-            known_hash = stored.secret_hash
-            caller = Caller(tenant=stored.tenant, scopes=stored.scopes, method="api-key", key_id=key_id)
-            if self._cache_seconds:
-                with self._lock:
-                    self._cache[key_id] = (now + self._cache_seconds, known_hash, caller)
-        if not hmac.compare_digest(presented, known_hash):
+            self._refresh()
+            caller = self._directory.get(key_id)
+            known_hash = self._secret_hashes.get(key_id, _NO_MATCH)
+        # one comparison whether or not the id exists: the time tells nothing about which ids do
+        matched = hmac.compare_digest(presented, known_hash)
+        if caller is None or not matched:
             raise AuthenticationError("invalid API key")
         # a record naming no tenant ("" is the tenant-less caller of MOTORHEAD_AUTH=none, whose sessions predate
         # tenants) or an unusable one was not written by ``create``: refused, never let in as that tenant
         require_tenant(caller.tenant)
         return caller
+
+    def _refresh(self) -> None:
+        """Bring the directory up to the store's revision, at most once per ``cache_seconds`` (under the lock)."""
+        now = self._clock()
+        if self._revision is not None and now - self._checked_at < self._cache_seconds:
+            return
+        revision = self._store.revision()
+        if revision != self._revision:
+            keys = self._store.all()
+            self._directory = {
+                key.key_id: Caller(tenant=key.tenant, scopes=key.scopes, method="api-key", key_id=key.key_id)
+                for key in keys
+            }
+            self._secret_hashes = {key.key_id: key.secret_hash for key in keys}
+            self._revision = revision
+        self._checked_at = now
 
 
 def _info(key: StoredKey) -> KeyInfo:

@@ -6,18 +6,21 @@ import logging
 from collections.abc import Callable, Sequence
 
 from motorhead.core.clock import now_ms
-from motorhead.core.ports import JobQueue, MemoryStore
+from motorhead.core.ports import NO_QUOTAS, JobQueue, MemoryStore
 from motorhead.core.values import (
     DEFAULT_NAMESPACE,
+    NO_STATS,
     MemoryLimits,
     NewMessage,
+    Quotas,
     SessionJob,
     SessionPage,
     SessionRef,
     SessionSnapshot,
+    SessionStatus,
     UserRef,
 )
-from motorhead.errors import ConflictError, InvalidInputError, PayloadTooLargeError
+from motorhead.errors import InvalidInputError, PayloadTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +33,12 @@ class MemoryService:
         limits: MemoryLimits,
         summary_jobs: JobQueue | None = None,
         index_jobs: JobQueue | None = None,
+        quotas: Quotas = NO_QUOTAS,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._store = store
         self._limits = limits
+        self._quotas = quotas
         self._summary_jobs = summary_jobs
         self._index_jobs = index_jobs
         self._clock = clock
@@ -42,6 +47,19 @@ class MemoryService:
         """The newest ``window`` messages, newest first; an unknown session is simply empty."""
         self._check_session_id(session)
         return self._store.read(session, limit=self._limits.window)
+
+    def session_status(self, session: SessionRef) -> SessionStatus:
+        """The session's stats (counts, times, user, namespaces) and whether a summary or an index job still has work
+        on it; a session that does not exist is empty (``exists`` False), as GET memory answers it."""
+        self._check_session_id(session)
+        found = self._store.session_stats(session)
+        stats = found or NO_STATS
+        return SessionStatus(
+            stats=stats,
+            exists=found is not None,
+            summary_pending=self._summary_jobs is not None and stats.messages > self._limits.window,
+            index_pending=stats.unindexed > 0,
+        )
 
     def add_memory(
         self,
@@ -62,14 +80,6 @@ class MemoryService:
         if user_id is not None:
             check_user_id(user_id, self._limits.max_session_id_bytes)
         self._check_size(messages, context)
-        if not adopt and user_id is not None:
-            bound = self._store.session_user(session)
-            if bound is not None and bound != user_id:
-                raise ConflictError("this session belongs to another user")
-            if bound is None:  # a session of no user may be new (fine) or exist (not this caller's to take over)
-                existing = self._store.read(session, limit=1)
-                if existing.messages or existing.context is not None:
-                    raise ConflictError("this session belongs to another user")
         result = self._store.append(
             session,
             messages,
@@ -79,6 +89,8 @@ class MemoryService:
             summarize_above=self._limits.window if self._summary_jobs is not None else None,
             index=self._index_jobs is not None,
             user_id=user_id,
+            adopt=adopt,
+            quotas=self._quotas,
         )
         job = SessionJob(session=session, last_id=result.last_id, generation=result.generation)
         if result.summary_due and self._summary_jobs is not None and not _send(self._summary_jobs, job, "summary"):

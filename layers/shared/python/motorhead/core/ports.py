@@ -12,12 +12,16 @@ from motorhead.core.values import (
     Folded,
     FoldInput,
     NewMessage,
+    Quotas,
     SessionJob,
     SessionRef,
     SessionSnapshot,
+    SessionStats,
     StoredMessage,
     UserRef,
 )
+
+NO_QUOTAS = Quotas()
 
 
 class MemoryStore(Protocol):
@@ -34,6 +38,8 @@ class MemoryStore(Protocol):
         summarize_above: int | None = None,
         index: bool = False,
         user_id: str | None = None,
+        adopt: bool = True,
+        quotas: Quotas = NO_QUOTAS,
     ) -> AppendResult:
         """Store every message or none (``context``, when given, replaces the summary).
 
@@ -41,7 +47,11 @@ class MemoryStore(Protocol):
         claimed recently: ``summary_due`` tells the caller to send one job. With ``index``, also record the messages
         as pending for long-term memory and claim the index-job lease (``index_due``). With ``user_id``, bind the
         session to that user of its tenant if it is bound to none; a session bound to another user raises
-        ``ConflictError`` and nothing is stored. A session bound to a user stays listed under it.
+        ``ConflictError`` and nothing is stored. A session bound to a user stays listed under it. With
+        ``adopt=False``, a session that exists bound to no user is refused the same way (checked in the same atomic
+        step as the write): the caller may start sessions of ``user_id``, never take over others'. A write
+        that would take the tenant past one of ``quotas`` raises ``QuotaExceededError`` and stores nothing (checked
+        and counted in the same atomic step on a single Redis).
         """
         ...
 
@@ -70,6 +80,11 @@ class MemoryStore(Protocol):
 
     def session_user(self, session: SessionRef) -> str | None:
         """The user the session is bound to now, if any."""
+        ...
+
+    def session_stats(self, session: SessionRef) -> SessionStats | None:
+        """The session's counts, times, user, namespaces and unindexed messages, read in one consistent step; None
+        for a session that does not exist (never written, or deleted)."""
         ...
 
     def delete_user(self, user: UserRef) -> tuple[int, bool]:

@@ -54,6 +54,46 @@ class SessionSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionStats:
+    """What the store holds about one session, without its messages: counts, times, its user, the namespaces it is
+    listed under and what awaits the indexer."""
+
+    messages: int  # stored now: the window, until the summarizer folds what overflows it
+    total_messages: int  # ever appended (the id of the newest message)
+    tokens: int
+    has_summary: bool
+    created_at: int  # unix ms of the first write
+    updated_at: int  # unix ms of the last write (POST)
+    user_id: str | None
+    namespaces: frozenset[str]  # "" is the default namespace (a POST without one)
+    unindexed: int  # messages stored but not yet in the long-term index
+
+
+NO_STATS = SessionStats(
+    messages=0,
+    total_messages=0,
+    tokens=0,
+    has_summary=False,
+    created_at=0,
+    updated_at=0,
+    user_id=None,
+    namespaces=frozenset(),
+    unindexed=0,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatus:
+    """A session's stats and whether a background job still has work on it. A session that does not exist (never
+    written, or deleted) is simply empty, as everywhere in the API: ``exists`` False, every count 0."""
+
+    stats: SessionStats
+    exists: bool
+    summary_pending: bool  # more messages than the window: a summary job is queued, running or due
+    index_pending: bool  # messages await the indexer
+
+
+@dataclass(frozen=True, slots=True)
 class SessionPage:
     """One page of session ids, the total and the next page (None on the last)."""
 
@@ -104,13 +144,27 @@ class Folded:
 
 
 @dataclass(frozen=True, slots=True)
+class FusionParts:
+    """Why a message ranked where it did: the raw scores the fusion read and its terms, which add up to the score
+    (``vector + keyword + speaker + next == score``). With vectors alone, ``vector`` is the whole score."""
+
+    cosine: float  # cosine similarity to the query, as the fusion used it
+    bm25: float  # the message's BM25 score for the query (0 without keywords)
+    vector: float  # alpha · z(cosine)
+    keyword: float  # (1 - alpha) · z(bm25)
+    speaker: float = 0.0  # the boost for the one speaker the query names
+    next: float = 0.0  # the lift from the message after it: next_weight × that message's own score
+
+
+@dataclass(frozen=True, slots=True)
 class Hit:
     """One retrieved message, its cosine distance to the query (0 = same direction, 2 = opposite) and the relevance
-    used for the order."""
+    used for the order; ``parts`` when the search was asked to explain it."""
 
     message: StoredMessage
     distance: float
     score: float
+    parts: FusionParts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +203,21 @@ class SearchFilters:
 class ChatResult:
     text: str
     total_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    """What one tenant may keep (0: no limit): its sessions, the messages and the bytes (of messages and of summaries
+    given by the client) written to them while they live, and the namespaces it has written under."""
+
+    sessions: int = 0
+    messages: int = 0
+    bytes: int = 0
+    namespaces: int = 0
+
+    @property
+    def any(self) -> bool:
+        return any((self.sessions, self.messages, self.bytes, self.namespaces))
 
 
 @dataclass(frozen=True, slots=True)

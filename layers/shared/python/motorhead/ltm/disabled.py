@@ -9,8 +9,10 @@ DISABLED = "long-term memory is disabled (set MOTORHEAD_LONG_TERM_MEMORY=true)"
 
 
 class DisabledRetrieval:
-    def retrieve(self, session: SessionRef, text: str, k: int) -> list[Hit]:
+    def retrieve(self, session: SessionRef, text: str, k: int, *, explain: bool = False) -> list[Hit]:
         raise LongTermMemoryDisabledError(DISABLED)
 
-    def retrieve_user(self, user: UserRef, text: str, k: int, filters: SearchFilters | None = None) -> list[UserHit]:
+    def retrieve_user(
+        self, user: UserRef, text: str, k: int, filters: SearchFilters | None = None, *, explain: bool = False
+    ) -> list[UserHit]:
         raise LongTermMemoryDisabledError(DISABLED)

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from motorhead.core.values import Hit, StoredMessage
+from motorhead.core.values import FusionParts, Hit, StoredMessage
 from motorhead.ltm.ports import Scored
 from motorhead.ltm.recipe import FusionRecipe
 
@@ -61,17 +61,73 @@ def score_fusion(
     rows = list(candidates)
     if not rows:
         return {}
-    floor = min((cosine[row] for row in rows if row in cosine), default=0.0)
-    cos = np.array([cosine.get(row, floor) for row in rows])
-    bm = keyword[rows]
-    cos_mean, cos_std = float(cos.mean()), float(cos.std()) or 1.0
-    bm_mean, bm_std = float(bm.mean()), float(bm.std()) or 1.0
-
-    def fused(row: int) -> float:
-        z_cos = (cosine.get(row, floor) - cos_mean) / cos_std
-        z_bm = (float(keyword[row]) - bm_mean) / bm_std
-        boost = recipe.speaker_boost if row in boosted else 0.0
-        return recipe.alpha * z_cos + (1 - recipe.alpha) * z_bm + boost
-
+    terms = _Terms(rows, cosine, keyword, boosted, recipe)
     ends = last_rows if last_rows is not None else frozenset({len(keyword) - 1})
-    return {row: fused(row) + (recipe.next_weight * fused(row + 1) if row not in ends else 0.0) for row in rows}
+    return {row: terms.own(row) + (recipe.next_weight * terms.own(row + 1) if row not in ends else 0.0) for row in rows}
+
+
+def fusion_parts(
+    *,
+    candidates: Sequence[int],
+    cosine: Mapping[int, float],
+    keyword: NDArray[np.float64],
+    boosted: set[int],
+    recipe: FusionRecipe,
+    last_rows: frozenset[int] | None = None,
+) -> dict[int, FusionParts]:
+    """What ``score_fusion`` (same arguments) added up for each candidate row: its terms sum to the row's score,
+    exactly (the same floating-point operations, in the same order)."""
+    rows = list(candidates)
+    if not rows:
+        return {}
+    terms = _Terms(rows, cosine, keyword, boosted, recipe)
+    ends = last_rows if last_rows is not None else frozenset({len(keyword) - 1})
+    return {
+        row: FusionParts(
+            cosine=terms.cosine(row),
+            bm25=float(keyword[row]),
+            vector=terms.vector(row),
+            keyword=terms.keyword(row),
+            speaker=terms.speaker(row),
+            next=recipe.next_weight * terms.own(row + 1) if row not in ends else 0.0,
+        )
+        for row in rows
+    }
+
+
+class _Terms:
+    """The terms of one fusion: the z-scores' means and deviations over the candidates, and each row's terms."""
+
+    def __init__(
+        self,
+        rows: list[int],
+        cosine: Mapping[int, float],
+        keyword: NDArray[np.float64],
+        boosted: set[int],
+        recipe: FusionRecipe,
+    ) -> None:
+        self._cosine = cosine
+        self._keyword = keyword
+        self._boosted = boosted
+        self._recipe = recipe
+        self._floor = min((cosine[row] for row in rows if row in cosine), default=0.0)
+        cos = np.array([cosine.get(row, self._floor) for row in rows])
+        bm = keyword[rows]
+        self._cos_mean, self._cos_std = float(cos.mean()), float(cos.std()) or 1.0
+        self._bm_mean, self._bm_std = float(bm.mean()), float(bm.std()) or 1.0
+
+    def cosine(self, row: int) -> float:
+        return self._cosine.get(row, self._floor)
+
+    def vector(self, row: int) -> float:
+        return self._recipe.alpha * ((self.cosine(row) - self._cos_mean) / self._cos_std)
+
+    def keyword(self, row: int) -> float:
+        return (1 - self._recipe.alpha) * ((float(self._keyword[row]) - self._bm_mean) / self._bm_std)
+
+    def speaker(self, row: int) -> float:
+        return self._recipe.speaker_boost if row in self._boosted else 0.0
+
+    def own(self, row: int) -> float:
+        """The row's own fused score, without the next row's lift."""
+        return self.vector(row) + self.keyword(row) + self.speaker(row)

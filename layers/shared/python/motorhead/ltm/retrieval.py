@@ -23,10 +23,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from motorhead.core.ports import UserDirectory
-from motorhead.core.values import Hit, SearchFilters, SessionRef, StoredMessage, UserHit, UserRef
+from motorhead.core.values import FusionParts, Hit, SearchFilters, SessionRef, StoredMessage, UserHit, UserRef
 from motorhead.errors import ConfigError
 from motorhead.ltm.bm25 import SessionTexts, corpus_scores
-from motorhead.ltm.fusion import NOT_SCORED, named_speaker, reciprocal_rank_fusion, score_fusion
+from motorhead.ltm.fusion import NOT_SCORED, fusion_parts, named_speaker, reciprocal_rank_fusion, score_fusion
 from motorhead.ltm.ports import Embedder, KeywordIndex, Scored, VectorIndex, Vectors
 from motorhead.ltm.recipe import DEFAULT_RECIPE, FusionRecipe
 from motorhead.ltm.vectors import top_k
@@ -107,13 +107,17 @@ class RetrievalService:
         self._users = users
         self._ready = False
 
-    def retrieve(self, session: SessionRef, text: str, k: int) -> list[Hit]:
-        """The ``k`` most relevant messages of the session, best first, in the configured mode."""
-        return self.search(session, text, k)
+    def retrieve(self, session: SessionRef, text: str, k: int, *, explain: bool = False) -> list[Hit]:
+        """The ``k`` most relevant messages of the session, best first, in the configured mode; with ``explain``,
+        each hit carries the parts of its score (the order and the scores are the same either way)."""
+        return self.search(session, text, k, explain=explain)
 
-    def retrieve_user(self, user: UserRef, text: str, k: int, filters: SearchFilters | None = None) -> list[UserHit]:
+    def retrieve_user(
+        self, user: UserRef, text: str, k: int, filters: SearchFilters | None = None, *, explain: bool = False
+    ) -> list[UserHit]:
         """The ``k`` most relevant messages of every session bound to the user (its ``MAX_USER_SESSIONS`` most
-        recently written), best first, each with its session id; an unknown user has none."""
+        recently written), best first, each with its session id; an unknown user has none. ``explain``: as
+        ``retrieve``."""
         if self._users is None:
             raise ConfigError("user-level retrieval needs the user directory")
         filters = filters or SearchFilters()
@@ -130,13 +134,12 @@ class RetrievalService:
             wanted = k if not filters.on_messages else max(k, self._recipe.candidates)
             nearest = self._index.vector_search_many(sessions, query, wanted)
             found = [
-                UserHit(session_id=ids[p], hit=Hit(message=h.message, distance=h.distance, score=1.0 - h.distance))
-                for p, h in nearest
-                if filters.admits(h.message)
+                UserHit(session_id=ids[p], hit=_by_vector(h, explain)) for p, h in nearest if filters.admits(h.message)
             ][:k]
         else:
             corpus = _Corpus.of(sessions, self._keywords.texts_many(sessions))
-            found = [UserHit(session_id=ids[p], hit=hit) for p, hit in self._fused(corpus, text, query, k, filters)]
+            fused = self._fused(corpus, text, query, k, filters, explain=explain)
+            found = [UserHit(session_id=ids[p], hit=hit) for p, hit in fused]
         # After every read: the sessions of the hits are still the user's, as they were when listed (a session
         # deleted and re-created meanwhile, bound to anyone, has a new generation and is left out).
         generation = dict(listed)
@@ -145,19 +148,19 @@ class RetrievalService:
         )
         return [hit for hit in found if hit.session_id in kept]
 
-    def search(self, session: SessionRef, text: str, k: int, *, mode: Mode | None = None) -> list[Hit]:
-        """The ``k`` most relevant messages of the session, best first."""
+    def search(
+        self, session: SessionRef, text: str, k: int, *, mode: Mode | None = None, explain: bool = False
+    ) -> list[Hit]:
+        """The ``k`` most relevant messages of the session, best first (``explain``: with the parts of each score,
+        in the ``fusion`` and ``vector`` modes)."""
         mode = mode or self._mode
         self._ensure_ready()
         query = self._embedder.embed([text])[0]
         if mode == "vector":
-            return [
-                Hit(message=h.message, distance=h.distance, score=1.0 - h.distance)
-                for h in self._nearest(session, query, k)
-            ]
+            return [_by_vector(h, explain) for h in self._nearest(session, query, k)]
         if mode == "fusion":
             corpus = _Corpus.of([session], [self._keywords.texts(session)])
-            return [hit for _, hit in self._fused(corpus, text, query, k)]
+            return [hit for _, hit in self._fused(corpus, text, query, k, explain=explain)]
         return self._by_rank(session, text, query, k, keyword_only=mode == "keyword")
 
     def _nearest(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
@@ -191,7 +194,14 @@ class RetrievalService:
         return keyword_scores, nearest
 
     def _fused(
-        self, corpus: _Corpus, text: str, query: Vectors, k: int, filters: SearchFilters | None = None
+        self,
+        corpus: _Corpus,
+        text: str,
+        query: Vectors,
+        k: int,
+        filters: SearchFilters | None = None,
+        *,
+        explain: bool = False,
     ) -> list[tuple[int, Hit]]:
         if not len(corpus):
             return []
@@ -236,11 +246,19 @@ class RetrievalService:
             candidates=candidates, cosine=cosine, keyword=keyword, boosted=boosted, recipe=recipe, last_rows=ends
         )
         ranked = sorted(fused, key=lambda row: (-fused[row], *corpus.newer_first(row)))
+        parts = (
+            fusion_parts(
+                candidates=candidates, cosine=cosine, keyword=keyword, boosted=boosted, recipe=recipe, last_rows=ends
+            )
+            if explain
+            else {}
+        )
         hits: list[tuple[int, Hit]] = []
         for row in ranked[:k]:
             part, _ = corpus.locate(row)
             distance = 1.0 - cosine[row] if row in cosine else NOT_SCORED
-            hits.append((part, Hit(message=corpus.message(row), distance=distance, score=fused[row])))
+            hit = Hit(message=corpus.message(row), distance=distance, score=fused[row], parts=parts.get(row))
+            hits.append((part, hit))
         return hits
 
     def _by_rank(self, session: SessionRef, text: str, query: Vectors, k: int, *, keyword_only: bool) -> list[Hit]:
@@ -256,6 +274,13 @@ class RetrievalService:
         if not self._ready:
             self._index.ensure_ready(embedder=self._embedder.identity, dimensions=self._embedder.dimensions)
             self._ready = True
+
+
+def _by_vector(scored: Scored, explain: bool) -> Hit:
+    """A hit ranked by its vector alone: its score is its cosine (``explain``: the whole score is the vector's)."""
+    cosine = 1.0 - scored.distance
+    parts = FusionParts(cosine=cosine, bm25=0.0, vector=cosine, keyword=0.0) if explain else None
+    return Hit(message=scored.message, distance=scored.distance, score=cosine, parts=parts)
 
 
 def _best(corpus: _Corpus, scores: NDArray[np.float64], recipe: FusionRecipe) -> list[int]:

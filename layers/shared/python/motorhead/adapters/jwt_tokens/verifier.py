@@ -14,6 +14,7 @@ Reasons are short and fixed: never the token, nor anything read from it (a claim
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -24,6 +25,8 @@ from motorhead.errors import AuthenticationError, AuthUnavailableError, ConfigEr
 from motorhead.settings import Settings
 
 REQUIRED_CLAIMS = ["exp", "iss", "aud"]  # a token that never expires, or names no issuer or audience, is refused
+TIME_CLAIMS = ("exp", "iat", "nbf")  # NumericDates: whole seconds, when present (exp always is)
+DEFAULT_MAX_LIFETIME = 86_400  # seconds: a token that expires later than this from now is refused
 DEFAULT_TIMEOUT = 2.0  # seconds for one JWKS fetch: well under API Gateway's 29 s, and an IdP answers in ms
 DEFAULT_REFRESH_COOLDOWN = 30.0  # PyJWT's: at most one extra fetch per 30 s for tokens naming an unknown key id
 SCOPE_NAMES = frozenset(scope.value for scope in Scope)
@@ -77,6 +80,7 @@ class JwtAuthenticator:
         user_claim: str = "",
         scope_prefix: str = "motorhead:",
         leeway_seconds: float = 30,
+        max_lifetime_seconds: float = DEFAULT_MAX_LIFETIME,
         jwks_cache_seconds: float = 300,
         timeout: float = DEFAULT_TIMEOUT,
         refresh_cooldown_seconds: float = DEFAULT_REFRESH_COOLDOWN,
@@ -91,6 +95,7 @@ class JwtAuthenticator:
         self._user_claim = user_claim
         self._scope_prefix = scope_prefix
         self._leeway = leeway_seconds
+        self._max_lifetime = max_lifetime_seconds
         try:  # builds no connection: the first fetch happens on the first token
             self._client = _JwksClient(
                 jwks_url,
@@ -139,7 +144,7 @@ class JwtAuthenticator:
         except jwt.PyJWTError as exc:  # PyJWKClientError: no key with this kid, even after a refresh
             raise AuthenticationError("token signed with an unknown key") from exc
         try:
-            return jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=self._algorithms,
@@ -150,6 +155,18 @@ class JwtAuthenticator:
             )
         except jwt.PyJWTError as exc:
             raise AuthenticationError(_reason(exc)) from exc
+        self._check_times(claims)
+        return claims
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        """What PyJWT lets through: a time claim it reads with ``int()`` (``"1700000000"``, ``1.7e9 + 0.5``, ``true``)
+        is refused unless it is a whole number; an ``exp`` more than ``max_lifetime`` from now, a token stolen once
+        and good for years, is refused too. The reason is the usual one; which check failed goes in the detail."""
+        for name in TIME_CLAIMS:
+            if name in claims and not _is_whole_number(claims[name]):
+                raise AuthenticationError("invalid token", detail=f"the {name} claim is not a whole number")
+        if claims["exp"] > time.time() + self._max_lifetime:
+            raise AuthenticationError("invalid token", detail="exp is beyond MOTORHEAD_JWT_MAX_LIFETIME_SECONDS")
 
     def _scopes(self, claims: dict[str, Any]) -> frozenset[Scope]:
         raw = claims.get(self._scope_claim)
@@ -162,6 +179,13 @@ class JwtAuthenticator:
         prefix = self._scope_prefix
         names = {entry[len(prefix) :] for entry in entries if entry.startswith(prefix)}
         return frozenset(Scope(name) for name in names & SCOPE_NAMES)
+
+
+def _is_whole_number(value: object) -> bool:
+    """An integer (never a bool), or a float with no fraction (JSON has one number type: some encoders write 1e9)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
 
 
 def _reason(exc: jwt.PyJWTError) -> str:
@@ -201,5 +225,6 @@ def jwt_authenticator(settings: Settings) -> JwtAuthenticator:
         user_claim=settings.jwt_user_claim,
         scope_prefix=settings.jwt_scope_prefix,
         leeway_seconds=settings.jwt_leeway_seconds,
+        max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
         jwks_cache_seconds=settings.jwks_cache_seconds,
     )

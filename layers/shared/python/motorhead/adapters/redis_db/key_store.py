@@ -1,4 +1,5 @@
-"""API keys in Redis: one hash per key (never the key, only its secret's SHA-256) and a set of every key id."""
+"""API keys in Redis: one hash per key (never the key, only its secret's SHA-256), a set of every key id, and a
+revision counter that every creation and deletion bumps (what each process checks its copy of the directory by)."""
 
 from __future__ import annotations
 
@@ -32,16 +33,24 @@ class RedisKeyStore:
             "label": key.label,
         }
         with mapped_errors():
-            client = self._connector.client()
-            client.hset(self._keys.api_key(key.key_id), mapping=mapping)
-            client.sadd(self._keys.api_keys(), key.key_id)
+            pipe = self._connector.client().pipeline(transaction=False)  # three slots: in order, the revision last
+            pipe.hset(self._keys.api_key(key.key_id), mapping=mapping)
+            pipe.sadd(self._keys.api_keys(), key.key_id)
+            pipe.incr(self._keys.api_keys_revision())
+            pipe.execute()
 
     def delete(self, key_id: str) -> bool:
         with mapped_errors():
-            client = self._connector.client()
-            existed = bool(client.delete(self._keys.api_key(key_id)))
-            client.srem(self._keys.api_keys(), key_id)
-        return existed
+            pipe = self._connector.client().pipeline(transaction=False)
+            pipe.delete(self._keys.api_key(key_id))
+            pipe.srem(self._keys.api_keys(), key_id)
+            pipe.incr(self._keys.api_keys_revision())
+            existed, _, _ = pipe.execute()
+        return bool(existed)
+
+    def revision(self) -> str:
+        with mapped_errors():
+            return str(self._connector.client().get(self._keys.api_keys_revision()) or "0")
 
     def all(self) -> list[StoredKey]:
         with mapped_errors():

@@ -144,6 +144,19 @@ class Keys:
     def api_keys(self) -> str:
         return f"{self.prefix}:apikeys"
 
+    def tenant_usage(self, tenant: str) -> str:
+        """What the tenant keeps (sessions, messages, bytes, namespaces: a hash), beside its namespaces' names (a
+        set): one hash tag, so one script on one slot checks and counts them."""
+        return f"{self._tenant_root(tenant)}:{{q{tenant_tag(tenant)}}}:usage"
+
+    def tenant_namespaces(self, tenant: str) -> str:
+        """The names of the namespaces the tenant has written under (its namespace quota counts them)."""
+        return f"{self._tenant_root(tenant)}:{{q{tenant_tag(tenant)}}}:namespaces"
+
+    def api_keys_revision(self) -> str:
+        """A counter bumped by every key creation and deletion."""
+        return f"{self.prefix}:apikeys:rev"
+
     def rate_bucket(self, tenant: str) -> str:
         return f"{self._tenant_root(tenant)}:rate"
 

@@ -8,92 +8,153 @@ from collections.abc import Sequence
 from motorhead.adapters.redis_db.codec import decode, encode_new
 from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.keys import Keys
+from motorhead.core.ports import NO_QUOTAS
 from motorhead.core.values import (
     DEFAULT_NAMESPACE,
     AppendResult,
     Folded,
     FoldInput,
     NewMessage,
+    Quotas,
     SessionRef,
     SessionSnapshot,
+    SessionStats,
     StoredMessage,
     UserRef,
 )
-from motorhead.errors import ConflictError
+from motorhead.errors import ConflictError, QuotaExceededError
 
-# KEYS: messages, meta, namespaces, pending, requests[, the tenant's listing of the namespace[, the user's listing]].
+# KEYS: messages, meta, namespaces, pending, requests[, the tenant's usage, the tenant's namespace names, the tenant's
+# listing of the namespace[, the user's listing]] (the last four on a server without slots only).
 # ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag, 5 context, 6 a fresh random token, 7 summarize above
 # this count (0: never), 8 summary lease ms, 9 index flag, 10 index lease ms, 11 a token unique to this call, 12 the
-# user the write names ("" for none), then one JSON object per message without its id. The session's last
-# RECENT_REQUESTS call tokens are kept (scored by the last id each stored): a retry of a call after a lost reply is
-# recognised, even when other calls landed in between, and changes nothing. Ids come from the session's own counter, so
-# they are unique and increasing; every message of the call is stored, or none is. The summary's version token changes
-# whenever the summary does, so a summarizer can tell that the summary it started from is still current; the generation
-# token (gen) is set once, when the session is created, so a job can tell that the session was not deleted meanwhile. A
-# lease (meta.job_at, meta.idx_at) lets one POST per lease period ask for a job, so a busy session does not flood the
-# queues. Messages to index are also kept in `pending` until the indexer has them. The session's user (meta.user) is set
-# by the first write that names one; a write naming another user stores nothing and answers the bound user (count -1).
-# On a server without slots the listings are keys of the script too: the session is listed under its namespace (and the
-# user the write names) in the same atomic step, after the user check.
+# user the write names ("" for none), 13 "0" when the write may not adopt a session of no user ("1" otherwise), 14 the
+# name of that user's listing ("" for none), 15-18 the tenant's quotas of sessions, messages, bytes and namespaces (0:
+# none), 19 the bytes this call writes, 20 "1" when the session must exist (a cluster's tenant at its session quota),
+# then one JSON object per message without its id.
+# The session's last RECENT_REQUESTS call tokens are kept (scored by the last id each stored): a retry of a call after
+# a lost reply is recognised, even when other calls landed in between, and changes nothing. Ids come from the
+# session's own counter, so they are unique and increasing; every message of the call is stored, or none is. The
+# summary's version token changes whenever the summary does, so a summarizer can tell that the summary it started from
+# is still current; the generation token (gen) is set once, when the session is created, so a job can tell that the
+# session was not deleted meanwhile. A lease (meta.job_at, meta.idx_at) lets one POST per lease period ask for a job,
+# so a busy session does not flood the queues. Messages to index are also kept in `pending` until the indexer has
+# them. The session's user (meta.user) is set by the first write that names one, with the name of the user's listing
+# (meta.ulist: a deletion unlists the session in its own step); a write naming another user stores nothing and answers
+# the bound user (count -1), and so does a write that may not adopt (ARGV 13) when the session exists bound to no user.
+# What the session holds is counted in the tenant's usage (meta.q marks a counted session; meta.bytes is what it
+# added): a write past a quota stores nothing and answers the quota's name (count -2). On a server without slots the
+# check and the count are part of this atomic step, as are the listings (after the user check); on a cluster the
+# caller reserves the messages, bytes and namespace on the usage's slot before, and this step refuses to create a
+# session when ARGV 20 says the tenant has no session left.
+# Its cost is the floor's: one read of the meta (HMGET), one write of it (HSET), one ZADD per sorted set it grows.
 RECENT_REQUESTS = 64  # call tokens remembered per session, to recognise a resent call
 MAX_USER_SESSIONS = 10_000  # sessions of one user a filtered listing reads at most
 DELETE_BATCH = 100  # sessions deleted per pipeline when a user is forgotten
 MAX_DELETE_ROUNDS = 50  # batches one call of a user deletion runs at most (5,000 sessions, a few seconds)
 _APPEND = """
-local first = 13
+local first = 21
 local n = #ARGV - first + 1
 local now = tonumber(ARGV[2])
-local bound = redis.call('HGET', KEYS[2], 'user')
+local meta = redis.call('HMGET', KEYS[2], 'user', 'gen', 'seq', 'job_at', 'idx_at', 'id', 'created_at', 'version',
+  'ulist', 'q', 'bytes')
+local bound, gen = meta[1], meta[2]
 local seen = redis.call('ZSCORE', KEYS[5], ARGV[11])
 if seen then
   -- the same call again (a client retry after a lost reply): already stored, change nothing
-  local count = redis.call('ZCARD', KEYS[1])
-  return {count, tonumber(seen), 0, 0, redis.call('HGET', KEYS[2], 'gen'), bound or ''}
+  return {redis.call('ZCARD', KEYS[1]), tonumber(seen), 0, 0, gen, bound or ''}
 end
+local fields = {'updated_at', ARGV[2]}
+local function set(field, value)
+  fields[#fields + 1] = field
+  fields[#fields + 1] = value
+end
+local exists = gen or meta[7]
 if ARGV[12] ~= '' then
   if bound and bound ~= ARGV[12] then
     return {-1, 0, 0, 0, '', bound}
   end
   if not bound then
-    redis.call('HSET', KEYS[2], 'user', ARGV[12])
+    if ARGV[13] == '0' and exists then
+      return {-1, 0, 0, 0, '', ''}
+    end
+    set('user', ARGV[12])
+    set('ulist', ARGV[14])
     bound = ARGV[12]
+  elseif not meta[9] then
+    set('ulist', ARGV[14])  -- bound before meta.ulist existed
   end
 end
-if #KEYS >= 6 then
-  redis.call('ZADD', KEYS[6], now, ARGV[1])
+local seq = tonumber(meta[3] or '0')
+local added = tonumber(ARGV[19])
+local counted = meta[10] == '1'
+if not exists and ARGV[20] == '1' then
+  return {-2, 0, 0, 0, '', 'sessions'}
 end
-if bound and #KEYS >= 7 then
-  redis.call('ZADD', KEYS[7], now, ARGV[1])
+local quotas = tonumber(ARGV[15]) + tonumber(ARGV[16]) + tonumber(ARGV[17]) + tonumber(ARGV[18]) > 0
+if quotas and #KEYS >= 7 then
+  -- a session not counted yet (new, or from before usage was counted) is counted whole: all it holds and this write
+  local usage = redis.call('HMGET', KEYS[6], 'sessions', 'messages', 'bytes', 'namespaces')
+  local grow = {counted and 0 or 1, n + (counted and 0 or seq), added + (counted and 0 or tonumber(meta[11] or '0')), 0}
+  if redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 0 then
+    grow[4] = 1
+  end
+  local names = {'sessions', 'messages', 'bytes', 'namespaces'}
+  local totals = {}
+  for i = 1, 4 do
+    local limit = tonumber(ARGV[14 + i])
+    totals[i] = tonumber(usage[i] or '0') + grow[i]
+    if limit > 0 and grow[i] > 0 and totals[i] > limit then
+      return {-2, 0, 0, 0, '', names[i]}
+    end
+  end
+  redis.call('HSET', KEYS[6], 'sessions', totals[1], 'messages', totals[2], 'bytes', totals[3], 'namespaces', totals[4])
+  if grow[4] == 1 then
+    redis.call('SADD', KEYS[7], ARGV[3])
+  end
 end
-local last = redis.call('HINCRBY', KEYS[2], 'seq', n)
+if quotas and not counted then
+  set('q', '1')  -- on a cluster, the caller counts it on the usage's slot from what this answers
+end
+if #KEYS >= 8 then
+  redis.call('ZADD', KEYS[8], now, ARGV[1])
+end
+if bound and #KEYS >= 9 then
+  redis.call('ZADD', KEYS[9], now, ARGV[1])
+end
+local last = seq + n
+set('seq', last)
+set('bytes', tonumber(meta[11] or '0') + added)
 if n > 0 then
   local args = {}
   for i = 1, n do
     local id = last - n + i
-    local member = '{"id":' .. id .. ',' .. string.sub(ARGV[first + i - 1], 2)
     args[#args + 1] = id
-    args[#args + 1] = member
-    if ARGV[9] == '1' then
-      redis.call('ZADD', KEYS[4], id, member)
-    end
+    args[#args + 1] = '{"id":' .. id .. ',' .. string.sub(ARGV[first + i - 1], 2)
   end
   redis.call('ZADD', KEYS[1], unpack(args))
+  if ARGV[9] == '1' then
+    redis.call('ZADD', KEYS[4], unpack(args))
+  end
 end
-redis.call('HSETNX', KEYS[2], 'id', ARGV[1])
-redis.call('HSETNX', KEYS[2], 'created_at', ARGV[2])
-redis.call('HSETNX', KEYS[2], 'version', ARGV[6])
-redis.call('HSETNX', KEYS[2], 'gen', ARGV[6])
-redis.call('HSET', KEYS[2], 'updated_at', ARGV[2])
+if not meta[6] then set('id', ARGV[1]) end
+if not meta[7] then set('created_at', ARGV[2]) end
+if not gen then
+  gen = ARGV[6]
+  set('gen', gen)
+end
+if ARGV[4] == '1' then
+  set('context', ARGV[5])
+  set('version', ARGV[6])
+elseif not meta[8] then
+  set('version', ARGV[6])
+end
 redis.call('ZADD', KEYS[5], last, ARGV[11])
 redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -RECENT_REQUESTS - 1)
-if ARGV[4] == '1' then
-  redis.call('HSET', KEYS[2], 'context', ARGV[5], 'version', ARGV[6])
-end
 redis.call('SADD', KEYS[3], ARGV[3])
-local function claim(field, lease)
-  local claimed = redis.call('HGET', KEYS[2], field)
+local function claim(field, claimed, lease)
   if not claimed or now - tonumber(claimed) >= lease then
-    redis.call('HSET', KEYS[2], field, ARGV[2])
+    set(field, ARGV[2])
     return 1
   end
   return 0
@@ -102,13 +163,75 @@ local count = redis.call('ZCARD', KEYS[1])
 local summary_due = 0
 local above = tonumber(ARGV[7])
 if above > 0 and count > above then
-  summary_due = claim('job_at', tonumber(ARGV[8]))
+  summary_due = claim('job_at', meta[4], tonumber(ARGV[8]))
 end
 local index_due = 0
 if ARGV[9] == '1' and n > 0 then
-  index_due = claim('idx_at', tonumber(ARGV[10]))
+  index_due = claim('idx_at', meta[5], tonumber(ARGV[10]))
 end
-return {count, last, summary_due, index_due, redis.call('HGET', KEYS[2], 'gen'), bound or ''}
+redis.call('HSET', KEYS[2], unpack(fields))
+local newly = (quotas and not counted) and 1 or 0
+return {count, last, summary_due, index_due, gen, bound or '', newly, seq, tonumber(meta[11] or '0')}
+"""
+
+# KEYS: the tenant's usage, its namespace names. ARGV: 1-4 the quotas of sessions, messages, bytes and namespaces, 5
+# messages, 6 bytes, 7 the namespace. A cluster's first step of a write: reserves the messages, the bytes and the
+# namespace (counted as the append script counts them), or answers the quota's name and reserves nothing; and says
+# whether the tenant has a session left (a new session may be created only then). Answers {name or '', has_room}.
+_RESERVE = """
+local usage = redis.call('HMGET', KEYS[1], 'sessions', 'messages', 'bytes', 'namespaces')
+local grow = {0, tonumber(ARGV[5]), tonumber(ARGV[6]), 0}
+if redis.call('SISMEMBER', KEYS[2], ARGV[7]) == 0 then
+  grow[4] = 1
+end
+local names = {'sessions', 'messages', 'bytes', 'namespaces'}
+local totals = {}
+for i = 1, 4 do
+  local limit = tonumber(ARGV[i])
+  totals[i] = tonumber(usage[i] or '0') + grow[i]
+  if limit > 0 and grow[i] > 0 and totals[i] > limit then
+    return {names[i], 0}
+  end
+end
+redis.call('HSET', KEYS[1], 'messages', totals[2], 'bytes', totals[3], 'namespaces', totals[4])
+if grow[4] == 1 then
+  redis.call('SADD', KEYS[2], ARGV[7])
+end
+local room = tonumber(ARGV[1]) == 0 or totals[1] < tonumber(ARGV[1])
+return {'', room and 1 or 0}
+"""
+
+# KEYS: the session's fixed keys (SessionKeys.all()). ARGV: 1 prefix of its search documents, 2 the prefix of the
+# tenant's namespace listings, 3 the session id, 4 the namespace the caller names, 5 the default namespace, 6 the
+# tenant's usage. On a server without slots, one atomic step: unlists the session from every namespace it was written
+# under and from its user's listing (meta.ulist), takes what it held off the tenant's usage, then deletes it as
+# DELETE_SESSION does. A session bound to a user before meta.ulist existed is answered {0, user} with nothing changed:
+# the caller names the listing (ARGV 7) and runs it again.
+_DELETE_LISTED = """
+local meta = redis.call('HMGET', KEYS[2], 'user', 'ulist', 'q', 'seq', 'bytes')
+local ulist = meta[2] or ARGV[7]
+if meta[1] and not ulist then
+  return {0, meta[1]}
+end
+if meta[3] == '1' then
+  local usage = redis.call('HMGET', ARGV[6], 'sessions', 'messages', 'bytes')
+  redis.call('HSET', ARGV[6], 'sessions', tonumber(usage[1] or '0') - 1,
+    'messages', tonumber(usage[2] or '0') - tonumber(meta[4] or '0'),
+    'bytes', tonumber(usage[3] or '0') - tonumber(meta[5] or '0'))
+end
+local namespaces = redis.call('SMEMBERS', KEYS[3])
+namespaces[#namespaces + 1] = ARGV[4]
+namespaces[#namespaces + 1] = ARGV[5]
+for _, ns in ipairs(namespaces) do
+  redis.call('ZREM', ARGV[2] .. ns, ARGV[3])
+end
+if meta[1] then
+  redis.call('ZREM', ulist, ARGV[3])
+end
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[8])) do
+  redis.call('DEL', ARGV[1] .. id)
+end
+return {1, redis.call('DEL', unpack(KEYS))}
 """
 
 # KEYS: pending, meta. Releases the index lease only when nothing is pending (see MemoryStore.release_index_lease).
@@ -129,17 +252,28 @@ end
 return redis.call('ZREMRANGEBYSCORE', KEYS[2], ARGV[2], ARGV[3])
 """
 
-# KEYS: the session's fixed keys. ARGV: 1 prefix of its search documents[, 2 a user id]. Deletes every document listed
-# in doc_ids (same hash tag, same slot), then every fixed key: one atomic step; with a user id, only if the session is
-# (still) bound to that user (-1 otherwise, nothing deleted). The tenant migration deletes an adopted source with it.
+# KEYS: the session's fixed keys. ARGV: 1 prefix of its search documents, 2 a user id ("" for any), 3 the tenant's usage
+# ("" on a cluster, where it is on another slot). Deletes every document listed in doc_ids (same hash tag, same slot),
+# then every fixed key: one atomic step; with a user id, only if the session is (still) bound to that user ({-1}
+# otherwise, nothing deleted). Answers {keys deleted, 1 if it was counted in the usage, its seq, its bytes}, and takes
+# them off the usage when it is given (on a cluster the caller does). The tenant migration deletes an adopted source
+# with it.
 DELETE_SESSION = """
-if ARGV[2] and redis.call('HGET', KEYS[2], 'user') ~= ARGV[2] then
-  return -1
+local meta = redis.call('HMGET', KEYS[2], 'user', 'q', 'seq', 'bytes')
+if ARGV[2] ~= '' and meta[1] ~= ARGV[2] then
+  return {-1}
+end
+local counted = meta[2] == '1'
+if counted and ARGV[3] ~= '' then
+  local usage = redis.call('HMGET', ARGV[3], 'sessions', 'messages', 'bytes')
+  redis.call('HSET', ARGV[3], 'sessions', tonumber(usage[1] or '0') - 1,
+    'messages', tonumber(usage[2] or '0') - tonumber(meta[3] or '0'),
+    'bytes', tonumber(usage[3] or '0') - tonumber(meta[4] or '0'))
 end
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[8])) do
   redis.call('DEL', ARGV[1] .. id)
 end
-return redis.call('DEL', unpack(KEYS))
+return {redis.call('DEL', unpack(KEYS)), counted and 1 or 0, tonumber(meta[3] or '0'), tonumber(meta[4] or '0')}
 """
 
 # KEYS: messages, meta. ARGV: window, keep. One consistent read of what a summarizer job starts from.
@@ -175,6 +309,23 @@ return 1
 """
 
 
+# KEYS: messages, meta, namespaces, pending. One consistent read of a session's stats (nil when it does not exist): the
+# message count, meta's seq, tokens, created_at, updated_at and user, whether it has a summary, its namespaces, and how
+# many messages await indexing. Never the messages nor the summary themselves.
+_STATS = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return false
+end
+return {
+  redis.call('ZCARD', KEYS[1]),
+  redis.call('HMGET', KEYS[2], 'seq', 'tokens', 'created_at', 'updated_at', 'user'),
+  redis.call('HEXISTS', KEYS[2], 'context'),
+  redis.call('SMEMBERS', KEYS[3]),
+  redis.call('ZCARD', KEYS[4]),
+}
+"""
+
+
 class RedisMemoryStore:
     """Implements ``motorhead.core.ports.MemoryStore``."""
 
@@ -202,26 +353,48 @@ class RedisMemoryStore:
         summarize_above: int | None = None,
         index: bool = False,
         user_id: str | None = None,
+        adopt: bool = True,
+        quotas: Quotas = NO_QUOTAS,
     ) -> AppendResult:
         keys = self._keys.session(session)
         bodies = [encode_new(message, created_at=now_ms) for message in messages]
         flag, ctx = ("1", context) if context is not None else ("0", "")
+        written = sum(len(message.role.encode()) + len(message.content.encode()) for message in messages)
+        written += len(ctx.encode())
         named = self._keys.user_sessions(UserRef(session.tenant, user_id)) if user_id else None
         listing = self._keys.sessions_index(session.tenant, namespace)
+        usage = [self._keys.tenant_usage(session.tenant), self._keys.tenant_namespaces(session.tenant)]
+        limits = [quotas.sessions, quotas.messages, quotas.bytes, quotas.namespaces]
         script_keys = [keys.messages, keys.meta, keys.namespaces, keys.pending, keys.requests]
+        must_exist = False
         with mapped_errors():
             cluster = self._connector.is_cluster()
-            if not cluster:  # one atomic step: the listings are the script's keys too
-                script_keys += [listing] + ([named] if named is not None else [])
+            if not cluster:  # one atomic step: the usage and the listings are the script's keys too
+                script_keys += [*usage, listing] + ([named] if named is not None else [])
             client = self._connector.client()
             if cluster:
-                # The listings are on other slots. The session is listed first (if the session write then fails, a
-                # retried POST lands in the same place, and a stored message is never left unlisted under its
-                # user); a write that names a user can be refused, so its namespace listing waits for the answer.
-                pipe = client.pipeline(transaction=False)
-                pipe.zadd(named if named is not None else listing, {session.id: now_ms})
-                pipe.execute()
-            count, last_id, summary_due, index_due, generation, bound = self._connector.run_script(
+                # The usage and the listings are on other slots. The write's messages, bytes and namespace are
+                # reserved first (given back if the write is refused). The session is listed next (if the session
+                # write then fails, a retried POST lands in the same place, and a stored message is never left
+                # unlisted under its user); a write that names a user can be refused, so its namespace listing
+                # waits for the answer.
+                if quotas.any:
+                    reserved = [*limits, len(bodies), written, namespace]
+                    refused, room = self._connector.run_script(_RESERVE, usage, reserved)
+                    if refused:
+                        raise QuotaExceededError(_quota_message(str(refused), quotas))
+                    must_exist = not int(room)
+                try:
+                    pipe = client.pipeline(transaction=False)
+                    pipe.zadd(named if named is not None else listing, {session.id: now_ms})
+                    pipe.execute()
+                except Exception:
+                    if quotas.any:
+                        self._release(session.tenant, len(bodies), written)
+                    raise
+            # a failure of the write itself (it may or may not have landed) keeps a cluster's reservation: usage is then
+            # over-counted, never under
+            reply = self._connector.run_script(
                 _APPEND.replace("RECENT_REQUESTS", str(RECENT_REQUESTS)),
                 script_keys,
                 [
@@ -237,13 +410,32 @@ class RedisMemoryStore:
                     self._index_lease_ms,
                     new_version(),
                     user_id or "",
+                    "1" if adopt else "0",
+                    named or "",
+                    *limits,
+                    written,
+                    "1" if must_exist else "0",
                     *bodies,
                 ],
             )
-            if int(count) < 0:  # bound to another user: nothing was stored
-                if named is not None and cluster:
+            count, last_id, summary_due, index_due, generation, bound = reply[:6]
+            if int(count) < 0:  # refused: nothing was stored
+                if cluster and quotas.any:
+                    self._release(session.tenant, len(bodies), written)
+                if cluster and named is not None:
                     client.zrem(named, session.id)
+                if int(count) == -2:
+                    raise QuotaExceededError(_quota_message(str(bound), quotas))
                 raise ConflictError("this session belongs to another user")
+            if cluster and quotas.any:
+                if len(reply) == 6:  # a resent call, recognised: it stored nothing this time
+                    self._release(session.tenant, len(bodies), written)
+                elif int(reply[6]):  # counted now for the first time: all it held before, too
+                    pipe = client.pipeline(transaction=False)
+                    pipe.hincrby(usage[0], "sessions", 1)
+                    pipe.hincrby(usage[0], "messages", int(reply[7]))
+                    pipe.hincrby(usage[0], "bytes", int(reply[8]))
+                    pipe.execute()
             if cluster and named is not None:  # listed under the namespace, and under its user again (delete_user)
                 pipe = client.pipeline(transaction=False)
                 pipe.zadd(listing, {session.id: now_ms})
@@ -258,6 +450,31 @@ class RedisMemoryStore:
             user=str(bound) or None,
         )
 
+    def _uncount(self, tenant: str, deletions: Sequence[Sequence[int]]) -> None:
+        """On a cluster: take what DELETE_SESSION deleted off the tenant's usage (on its own slot)."""
+        counted = [reply for reply in deletions if len(reply) == 4 and int(reply[1])]
+        if not counted:
+            return
+        key = self._keys.tenant_usage(tenant)
+        pipe = self._connector.client().pipeline(transaction=False)
+        pipe.hincrby(key, "sessions", -len(counted))
+        pipe.hincrby(key, "messages", -sum(int(reply[2]) for reply in counted))
+        pipe.hincrby(key, "bytes", -sum(int(reply[3]) for reply in counted))
+        pipe.execute()
+
+    def _release(self, tenant: str, messages: int, written: int) -> None:
+        """Give back what a cluster's reservation took for a write that was refused."""
+        pipe = self._connector.client().pipeline(transaction=False)
+        pipe.hincrby(self._keys.tenant_usage(tenant), "messages", -messages)
+        pipe.hincrby(self._keys.tenant_usage(tenant), "bytes", -written)
+        pipe.execute()
+
+    def usage(self, tenant: str) -> dict[str, int]:
+        """What the tenant keeps, as its quotas count it."""
+        with mapped_errors():
+            found = self._connector.client().hgetall(self._keys.tenant_usage(tenant))
+        return {name: int(found.get(name, 0)) for name in ("sessions", "messages", "bytes", "namespaces")}
+
     def read(self, session: SessionRef, *, limit: int) -> SessionSnapshot:
         keys = self._keys.session(session)
         with mapped_errors():
@@ -270,6 +487,15 @@ class RedisMemoryStore:
     def delete(self, session: SessionRef, *, namespace: str) -> None:
         keys = self._keys.session(session)
         with mapped_errors():
+            if not self._connector.is_cluster():  # one atomic step, listings included
+                prefix = self._keys.sessions_index(session.tenant, "")
+                usage = self._keys.tenant_usage(session.tenant)
+                args = [keys.doc_prefix, prefix, session.id, namespace, DEFAULT_NAMESPACE, usage]
+                done, user = self._connector.run_script(_DELETE_LISTED, keys.all(), args)
+                if not int(done):  # bound before meta.ulist existed: name its listing
+                    listing = self._keys.user_sessions(UserRef(session.tenant, str(user)))
+                    self._connector.run_script(_DELETE_LISTED, keys.all(), [*args, listing])
+                return
             client = self._connector.client()
             pipe = client.pipeline(transaction=False)
             pipe.smembers(keys.namespaces)
@@ -284,7 +510,8 @@ class RedisMemoryStore:
             if user:
                 pipe.zrem(self._keys.user_sessions(UserRef(session.tenant, str(user))), session.id)
             pipe.execute()
-            self._connector.run_script(DELETE_SESSION, keys.all(), [keys.doc_prefix])
+            deleted = self._connector.run_script(DELETE_SESSION, keys.all(), [keys.doc_prefix, "", ""])
+            self._uncount(session.tenant, [deleted])
 
     def user_sessions(
         self, user: UserRef, *, namespace: str | None = None, session_ids: frozenset[str] | None = None, limit: int
@@ -318,6 +545,24 @@ class RedisMemoryStore:
         with mapped_errors():
             bound = self._connector.client().hget(self._keys.session(session).meta, "user")
         return None if bound is None else str(bound)
+
+    def session_stats(self, session: SessionRef) -> SessionStats | None:
+        keys = self._keys.session(session)
+        found = self._connector.run_script(_STATS, (keys.messages, keys.meta, keys.namespaces, keys.pending), [])
+        if found is None:
+            return None
+        count, (seq, tokens, created_at, updated_at, user), has_summary, namespaces, unindexed = found
+        return SessionStats(
+            messages=int(count),
+            total_messages=int(seq or 0),
+            tokens=int(tokens or 0),
+            has_summary=bool(has_summary),
+            created_at=int(created_at or 0),
+            updated_at=int(updated_at or 0),
+            user_id=None if user is None else str(user),
+            namespaces=frozenset(str(ns) for ns in namespaces),
+            unindexed=int(unindexed),
+        )
 
     def still_bound(self, user: UserRef, sessions: Sequence[tuple[str, str]]) -> set[str]:
         """Which of these ``(id, generation)`` are still the user's sessions of that generation: read after what a
@@ -402,12 +647,15 @@ class RedisMemoryStore:
                     for ns in sorted(namespaces):
                         pipe.zrem(self._keys.sessions_index(user.tenant, ns), session.id)
                 pipe.execute()
+                usage = "" if self._connector.is_cluster() else self._keys.tenant_usage(user.tenant)
                 calls = [
-                    (self._keys.session(session).all(), [self._keys.session(session).doc_prefix, user.id])
+                    (self._keys.session(session).all(), [self._keys.session(session).doc_prefix, user.id, usage])
                     for session, _ in owned
                 ]
                 results = self._connector.run_script_many(DELETE_SESSION, calls)
-                deleted += sum(1 for result in results if int(result) >= 0)
+                deleted += sum(1 for result in results if int(result[0]) >= 0)
+                if not usage:
+                    self._uncount(user.tenant, results)
             return deleted, not client.exists(listing)
 
     def list_sessions(self, tenant: str, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]:
@@ -474,6 +722,13 @@ class RedisMemoryStore:
             ],
         )
         return bool(committed)
+
+
+def _quota_message(name: str, quotas: Quotas) -> str:
+    limits = {"sessions": quotas.sessions, "messages": quotas.messages, "bytes": quotas.bytes}
+    limit = limits.get(name, quotas.namespaces)
+    what = {"sessions": "sessions", "messages": "messages", "bytes": "bytes stored", "namespaces": "namespaces"}
+    return f"this tenant's quota of {limit} {what.get(name, name)} is used up; nothing was stored"
 
 
 def new_version() -> str:

@@ -269,10 +269,23 @@ class RedisSessionAdopter:
                 pipe.zadd(self._list(run.tenant, namespace), {session_id: score}, gt=True)
             if user:
                 score = max(entries.values(), default=0.0)
-                pipe.zadd(self._keys.user_sessions(UserRef(run.tenant, str(user))), {session_id: score}, gt=True)
+                listing = self._keys.user_sessions(UserRef(run.tenant, str(user)))
+                pipe.zadd(listing, {session_id: score}, gt=True)
+                pipe.hset(copy.meta, "ulist", listing)  # the source's names the tenant-less user's listing
             pipe.execute()
-        if delete_source:
-            self._connector.run_script(DELETE_SESSION, source.all(), [source.doc_prefix])
+        text.hdel(copy.meta, "q")  # not in the tenant's usage yet: counted whole at its next write
+        if delete_source:  # the source leaves the tenant-less usage (on a cluster, on its own slot, after)
+            cluster = self._connector.is_cluster()
+            usage = self._keys.tenant_usage(NO_TENANT)
+            deleted = self._connector.run_script(
+                DELETE_SESSION, source.all(), [source.doc_prefix, "", "" if cluster else usage]
+            )
+            if cluster and int(deleted[1]):
+                pipe = text.pipeline(transaction=False)
+                pipe.hincrby(usage, "sessions", -1)
+                pipe.hincrby(usage, "messages", -int(deleted[2]))
+                pipe.hincrby(usage, "bytes", -int(deleted[3]))
+                pipe.execute()
         self._connector.run_script(_UNMARK, (copy.meta,), [tenant_tag(run.tenant)])
         if entries or user:
             pipe = text.pipeline(transaction=False)

@@ -20,11 +20,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from motorhead import __version__
-from motorhead.core.auth import AccessControl, Caller
+from motorhead.core.auth import AccessControl, Caller, Credential
 from motorhead.core.auth import Scope as AccessScope
 from motorhead.core.memory import check_session_id, check_user_id
 from motorhead.core.values import SessionRef, UserRef
-from motorhead.entrypoints.http.credentials import credential_from
+from motorhead.entrypoints.http.credentials import credential_from, presented_key_id
 from motorhead.entrypoints.http.errors import (
     ERROR_RESPONSES,
     INTERNAL_ERROR,
@@ -32,7 +32,7 @@ from motorhead.entrypoints.http.errors import (
     error_response,
     validation_response,
 )
-from motorhead.entrypoints.http.lambda_adapter import path_parameter
+from motorhead.entrypoints.http.lambda_adapter import malformed_escape, path_parameter
 from motorhead.errors import ConfigError, ForbiddenError, InvalidInputError, MotorheadError
 from motorhead.observability import count, logger, metrics, milliseconds, session_hash, user_hash
 from motorhead.settings import Settings
@@ -76,13 +76,14 @@ def _user_id_query(
     user_id: Annotated[str | None, Query(description="A user id, as a session id: up to 256 UTF-8 bytes")] = None,
 ) -> str | None:
     """The ``user_id`` of the query, refused (400) unless the whole query is percent-encoded UTF-8: the query parser
-    would turn ``%FF`` into U+FFFD, and ``%FF``, ``%FE`` and U+FFFD would be one user."""
+    would turn ``%FF`` into U+FFFD, and ``%FF``, ``%FE`` and U+FFFD would be one user (a malformed escape, ``%zz``,
+    never gets this far: ``EscapeMiddleware``)."""
     if user_id is None:
         return None
     try:
         parse_qsl(bytes(request.scope.get("query_string", b"")).decode("utf-8"), errors="strict")
     except UnicodeDecodeError as exc:
-        raise InvalidInputError("the query string is not percent-encoded UTF-8") from exc
+        raise InvalidInputError(NOT_PERCENT_ENCODED["query"]) from exc
     return user_id
 
 
@@ -129,11 +130,15 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if access is not None:  # outside the body limit: a caller without a valid credential gets 401, never a 400/413
         app.add_middleware(AccessMiddleware, access=access, scope=scope, challenge=challenge)
+    app.add_middleware(EscapeMiddleware)  # outside access control, as the gateway refuses such a request first
     app.add_middleware(RequestMetricsMiddleware)
 
     @app.exception_handler(MotorheadError)
-    async def _domain_error(_: Request, exc: MotorheadError) -> JSONResponse:
-        return domain_error_response(exc, challenge=challenge)
+    async def _domain_error(request: Request, exc: MotorheadError) -> JSONResponse:
+        caller: Caller | None = request.scope.get(CALLER)
+        return domain_error_response(
+            exc, challenge=challenge, origin=origin(request.scope, caller.key_id if caller else None)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -164,6 +169,11 @@ def challenge_for(access: AccessControl | None) -> str:
 
 
 REFUSALS = {401: "AuthFailures", 403: "Forbidden", 429: "RateLimited"}
+# What the local gateway answers too (devserver/server.py), before any function runs
+NOT_PERCENT_ENCODED = {
+    "path": "the path is not percent-encoded UTF-8",
+    "query": "the query string is not percent-encoded UTF-8",
+}
 ONE_USER_ON_REST = "this credential acts as one user: use the MCP endpoint (/mcp), whose tools keep it to that user"
 
 
@@ -194,13 +204,40 @@ class AccessMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        credential: Credential | None = None
         try:
-            caller = self.access.admit(credential_from(Headers(scope=scope)), self.scope)
+            credential = credential_from(Headers(scope=scope))
+            caller = self.access.admit(credential, self.scope)
             if caller.user is not None and not self.one_user_callers:
                 raise ForbiddenError(ONE_USER_ON_REST)
             scope[CALLER] = caller
         except MotorheadError as exc:  # refused (401, 403, 429), or the credential could not be checked (503)
-            await domain_error_response(exc, challenge=self.challenge)(scope, receive, send)
+            key_id = presented_key_id(credential) if self.access.authenticator.method == "api-key" else None
+            refused = domain_error_response(exc, challenge=self.challenge, origin=origin(scope, key_id))
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def origin(scope: Scope, key_id: str | None) -> dict[str, str | None]:
+    """Who a refusal came from, for its log line: the API key's id (never the key) and the source address (API
+    Gateway's ``requestContext.http.sourceIp``, which Mangum hands the app as the client)."""
+    client = scope.get("client")
+    return {"key_id": key_id, "source_ip": str(client[0]) if client else None}
+
+
+class EscapeMiddleware:
+    """Refuses (400) a request whose path or query holds a ``%`` not followed by two hex digits, before anything
+    reads it (``lambda_adapter.malformed_escape``): ``100%`` must not quietly be the session ``100%25``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        part = malformed_escape(scope.get("aws.event")) if scope["type"] == "http" else None
+        if part is not None:
+            refused = domain_error_response(InvalidInputError(NOT_PERCENT_ENCODED[part]), challenge="")
+            await refused(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

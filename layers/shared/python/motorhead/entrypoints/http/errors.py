@@ -28,7 +28,9 @@ from motorhead.errors import (
     InvalidInputError,
     LongTermMemoryDisabledError,
     MotorheadError,
+    NotFoundError,
     PayloadTooLargeError,
+    QuotaExceededError,
     RateLimitedError,
     SecretUnavailableError,
     StoreUnavailableError,
@@ -53,9 +55,11 @@ ERROR_TABLE: dict[type[MotorheadError], Outcome] = {
     LongTermMemoryDisabledError: Outcome(400),
     AuthenticationError: Outcome(401),
     ForbiddenError: Outcome(403),
+    NotFoundError: Outcome(404),
     ConflictError: Outcome(409),
     PayloadTooLargeError: Outcome(413),
     RateLimitedError: Outcome(429),
+    QuotaExceededError: Outcome(429),
     EmbeddingError: Outcome(502, "the embedding provider failed"),
     EmbeddingUnavailableError: Outcome(503, "the embedding provider is unavailable"),
     StoreUnavailableError: Outcome(503, "redis unavailable"),
@@ -120,9 +124,13 @@ def error_response(status: int, message: str, headers: Mapping[str, str] | None 
     return JSONResponse(ErrorOut(error=message).model_dump(), status_code=status, headers=headers)
 
 
-def domain_error_response(exc: MotorheadError, *, challenge: str) -> JSONResponse:
+def domain_error_response(
+    exc: MotorheadError, *, challenge: str, origin: Mapping[str, str | None] | None = None
+) -> JSONResponse:
     """The answer to a domain error, wherever it was raised (admitting the caller, or in a route), logged once: a
-    5xx with its message and detail (never in the answer), a refusal (401, 403, 429) with its reason."""
+    5xx with its message and detail (never in the answer), a refusal (401, 403, 429) with its reason and ``origin``
+    (``key_id``: the API key's id, null for a JWT or a malformed key; ``source_ip``: the source address), never the
+    secret, a session id or a namespace."""
     status = status_for(exc)
     if status >= 500:
         logger.error(
@@ -130,7 +138,11 @@ def domain_error_response(exc: MotorheadError, *, challenge: str) -> JSONRespons
             extra={"status": status, "kind": type(exc).__name__, "error": str(exc), "detail": exc.detail},
         )
     elif status in (401, 403, 429):
-        logger.info("request refused", extra={"status": status, "reason": str(exc), "detail": exc.detail})
+        # nested: the Logger drops a top-level None, and "no key id" (none sent, malformed, a JWT) is worth a null
+        refusal = {"key_id": None, "source_ip": None, **(origin or {})}
+        logger.info(
+            "request refused", extra={"status": status, "reason": str(exc), "detail": exc.detail, "origin": refusal}
+        )
     return error_response(status, message_for(exc), headers=headers_for(exc, status, challenge=challenge))
 
 

@@ -25,6 +25,7 @@ from motorhead.observability import LambdaHandler, lambda_entry
 
 MOUNT = "/motorhead"
 _PARAMETER = re.compile(r"\{(\w+)\+?\}")
+MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a "%" not followed by two hex digits
 
 
 def routed_path(event: LambdaEvent) -> str:
@@ -54,6 +55,34 @@ def path_parameter(request: Request, name: str, routed_value: str) -> str:
     if name in parameters:
         return str(parameters[name])
     return unquote(routed_value)
+
+
+def requested_path(request: Request) -> str:
+    """The path as the client asked for it: API Gateway's ``rawPath``, which keeps the trailing slash a route ignores
+    (``/console/`` is routed as ``/console``). Outside Lambda, the ASGI path."""
+    event: Any = request.scope.get("aws.event")
+    if isinstance(event, dict) and isinstance(event.get("rawPath"), str):
+        return str(event["rawPath"])
+    return request.url.path
+
+
+def malformed_escape(event: Any) -> str | None:
+    """Which part of the request, ``"path"`` or ``"query"``, holds a ``%`` not followed by two hex digits, if one
+    does: such a request is refused (400), never decoded by guessing (``100%`` would be the session ``100%25``).
+
+    ``rawQueryString`` is always as the client sent it. ``rawPath`` is too in the sample events, but API Gateway HTTP
+    APIs deliver it decoded once (as ``requestContext.http.path``): then a ``%`` in it is the client's ``%25``, and
+    only a ``rawPath`` that differs from the decoded path is read as the client's encoding (the local gateway refuses
+    a malformed path itself, before any function runs)."""
+    if not isinstance(event, dict):
+        return None
+    raw_path = event.get("rawPath")
+    decoded = event.get("requestContext", {}).get("http", {}).get("path")
+    if isinstance(raw_path, str) and raw_path != decoded and MALFORMED_ESCAPE.search(raw_path):
+        return "path"
+    if MALFORMED_ESCAPE.search(str(event.get("rawQueryString") or "")):
+        return "query"
+    return None
 
 
 class HttpApiGateway(HTTPGateway):

@@ -7,7 +7,16 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from motorhead.core.auth import Caller
-from motorhead.core.values import Hit, NewMessage, SearchFilters, SessionPage, SessionSnapshot, UserHit
+from motorhead.core.values import (
+    FusionParts,
+    Hit,
+    NewMessage,
+    SearchFilters,
+    SessionPage,
+    SessionSnapshot,
+    SessionStatus,
+    UserHit,
+)
 
 
 def _valid_unicode(text: str) -> str:
@@ -75,6 +84,44 @@ class MemoryOut(BaseModel):
         )
 
 
+class SessionOut(BaseModel):
+    """Body of ``GET /sessions/{id}``: what the session holds and what awaits its background jobs, never its messages
+    nor its summary (``GET /sessions/{id}/memory`` has those), nor its id (the caller has it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    exists: bool = Field(description="False for a session never written, or deleted: then every count is 0")
+    messages: int = Field(description="Messages stored now: the window, until the summarizer folds what overflows")
+    total_messages: int = Field(description="Messages ever appended (the id of the newest)")
+    tokens: int = Field(description="Tokens the summaries used so far (as GET memory's tokens)")
+    has_summary: bool = Field(description="Whether the session has a summary (context)")
+    created_at: int = Field(description="Unix time in milliseconds of the first write")
+    updated_at: int = Field(description="Unix time in milliseconds of the last write")
+    user_id: str | None = Field(description="The user the session is bound to, null if none")
+    namespaces: list[str] = Field(description='The namespaces it is listed under ("" is the default namespace)')
+    summary_pending: bool = Field(description="More messages than the window: a summary job is queued or running")
+    index_pending: bool = Field(description="Messages await the long-term indexer")
+    unindexed: int = Field(description="How many messages await the long-term indexer")
+
+    @classmethod
+    def of(cls, status: SessionStatus) -> SessionOut:
+        stats = status.stats
+        return cls(
+            exists=status.exists,
+            messages=stats.messages,
+            total_messages=stats.total_messages,
+            tokens=stats.tokens,
+            has_summary=stats.has_summary,
+            created_at=stats.created_at,
+            updated_at=stats.updated_at,
+            user_id=stats.user_id,
+            namespaces=sorted(stats.namespaces),
+            summary_pending=status.summary_pending,
+            index_pending=status.index_pending,
+            unindexed=stats.unindexed,
+        )
+
+
 class StatusOut(BaseModel):
     """Motorhead's acknowledgement."""
 
@@ -112,6 +159,7 @@ class RetrievalIn(BaseModel):
 
     text: Text = Field(min_length=1, max_length=8_192)
     k: int = Field(10, ge=1, le=100, description="How many messages to return")
+    explain: bool = Field(False, description="Add each hit's `parts`: what its score is made of")
 
 
 class RetrievalHitOut(BaseModel):
@@ -157,6 +205,7 @@ class UserRetrievalIn(BaseModel):
     roles: list[Role] | None = Field(None, max_length=64, description="Only messages of these roles")
     since: int | None = Field(None, ge=0, description="Only messages stored at or after this unix time in ms")
     until: int | None = Field(None, ge=0, description="Only messages stored at or before this unix time in ms")
+    explain: bool = Field(False, description="Add each hit's `parts`: what its score is made of")
 
     def filters(self) -> SearchFilters:
         return SearchFilters(
@@ -176,6 +225,53 @@ class UserRetrievalHitOut(RetrievalHitOut):
     @classmethod
     def of_user(cls, found: UserHit) -> UserRetrievalHitOut:
         return cls(session_id=found.session_id, **RetrievalHitOut.of(found.hit).model_dump())
+
+
+class FusionPartsOut(BaseModel):
+    """What a hit's score is made of (``explain``): the raw scores the fusion read, and its terms, which add up to the
+    score (to rounding): ``vector + keyword + speaker + next == score``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cosine: float = Field(description="Cosine similarity to the query (1 - dist, as the fusion used it)")
+    bm25: float = Field(description="BM25 score of the message for the query (0 when ranked by vectors alone)")
+    vector: float = Field(description="The vector term: alpha × the cosine's z-score over the candidates")
+    keyword: float = Field(description="The keyword term: (1 - alpha) × the BM25 score's z-score over the candidates")
+    speaker: float = Field(description="The boost for the one speaker the query names (0 if none)")
+    next: float = Field(description="The lift from the message after it: next_weight × that message's own score")
+
+    @classmethod
+    def of(cls, parts: FusionParts) -> FusionPartsOut:
+        return cls(
+            cosine=round(parts.cosine, 6),
+            bm25=round(parts.bm25, 6),
+            vector=round(parts.vector, 6),
+            keyword=round(parts.keyword, 6),
+            speaker=round(parts.speaker, 6),
+            next=round(parts.next, 6),
+        )
+
+
+class ExplainedHitOut(RetrievalHitOut):
+    """One retrieved message as ``POST /sessions/{id}/retrieval`` returns it: ``parts`` only with ``explain``."""
+
+    parts: FusionPartsOut | None = Field(None, description="With explain: what the score is made of")
+
+    @classmethod
+    def explained(cls, hit: Hit) -> ExplainedHitOut:
+        parts = None if hit.parts is None else FusionPartsOut.of(hit.parts)
+        return cls(parts=parts, **RetrievalHitOut.of(hit).model_dump())
+
+
+class ExplainedUserHitOut(UserRetrievalHitOut):
+    """One message of a user's history as ``POST /users/{id}/retrieval`` returns it: ``parts`` only with ``explain``."""
+
+    parts: FusionPartsOut | None = Field(None, description="With explain: what the score is made of")
+
+    @classmethod
+    def explained(cls, found: UserHit) -> ExplainedUserHitOut:
+        parts = None if found.hit.parts is None else FusionPartsOut.of(found.hit.parts)
+        return cls(parts=parts, **UserRetrievalHitOut.of_user(found).model_dump())
 
 
 class DeletedUserOut(BaseModel):

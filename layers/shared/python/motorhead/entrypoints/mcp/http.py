@@ -37,13 +37,17 @@ from motorhead.entrypoints.http.app import (
     challenge_for,
 )
 from motorhead.entrypoints.http.errors import error_response
+from motorhead.entrypoints.http.lambda_adapter import MOUNT
 from motorhead.entrypoints.mcp.tools import acting_as
 from motorhead.settings import Settings
 
 PATH = "/mcp"
 METHODS = ("POST", "GET", "DELETE")  # POST carries every message; GET and DELETE answer 405
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "[::1]"})
-METADATA_PATH = "/.well-known/oauth-protected-resource" + PATH  # RFC 9728 §3.1: the resource's path appended
+METADATA = "/.well-known/oauth-protected-resource"  # RFC 9728 §3.1: the resource's path is appended to it
+# The metadata of each resource, by the ASGI path it is asked at: ``/mcp``, and ``/motorhead/mcp`` (n8n's prefix;
+# the Lambda adapter strips a leading ``/motorhead``, which the RFC's form does not start with).
+METADATA_PATHS = {METADATA + PATH: PATH, METADATA + MOUNT + PATH: MOUNT + PATH}
 STATELESS = "this MCP server is stateless: POST each JSON-RPC message; there is no event stream or session to end"
 
 
@@ -82,7 +86,8 @@ class StatelessEndpoint:
         app = self.server.streamable_http_app(
             streamable_http_path=PATH, stateless_http=True, json_response=True, transport_security=security
         )
-        with acting_as(caller):
+        client = scope.get("client")
+        with acting_as(caller, key_id=caller.key_id, source_ip=client[0] if client else None):
             async with app.router.lifespan_context(app):
                 await app(scope, receive, send)
 
@@ -101,22 +106,24 @@ class ProtectedResource:
         self.scopes = [f"{settings.jwt_scope_prefix}{scope.value}" for scope in AccessScope]
         self.challenge = challenge_for(access)
 
-    def _resource(self, scope: Scope) -> str | None:
-        """This server's resource URL as the client reached it (``https://<host>/mcp``), for an allowed host only."""
+    def _resource(self, scope: Scope, path: str) -> str | None:
+        """This server's resource URL at ``path`` as the client reached it (``https://<host>/mcp``), for an allowed
+        host only."""
         headers = Headers(scope=scope)
         host = (headers.get("host") or "").lower()
         if self.issuer is None or not any(fnmatchcase(host, pattern.lower()) for pattern in self.allowed_hosts):
             return None
         # API Gateway serves HTTPS only; the local gateway, plain HTTP on loopback (its events say https, as AWS's do)
         scheme = "http" if host.rpartition(":")[0] in LOOPBACK or host in LOOPBACK else "https"
-        return f"{scheme}://{host}{PATH}"
+        return f"{scheme}://{host}{path}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        resource = self._resource(scope)
-        if scope["path"] == METADATA_PATH:
+        metadata_of = METADATA_PATHS.get(scope["path"])
+        resource = self._resource(scope, metadata_of or _reached_path(scope))
+        if metadata_of is not None:
             if resource is None or self.issuer is None:
                 await error_response(404, "not found")(scope, receive, send)
                 return
@@ -133,6 +140,13 @@ class ProtectedResource:
             challenge = f'Bearer {REALM}, resource_metadata="{build_resource_metadata_url(AnyHttpUrl(resource))}"'
         admit = AccessMiddleware(self.app, access=self.access, scope=None, challenge=challenge, one_user_callers=True)
         await admit(scope, receive, send)
+
+
+def _reached_path(scope: Scope) -> str:
+    """The MCP endpoint's path as the client called it: ``/motorhead/mcp`` when the event's path was mounted."""
+    event = scope.get("aws.event")
+    raw = str(event.get("rawPath") or "") if isinstance(event, dict) else ""
+    return MOUNT + PATH if raw.startswith(MOUNT + "/") else PATH
 
 
 def mcp_app(server: MCPServer[Any], *, settings: Settings, access: AccessControl) -> RequestMetricsMiddleware:

@@ -18,10 +18,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any, Protocol, TypeVar
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_REQUEST, CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from mcp.types import Tool as McpTool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from motorhead import __version__
 from motorhead.core.auth import Caller, Scope
@@ -51,24 +53,37 @@ INSTRUCTIONS = (
 NOT_THIS_USER = "this credential acts as one user and may not name another"
 NOT_THEIR_SESSION = "this credential acts as one user: the session is not one of theirs"
 
-_caller: ContextVar[Caller | None] = ContextVar("motorhead_mcp_caller", default=None)
+Admit = Callable[[], Caller]
+_admit: ContextVar[Admit | None] = ContextVar("motorhead_mcp_admit", default=None)
+_origin: ContextVar[dict[str, str | None]] = ContextVar("motorhead_mcp_origin", default={})  # noqa: B039 - never mutated
 
 
 @contextmanager
-def acting_as(caller: Caller) -> Iterator[None]:
-    """Every tool called in this context (and in the tasks it starts) acts as ``caller``."""
-    token = _caller.set(caller)
+def acting_as(caller: Caller | Admit, *, key_id: str | None = None, source_ip: str | None = None) -> Iterator[None]:
+    """Every tool called in this context (and in the tasks it starts) acts as ``caller``: a caller the transport
+    admitted once (HTTP: one request), or a function admitting it again on every call (stdio: a process that runs for
+    hours must honour a key revoked meanwhile; it raises ``AuthenticationError`` then). A refused call is logged with
+    ``key_id`` (the presented key's public id, never the key) and ``source_ip``, as a refused HTTP request is."""
+    token = _admit.set(caller if callable(caller) else lambda: caller)
+    origin = _origin.set({"key_id": key_id, "source_ip": source_ip})
     try:
         yield
     finally:
-        _caller.reset(token)
+        _admit.reset(token)
+        _origin.reset(origin)
+
+
+def admitted() -> Caller:
+    """The caller this call acts as, admitted by the transport."""
+    admit = _admit.get()
+    if admit is None:
+        raise ConfigError("an MCP tool was called without an admitted caller")
+    return admit()
 
 
 def current_caller(scope: Scope) -> Caller:
     """The caller the transport admitted, allowed ``scope`` (``ForbiddenError`` otherwise)."""
-    caller = _caller.get()
-    if caller is None:
-        raise ConfigError("an MCP tool was called without an admitted caller")
+    caller = admitted()
     caller.require(scope)
     return caller
 
@@ -131,19 +146,59 @@ def _tool_error(exc: MotorheadError) -> ToolError:
             "tool failed", extra={"status": status, "kind": type(exc).__name__, "error": str(exc), "detail": exc.detail}
         )
     else:
-        logger.info("tool refused", extra={"status": status, "reason": str(exc)})
+        logger.info("tool refused", extra={"status": status, "reason": str(exc), "origin": dict(_origin.get())})
     return ToolError(message_for(exc))
+
+
+def invalid_arguments(tool: str, error: ValidationError) -> str:
+    """What a model needs to mend its call: each field and the rule it broke, never the value it sent (pydantic's own
+    text echoes the input, which may be a user's data, and a URL)."""
+    problems = []
+    for problem in error.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in problem["loc"]) or "arguments"
+        problems.append(f"{field}: {problem['msg']}")
+    return f"invalid arguments for {tool}: " + "; ".join(problems)
+
+
+class MemoryServer(MCPServer[Any]):
+    """The SDK's server, with two differences: ``tools/list`` shows a caller only the tools its scopes allow (a
+    read-only key sees the three read tools), and arguments that fail their schema are answered field by field
+    (``invalid_arguments``)."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.scopes: dict[str, Scope] = {}  # each tool's scope, as its REST route's
+
+    async def list_tools(self) -> list[McpTool]:
+        try:
+            caller = admitted()
+        except MotorheadError as exc:  # stdio: the key was revoked since the process started
+            raise MCPError(INVALID_REQUEST, message_for(exc)) from None
+        return [tool for tool in await super().list_tools() if caller.may(self.scopes[tool.name])]
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(invalid_arguments(name, exc.__cause__)) from exc.__cause__
+            raise
 
 
 Tool = TypeVar("Tool", bound=Callable[..., CallToolResult])
 
 
-def _tool(server: MCPServer[Any], *, name: str, title: str, annotations: ToolAnnotations) -> Callable[[Tool], Tool]:
+def _tool(
+    server: MemoryServer, *, name: str, title: str, scope: Scope, annotations: ToolAnnotations
+) -> Callable[[Tool], Tool]:
     """Register a tool; its description is its docstring, without the code's indentation (a model reads it)."""
 
     def register(function: Tool) -> Tool:
         description = inspect.cleandoc(function.__doc__ or "")
         server.add_tool(function, name=name, title=title, description=description, annotations=annotations)
+        server.scopes[name] = scope
         return function
 
     return register
@@ -172,9 +227,9 @@ def _render_hits(hits: Sequence[RetrievalHitOut]) -> str:
     )
 
 
-def memory_server(*, memory: MemoryService, retrieval: Retrieval, settings: Settings) -> MCPServer[Any]:
+def memory_server(*, memory: MemoryService, retrieval: Retrieval, settings: Settings) -> MemoryServer:
     """The MCP server of the memory: the five tools over ``memory`` and ``retrieval``, for any transport."""
-    server: MCPServer[Any] = MCPServer(
+    server = MemoryServer(
         name=SERVER_NAME,
         title="Motorhead memory",
         version=__version__,
@@ -198,6 +253,7 @@ def memory_server(*, memory: MemoryService, retrieval: Retrieval, settings: Sett
     @_tool(
         server,
         name="add_memory",
+        scope=Scope.WRITE,
         title="Save messages to a session",
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False),
     )
@@ -226,6 +282,7 @@ def memory_server(*, memory: MemoryService, retrieval: Retrieval, settings: Sett
     @_tool(
         server,
         name="get_memory",
+        scope=Scope.READ,
         title="Read a session",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
     )
@@ -243,6 +300,7 @@ def memory_server(*, memory: MemoryService, retrieval: Retrieval, settings: Sett
     @_tool(
         server,
         name="search_memory",
+        scope=Scope.READ,
         title="Search past messages",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
     )
@@ -275,6 +333,7 @@ def memory_server(*, memory: MemoryService, retrieval: Retrieval, settings: Sett
     @_tool(
         server,
         name="delete_memory",
+        scope=Scope.DELETE,
         title="Forget a session",
         annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True),
     )
@@ -292,6 +351,7 @@ def memory_server(*, memory: MemoryService, retrieval: Retrieval, settings: Sett
     @_tool(
         server,
         name="list_sessions",
+        scope=Scope.LIST,
         title="List sessions",
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
     )

@@ -1,0 +1,856 @@
+"""What each hot route costs Redis: round trips and commands per operation, and the server's CPU per operation,
+against a PING-only floor measured in the same run (figures and ratios, never pass/fail).
+
+Each route is the real service code on the real store, wired as the composition root wires it
+(``motorhead.composition.memory.redis_store`` / ``memory_limits``, ``motorhead.composition.long_term.vector_index``),
+with long-term memory on and both job queues configured (queues that accept every job without a network, so a POST
+takes its summary and index leases as it does on AWS), on a fresh ``EmbeddedRedis``:
+
+- ``GET memory``: ``MemoryService.get_memory`` of a session of 14 messages and a context (window 12);
+- ``POST 2 messages``: ``MemoryService.add_memory`` of two messages to an existing session, with the template's
+  default quotas (on: the tenant's usage checked and counted in the same script); ``POST, no quotas``: the same
+  without quotas;
+- ``DELETE``: ``MemoryService.delete_memory`` of a session of 14 messages and a context (seeded before each phase,
+  outside the measurement; its messages pending for the indexer, as right after a POST);
+- ``list sessions``: ``MemoryService.list_sessions`` (page 1 of 10) of a tenant with 200 sessions;
+- ``session retrieval``: ``RetrievalService.retrieve`` (k=10, hybrid) of an indexed session, ``exact`` backend; the
+  query's vector is computed beforehand, so the figure is retrieval's Redis part and its client-side ranking;
+- ``user retrieval``: ``RetrievalService.retrieve_user`` (limit 10) of a user with several indexed sessions, likewise;
+- ``API key, cold cache``: ``ApiKeys.authenticate`` on the Redis key store with ``cache_seconds=0`` (every check
+  reads the key directory's revision; the directory itself is loaded once, as nothing changes);
+- ``PING`` (the floor): one ``PING`` per operation through the same client.
+
+Measured per phase (one route, ``clients`` threads sharing the process's one client, as ``clients`` concurrent
+callers, doing ``ops`` operations between them):
+
+- round trips, on the client side: every ``send_packed_command`` of redis-py's connections is one (a pipeline sends
+  once, a script call once); the commands of each send are parsed back from the packed bytes. A connection's upkeep
+  (its handshake, redis-py's health-check ``PING``) is counted apart and left out of the route's figures;
+- from the server: ``CONFIG RESETSTAT`` before, ``INFO commandstats`` after. Commands a Lua script runs appear there
+  a second time (their time is inside the script's): "scripted" counts them, and the commandstats time of a route
+  sums only the calls the client sent (a name also called from scripts gets its share of that name's time by calls);
+- the server process's CPU (``INFO cpu``: ``used_cpu_user`` + ``used_cpu_sys``, delta over the phase): unlike
+  commandstats it holds what each round trip costs beyond its commands (reading and parsing the request, writing the
+  reply, the event loop), which is what a PING is made of.
+
+Each route's CPU per operation is given in µs, as a ratio to the PING floor, and as a ratio to "round trips x PING
+floor" (1.0 would mean its commands cost nothing beyond their round trips), each ratio taken within one round. The
+routes run interleaved, in a new random order each round; figures are medians over the rounds. With ``--cluster``
+(the default) the same routes run on a 3-node ``EmbeddedRedisCluster`` too (CPU summed over the nodes).
+
+Run: ``make bench-redis`` (``ARGS="--quick"`` for a short run, ``--json PATH`` writes the results), or
+``PYTHONPATH=layers/shared/python:. .venv/bin/python bench/redis_cost.py [--quick] [--json PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import random
+import statistics
+import sys
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import redis
+from redis.cluster import RedisCluster
+
+from bench.events import SEED_MESSAGES, WINDOW
+from bench.retrieval import generated_messages, load_set
+from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.key_store import RedisKeyStore
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
+from motorhead.composition.long_term import vector_index
+from motorhead.composition.memory import memory_limits, redis_store
+from motorhead.core.api_keys import ApiKeys
+from motorhead.core.auth import Credential
+from motorhead.core.memory import MemoryService
+from motorhead.core.values import NewMessage, Quotas, SessionJob, SessionRef, UserRef
+from motorhead.ltm.indexing import IndexerService
+from motorhead.ltm.ports import Vectors
+from motorhead.ltm.retrieval import RetrievalService
+from motorhead.settings import Settings
+
+TENANT = "bench"
+TEMPLATE_QUOTAS = Quotas(sessions=100_000, messages=10_000_000, bytes=2_147_483_648, namespaces=1_000)
+LIST_TENANT = "lister"
+DIMENSIONS = 384
+K = 10
+PING = "PING (floor)"
+ROUTES = (
+    "GET memory",
+    "POST 2 messages",
+    "POST, no quotas",
+    "DELETE",
+    "list sessions",
+    "session retrieval",
+    "user retrieval",
+    "API key, cold cache",
+    PING,
+)
+# commands whose first argument names a subcommand in commandstats (``cmdstat_config|resetstat``)
+CONTAINERS = frozenset(
+    {"acl", "client", "cluster", "command", "config", "function", "latency", "memory", "module", "object", "script"}
+)
+OBSERVER = Counter({"config|resetstat": 1, "info": 2})  # what the observer sends each node in a phase
+# routes whose operations are slow (client-side ranking): they run ``ops // divisor`` operations per round
+FEWER_OPS = {"session retrieval": 8, "user retrieval": 16}
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    """How much to measure."""
+
+    clients: int  # concurrent client threads
+    ops: int  # operations per route per round, shared between the clients
+    rounds: int
+    cluster_rounds: int
+    get_sessions: int  # sessions the GET and POST phases spread over
+    list_sessions: int  # sessions of the tenant that is listed
+    retrieval_sessions: int
+    retrieval_messages: int  # messages per retrieval session
+    users: int
+    user_sessions: int  # sessions per user
+    user_messages: int  # messages per user session
+
+
+DEFAULT = CostSettings(
+    clients=16,
+    ops=3_000,
+    rounds=5,
+    cluster_rounds=3,
+    get_sessions=64,
+    list_sessions=200,
+    retrieval_sessions=8,
+    retrieval_messages=200,
+    users=4,
+    user_sessions=8,
+    user_messages=50,
+)
+QUICK = CostSettings(
+    clients=16,
+    ops=800,
+    rounds=3,
+    cluster_rounds=1,
+    get_sessions=64,
+    list_sessions=200,
+    retrieval_sessions=8,
+    retrieval_messages=200,
+    users=4,
+    user_sessions=8,
+    user_messages=50,
+)
+
+
+# -- counting on the client side --------------------------------------------------------------------------------------
+
+
+def command_names(packed: bytes | str | Sequence[bytes | str | memoryview]) -> list[str]:
+    """The commands in what redis-py hands ``send_packed_command`` (one command, or a pipeline's), as commandstats
+    names them: lower case, ``container|subcommand`` for ``CONFIG``, ``SCRIPT`` and the like."""
+    if isinstance(packed, str | bytes):
+        parts: Sequence[bytes | str | memoryview] = [packed]
+    else:
+        parts = packed
+    data = b"".join(part.encode() if isinstance(part, str) else bytes(part) for part in parts)
+    names: list[str] = []
+    at = 0
+    while at < len(data):
+        if data[at : at + 1] != b"*":
+            raise ValueError(f"not a RESP array at byte {at}")
+        end = data.index(b"\r\n", at)
+        count = int(data[at + 1 : end])
+        at = end + 2
+        args: list[bytes] = []
+        for _ in range(count):
+            if data[at : at + 1] != b"$":
+                raise ValueError(f"not a RESP bulk string at byte {at}")
+            end = data.index(b"\r\n", at)
+            size = int(data[at + 1 : end])
+            if len(args) < 2:
+                args.append(data[end + 2 : end + 2 + size])
+            at = end + 2 + size + 2
+        name = args[0].decode().lower() if args else ""
+        if name in CONTAINERS and len(args) > 1:
+            name = f"{name}|{args[1].decode().lower()}"
+        names.append(name)
+    return names
+
+
+@dataclass
+class Tally:
+    """One client thread's sends in one phase: the route's, and its connections' upkeep apart."""
+
+    round_trips: int = 0
+    commands: Counter[str] = field(default_factory=Counter)
+    upkeep_round_trips: int = 0
+    upkeep: Counter[str] = field(default_factory=Counter)
+
+
+class _ThreadState(threading.local):
+    tally: Tally | None = None
+    connecting: int = 0
+
+
+_state = _ThreadState()
+
+
+@contextmanager
+def counted_sends() -> Iterator[None]:
+    """While open, each send of a thread that has a ``Tally`` is recorded in it (threads without one, such as the
+    observer's, are not). A send made while connecting, or with ``check_health=False`` (the health-check ``PING``,
+    ``AUTH``/``HELLO``), is upkeep."""
+    connection = redis.connection.AbstractConnection
+    send: Callable[..., None] = connection.send_packed_command
+    handshake: Callable[..., None] = connection.on_connect_check_health
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        tally = _state.tally
+        if tally is not None:
+            names = command_names(command)
+            if _state.connecting or not check_health:
+                tally.upkeep_round_trips += 1
+                tally.upkeep.update(names)
+            else:
+                tally.round_trips += 1
+                tally.commands.update(names)
+        send(self, command, check_health)
+
+    def connecting(self: Any, check_health: bool = True) -> None:
+        _state.connecting += 1
+        try:
+            handshake(self, check_health)
+        finally:
+            _state.connecting -= 1
+
+    connection.send_packed_command = counting  # type: ignore[method-assign]
+    connection.on_connect_check_health = connecting  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        connection.send_packed_command = send  # type: ignore[method-assign]
+        connection.on_connect_check_health = handshake  # type: ignore[method-assign]
+
+
+# -- what the server says -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandStat:
+    calls: int
+    usec: int
+    failed: int = 0
+
+
+def parse_commandstats(info: Mapping[str, Any]) -> dict[str, CommandStat]:
+    """``INFO commandstats`` as redis-py returns it (``cmdstat_get: {calls, usec, ...}``), by command name."""
+    return {
+        key.removeprefix("cmdstat_"): CommandStat(
+            calls=int(value["calls"]), usec=int(value["usec"]), failed=int(value.get("failed_calls", 0))
+        )
+        for key, value in info.items()
+        if key.startswith("cmdstat_")
+    }
+
+
+def merge_stats(stats: Sequence[Mapping[str, CommandStat]]) -> dict[str, CommandStat]:
+    merged: dict[str, CommandStat] = {}
+    for node in stats:
+        for name, stat in node.items():
+            seen = merged.get(name, CommandStat(0, 0))
+            merged[name] = CommandStat(seen.calls + stat.calls, seen.usec + stat.usec, seen.failed + stat.failed)
+    return merged
+
+
+@dataclass(frozen=True)
+class ServerShare:
+    """The server's commandstats for what the route's clients sent: calls scripts made, and the route's time."""
+
+    scripted_calls: int  # calls beyond those sent by anyone: commands run by Lua scripts (EVALSHA, FCALL)
+    usec: float  # commandstats time of the calls the route sent (a script's own commands inside its time)
+    unmatched: list[str]  # names sent that the server did not report (should be empty)
+
+
+def server_share(
+    stats: Mapping[str, CommandStat], sent: Counter[str], upkeep: Counter[str], observer: Counter[str]
+) -> ServerShare:
+    """Split the server's commandstats into the route's sends, its connections' upkeep and the observer's commands,
+    and what is left: the commands scripts ran (counted there a second time: their time is in the script's too).
+    A name with calls of several kinds gets each kind's share of its time by calls."""
+    usec = 0.0
+    scripted = 0
+    for name, stat in stats.items():
+        outside = sent[name] + upkeep[name] + observer[name]
+        scripted += max(0, stat.calls - outside)
+        if stat.calls:
+            usec += stat.usec * min(sent[name], stat.calls) / stat.calls
+    unmatched = sorted(name for name in sent if name not in stats)
+    return ServerShare(scripted_calls=scripted, usec=usec, unmatched=unmatched)
+
+
+def cpu_seconds(info: Mapping[str, Any]) -> float:
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+# -- one phase ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    """One route in one round."""
+
+    ops: int
+    seconds: float
+    round_trips: int
+    commands: dict[str, int]
+    upkeep_round_trips: int
+    upkeep: dict[str, int]
+    scripted_calls: int
+    commandstats_usec: float
+    cpu_usec: float
+    failed_calls: int
+    unmatched: list[str]
+
+    @property
+    def round_trips_per_op(self) -> float:
+        return self.round_trips / self.ops
+
+    @property
+    def commands_per_op(self) -> float:
+        return sum(self.commands.values()) / self.ops
+
+    @property
+    def cpu_per_op(self) -> float:
+        return self.cpu_usec / self.ops
+
+
+def split(items: Sequence[Callable[[], object]], parts: int) -> list[list[Callable[[], object]]]:
+    """``items`` dealt round-robin into ``parts`` lists (each client gets every ``parts``-th operation)."""
+    return [list(items[start::parts]) for start in range(parts)]
+
+
+def run_phase(operations: Sequence[Callable[[], object]], clients: int, observers: Sequence[redis.Redis]) -> Sample:
+    """Run the operations on ``clients`` threads started together; the server's counters are reset just before."""
+    shares = split(operations, clients)
+    tallies = [Tally() for _ in shares]
+    start = threading.Barrier(len(shares) + 1)
+    failures: list[BaseException] = []
+
+    def client(index: int) -> None:
+        _state.tally = tallies[index]
+        try:
+            start.wait()
+            for operation in shares[index]:
+                operation()
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            _state.tally = None
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(len(shares))]
+    for thread in threads:
+        thread.start()
+    for observer in observers:
+        observer.config_resetstat()
+    before = [cpu_seconds(observer.info("cpu")) for observer in observers]
+    began = time.perf_counter()
+    start.wait()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - began
+    after = [cpu_seconds(observer.info("cpu")) for observer in observers]
+    stats = merge_stats([parse_commandstats(observer.info("commandstats")) for observer in observers])
+    if failures:
+        raise RuntimeError(f"{len(failures)} client(s) failed") from failures[0]
+    sent = sum((t.commands for t in tallies), Counter[str]())
+    upkeep = sum((t.upkeep for t in tallies), Counter[str]())
+    observer_calls = Counter({name: n * len(observers) for name, n in OBSERVER.items()})
+    share = server_share(stats, sent, upkeep, observer_calls)
+    return Sample(
+        ops=len(operations),
+        seconds=seconds,
+        round_trips=sum(t.round_trips for t in tallies),
+        commands=dict(sent),
+        upkeep_round_trips=sum(t.upkeep_round_trips for t in tallies),
+        upkeep=dict(upkeep),
+        scripted_calls=share.scripted_calls,
+        commandstats_usec=share.usec,
+        cpu_usec=sum(b - a for a, b in zip(before, after, strict=True)) * 1e6,
+        failed_calls=sum(stat.failed for name, stat in stats.items() if sent[name]),
+        unmatched=share.unmatched,
+    )
+
+
+# -- the routes, on the real services -------------------------------------------------------------------------------
+
+
+class AcceptingQueue:
+    """Implements ``JobQueue``: takes every job (as SQS does) and keeps only their number."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def send(self, job: SessionJob) -> None:
+        self.sent += 1
+
+
+class HashedWords:
+    """Implements ``Embedder``: a hashed bag of words, L2-normalised, the same vector for the same text; the queries'
+    vectors are computed once and then looked up, so a search costs no embedding (``prepare``)."""
+
+    def __init__(self, dimensions: int = DIMENSIONS) -> None:
+        self._dimensions = dimensions
+        self._known: dict[str, Vectors] = {}
+
+    @property
+    def identity(self) -> str:
+        return f"bench:hashed-words:{self._dimensions}"
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    def prepare(self, texts: Sequence[str]) -> None:
+        for text, row in zip(texts, self._compute(texts), strict=True):
+            self._known[text] = row[None, :]
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if len(texts) == 1 and texts[0] in self._known:
+            return self._known[texts[0]]
+        return self._compute(texts)
+
+    def _compute(self, texts: Sequence[str]) -> Vectors:
+        rows = np.zeros((len(texts), self._dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                rows[row, zlib.crc32(word.strip(".,!?").encode()) % self._dimensions] += 1.0
+        norms = np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        return np.asarray(rows / norms, dtype=np.float32)
+
+
+def seed_messages(index: int) -> list[NewMessage]:
+    return [
+        NewMessage("Human" if i % 2 == 0 else "AI", f"message {index}.{i}: " + "lorem ipsum dolor sit amet " * 4)
+        for i in range(SEED_MESSAGES)
+    ]
+
+
+CONTEXT = "The user likes electronic music and asked about DJs from Colombia."
+
+
+class Routes:
+    """The services of one process on one server (standalone or cluster), the data the routes read, and each route
+    as a list of operations."""
+
+    def __init__(self, url: str, settings: CostSettings, *, cluster: bool) -> None:
+        self.config = Settings(
+            REDIS_URL=url,
+            MOTORHEAD_REDIS_MODE="cluster" if cluster else "standalone",
+            MOTORHEAD_MAX_WINDOW_SIZE=WINDOW,
+            MOTORHEAD_LONG_TERM_MEMORY=True,
+            MOTORHEAD_VECTOR_BACKEND="exact",
+        )
+        self.settings = settings
+        self.connector = RedisConnector(self.config)
+        keys = Keys(self.config.key_prefix)
+        self.summary_jobs, self.index_jobs = AcceptingQueue(), AcceptingQueue()
+        store = redis_store(self.config, self.connector)
+        limits, jobs = memory_limits(self.config), (self.summary_jobs, self.index_jobs)
+        # the template's default quotas (on), and the same service with none
+        self.memory = MemoryService(
+            store=store, limits=limits, summary_jobs=jobs[0], index_jobs=jobs[1], quotas=TEMPLATE_QUOTAS
+        )
+        self.unquoted = MemoryService(store=store, limits=limits, summary_jobs=jobs[0], index_jobs=jobs[1])
+        self.embedder = HashedWords()
+        index = vector_index(self.config, self.connector, dimensions=self.embedder.dimensions)
+        if index.name != "exact":
+            raise RuntimeError(f"asked for the exact backend, got {index.name}")
+        self.retrieval = RetrievalService(
+            embedder=self.embedder,
+            index=index,
+            keywords=RedisKeywordIndex(self.connector, keys),
+            hybrid=self.config.retrieval_hybrid,
+            users=redis_store(self.config, self.connector),
+        )
+        self.indexer = IndexerService(
+            store=redis_store(self.config, self.connector), embedder=self.embedder, index=index
+        )
+        self.api_keys = ApiKeys(RedisKeyStore(self.connector, keys), cache_seconds=0)
+        self.credentials: list[Credential] = []
+        self.queries: list[str] = []
+        self.deleted = 0
+
+    def seed(self, progress: Callable[[str], None]) -> None:
+        s = self.settings
+        for i in range(s.get_sessions):
+            self.memory.add_memory(SessionRef(TENANT, f"get-{i}"), seed_messages(i), context=CONTEXT)
+        for i in range(s.list_sessions):
+            self.memory.add_memory(SessionRef(LIST_TENANT, f"listed-{i}"), seed_messages(i)[:2])
+        conversations = load_set()
+        self.queries = [q.text for conv in conversations for q in conv.questions]
+        self.embedder.prepare(self.queries)
+        texts = generated_messages(conversations, max(s.retrieval_messages, s.user_messages) * 4, seed=17)
+        for i in range(s.retrieval_sessions):
+            self._indexed(SessionRef(TENANT, f"search-{i}"), texts, offset=i, count=s.retrieval_messages)
+        for u in range(s.users):
+            for j in range(s.user_sessions):
+                session = SessionRef(TENANT, f"user-{u}-session-{j}")
+                self._indexed(session, texts, offset=u * 7 + j, count=s.user_messages, user_id=f"user-{u}")
+        self.credentials = [
+            Credential(kind="bearer", secret=self.api_keys.create(TENANT, label=f"bench {i}")[0])
+            for i in range(self.settings.clients)
+        ]
+        progress("redis cost: seeded")
+
+    def _indexed(
+        self,
+        session: SessionRef,
+        texts: Sequence[tuple[str, str]],
+        *,
+        offset: int,
+        count: int,
+        user_id: str | None = None,
+    ) -> None:
+        last = 0
+        chosen = [texts[(offset * 31 + n) % len(texts)] for n in range(count)]
+        for at in range(0, count, 100):
+            batch = [NewMessage(role, text) for role, text in chosen[at : at + 100]]
+            self.memory.add_memory(session, batch, user_id=user_id)
+            last = at + len(batch)
+        outcome = self.indexer.run(SessionJob(session=session, last_id=last))
+        if outcome.indexed != count:
+            raise RuntimeError(f"{session.id}: {outcome.indexed} of {count} messages indexed")
+
+    def check(self) -> None:
+        """Each route answers what it should, once, before anything is measured."""
+        snapshot = self.memory.get_memory(SessionRef(TENANT, "get-0"))
+        if len(snapshot.messages) != WINDOW or snapshot.context != CONTEXT:
+            raise RuntimeError(f"GET returned {len(snapshot.messages)} messages, context {snapshot.context!r}")
+        page = self.memory.list_sessions(LIST_TENANT, page=1, size=10)
+        if len(page.session_ids) != 10 or page.total != self.settings.list_sessions:
+            raise RuntimeError(f"listing returned {page}")
+        if len(self.retrieval.retrieve(SessionRef(TENANT, "search-0"), self.queries[0], K)) != K:
+            raise RuntimeError("session retrieval returned fewer than k hits")
+        if len(self.retrieval.retrieve_user(UserRef(TENANT, "user-0"), self.queries[0], K)) != K:
+            raise RuntimeError("user retrieval returned fewer than k hits")
+        if self.api_keys.authenticate(self.credentials[0]).tenant != TENANT:
+            raise RuntimeError("the API key did not authenticate")
+
+    def prepare(self, route: str, ops: int) -> list[Callable[[], object]]:
+        """The route's ``ops`` operations (for DELETE, the sessions it deletes are seeded here, unmeasured)."""
+        s = self.settings
+        memory, retrieval = self.memory, self.retrieval
+        get_refs = [SessionRef(TENANT, f"get-{i}") for i in range(s.get_sessions)]
+        if route == "GET memory":
+            return [partial(memory.get_memory, get_refs[i % len(get_refs)]) for i in range(ops)]
+        if route in ("POST 2 messages", "POST, no quotas"):
+            post_refs = [SessionRef(TENANT, f"post-{i}") for i in range(s.get_sessions)]
+            pair = [NewMessage("Human", "what did we say about the trip?"), NewMessage("AI", "You chose Bogota.")]
+            writer = memory if route == "POST 2 messages" else self.unquoted
+            return [partial(writer.add_memory, post_refs[i % len(post_refs)], pair) for i in range(ops)]
+        if route == "DELETE":
+            doomed = [SessionRef(TENANT, f"deleted-{self.deleted + i}") for i in range(ops)]
+            self.deleted += ops
+            for i, ref in enumerate(doomed):
+                memory.add_memory(ref, seed_messages(i), context=CONTEXT)
+            return [partial(memory.delete_memory, ref) for ref in doomed]
+        if route == "list sessions":
+            return [partial(memory.list_sessions, LIST_TENANT, page=1, size=10) for _ in range(ops)]
+        queries = self.queries
+        if route == "session retrieval":
+            refs = [SessionRef(TENANT, f"search-{i}") for i in range(s.retrieval_sessions)]
+            return [partial(retrieval.retrieve, refs[i % len(refs)], queries[i % len(queries)], K) for i in range(ops)]
+        if route == "user retrieval":
+            users = [UserRef(TENANT, f"user-{u}") for u in range(s.users)]
+            return [
+                partial(retrieval.retrieve_user, users[i % len(users)], queries[i % len(queries)], K)
+                for i in range(ops)
+            ]
+        if route == "API key, cold cache":
+            keys, credentials = self.api_keys, self.credentials
+            return [partial(keys.authenticate, credentials[i % len(credentials)]) for i in range(ops)]
+        if route == PING:
+            client = self.connector.client()
+            if isinstance(client, RedisCluster):
+                return [partial(client.ping, target_nodes=RedisCluster.RANDOM) for _ in range(ops)]
+            return [client.ping for _ in range(ops)]
+        raise ValueError(f"no route {route!r}")
+
+    def close(self) -> None:
+        self.connector.close()
+
+
+# -- the measurement ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RouteRow:
+    route: str
+    round_trips_per_op: float
+    commands_per_op: float
+    scripted_per_op: float  # commands run by scripts, per op
+    commandstats_us_per_op: float
+    cpu_us_per_op: float  # less the idle server's CPU over the phase
+    cpu_raw_us_per_op: float  # as INFO cpu says it
+    x_ping: float  # CPU per op / PING's, within each round (median)
+    x_round_trips_ping: float  # CPU per op / (round trips per op x PING's), within each round (median)
+    ops_per_s: float
+    commands: dict[str, float]  # per op, by name (median round)
+    upkeep_round_trips: int  # connection handshakes and health checks, over all rounds (left out)
+    failed_calls: int
+    unmatched: list[str]
+    samples: list[Sample] = field(repr=False)
+
+
+@dataclass
+class ServerResult:
+    kind: str  # standalone | cluster
+    nodes: int
+    rounds: int
+    ops: int
+    clients: int
+    idle_cpu_us_per_s: float  # the server's CPU with no client, per second (its cron; a cluster's bus too)
+    rows: list[RouteRow]
+
+
+@dataclass
+class CostResult:
+    redis_version: str
+    python: str
+    cpu_count: int | None
+    load_average: list[float]
+    settings: CostSettings
+    servers: list[ServerResult]
+
+
+def idle_cpu(observers: Sequence[redis.Redis], seconds: float = 2.0) -> float:
+    before = [cpu_seconds(o.info("cpu")) for o in observers]
+    time.sleep(seconds)
+    after = [cpu_seconds(o.info("cpu")) for o in observers]
+    return sum(b - a for a, b in zip(before, after, strict=True)) * 1e6 / seconds
+
+
+def net_cpu_per_op(sample: Sample, idle_us_per_s: float) -> float:
+    """The server's CPU per operation, less what it spends idle (its cron; a cluster's bus) over the phase."""
+    return max(0.0, sample.cpu_usec - idle_us_per_s * sample.seconds) / sample.ops
+
+
+def rows_of(samples: Mapping[str, list[Sample]], idle_us_per_s: float) -> list[RouteRow]:
+    floor = [net_cpu_per_op(f, idle_us_per_s) for f in samples[PING]]
+    rows: list[RouteRow] = []
+    for route, runs in samples.items():
+        cpu = [net_cpu_per_op(s, idle_us_per_s) for s in runs]
+        x_ping = [c / f for c, f in zip(cpu, floor, strict=True)]
+        x_trips = [
+            c / (s.round_trips_per_op * f) if s.round_trips else float("nan")
+            for s, c, f in zip(runs, cpu, floor, strict=True)
+        ]
+        middle = sorted(runs, key=lambda s: s.cpu_per_op)[len(runs) // 2]
+        rows.append(
+            RouteRow(
+                route=route,
+                round_trips_per_op=statistics.median(s.round_trips_per_op for s in runs),
+                commands_per_op=statistics.median(s.commands_per_op for s in runs),
+                scripted_per_op=statistics.median(s.scripted_calls / s.ops for s in runs),
+                commandstats_us_per_op=statistics.median(s.commandstats_usec / s.ops for s in runs),
+                cpu_us_per_op=statistics.median(cpu),
+                cpu_raw_us_per_op=statistics.median(s.cpu_per_op for s in runs),
+                x_ping=statistics.median(x_ping),
+                x_round_trips_ping=statistics.median(x_trips),
+                ops_per_s=statistics.median(s.ops / s.seconds for s in runs),
+                commands={name: n / middle.ops for name, n in sorted(middle.commands.items())},
+                upkeep_round_trips=sum(s.upkeep_round_trips for s in runs),
+                failed_calls=sum(s.failed_calls for s in runs),
+                unmatched=sorted({name for s in runs for name in s.unmatched}),
+                samples=runs,
+            )
+        )
+    return rows
+
+
+def measure(
+    kind: str,
+    url: str,
+    observers: Sequence[redis.Redis],
+    settings: CostSettings,
+    rounds: int,
+    progress: Callable[[str], None],
+) -> ServerResult:
+    routes = Routes(url, settings, cluster=kind == "cluster")
+    try:
+        routes.seed(progress)
+        routes.check()
+        idle_before = idle_cpu(observers)
+        for route in ROUTES:  # warm-up, not recorded: every client's connection open, every script loaded
+            run_phase(routes.prepare(route, settings.clients * 4), settings.clients, observers)
+        samples: dict[str, list[Sample]] = {route: [] for route in ROUTES}
+        for round_no in range(1, rounds + 1):
+            for route in random.sample(ROUTES, len(ROUTES)):
+                ops = max(settings.clients, settings.ops // FEWER_OPS.get(route, 1))
+                samples[route].append(run_phase(routes.prepare(route, ops), settings.clients, observers))
+            progress(f"redis cost ({kind}): round {round_no}/{rounds}")
+        idle = (idle_before + idle_cpu(observers)) / 2
+    finally:
+        routes.close()
+    return ServerResult(
+        kind=kind,
+        nodes=len(observers),
+        rounds=rounds,
+        ops=settings.ops,
+        clients=settings.clients,
+        idle_cpu_us_per_s=idle,
+        rows=rows_of(samples, idle),
+    )
+
+
+def benchmark(settings: CostSettings, progress: Callable[[str], None], *, cluster: bool = True) -> CostResult:
+    servers: list[ServerResult] = []
+    with counted_sends():
+        with EmbeddedRedis() as server, server.client(decode_responses=True) as observer:
+            version = str(observer.info("server")["redis_version"])
+            servers.append(measure("standalone", server.url, [observer], settings, settings.rounds, progress))
+        if cluster:
+            with EmbeddedRedisCluster() as nodes:
+                observers = [node.client(decode_responses=True) for node in nodes.nodes]
+                try:
+                    servers.append(
+                        measure("cluster", nodes.url, observers, settings, settings.cluster_rounds, progress)
+                    )
+                finally:
+                    for client in observers:
+                        client.close()
+    return CostResult(
+        redis_version=version,
+        python=platform.python_version(),
+        cpu_count=os.cpu_count(),
+        load_average=[round(x, 2) for x in os.getloadavg()],
+        settings=settings,
+        servers=servers,
+    )
+
+
+# -- report ---------------------------------------------------------------------------------------------------------
+
+
+def table_lines(server: ServerResult) -> list[str]:
+    lines = [
+        f"{'route':22} {'RT/op':>6} {'cmds/op':>8} {'scripted':>8} {'cmdstat us':>10} {'cpu us':>7} "
+        f"{'x PING':>7} {'x RT*PING':>9} {'ops/s':>7}"
+    ]
+    for row in server.rows:
+        lines.append(
+            f"{row.route:22} {row.round_trips_per_op:6.2f} {row.commands_per_op:8.2f} {row.scripted_per_op:8.1f} "
+            f"{row.commandstats_us_per_op:10.1f} {row.cpu_us_per_op:7.1f} {row.x_ping:6.2f}x "
+            f"{row.x_round_trips_ping:8.2f}x {row.ops_per_s:7.0f}"
+        )
+    return lines
+
+
+def print_result(result: CostResult, number: int) -> None:
+    s = result.settings
+    for server in result.servers:
+        print(
+            f"\n{number}. Redis cost per operation, {server.kind} "
+            f"({server.nodes} node{'s' if server.nodes > 1 else ''}, "
+            f"Redis {result.redis_version}): {server.clients} client threads, {server.ops} ops per route per round, "
+            f"{server.rounds} interleaved round{'s' if server.rounds > 1 else ''} (medians)"
+        )
+        print(
+            "   RT: round trips counted on the client; cmds: commands the client sent; scripted: commands Lua scripts"
+            " ran;\n   cmdstat: INFO commandstats time of the commands sent; cpu: the server's used_cpu_user+sys;"
+            " x PING: cpu / the PING floor's;\n   x RT*PING: cpu / (RT x the PING floor's), within each round"
+        )
+        for line in table_lines(server):
+            print("   " + line)
+        print(
+            f"   cpu is net of the idle server's {server.idle_cpu_us_per_s:.0f} us/s over each phase (measured 2 s"
+            " before and after the rounds);\n   retrieval routes run fewer ops per round ("
+            + ", ".join(f"{route} 1/{n}" for route, n in FEWER_OPS.items())
+            + ")"
+        )
+        print("   commands per op:")
+        for row in server.rows:
+            named = ", ".join(f"{name} {n:.2f}" for name, n in row.commands.items())
+            notes = []
+            if row.upkeep_round_trips:
+                notes.append(f"{row.upkeep_round_trips} upkeep round trips left out")
+            if row.failed_calls:
+                notes.append(f"{row.failed_calls} failed calls")
+            if row.unmatched:
+                notes.append(f"not in commandstats: {', '.join(row.unmatched)}")
+            print(f"   {row.route:22} {named}" + (f"  ({'; '.join(notes)})" if notes else ""))
+    print(
+        f"   (sessions: GET/POST over {s.get_sessions}, listing of {s.list_sessions}, retrieval of "
+        f"{s.retrieval_sessions} x {s.retrieval_messages} messages, {s.users} users x {s.user_sessions} sessions x "
+        f"{s.user_messages} messages; load {result.load_average}, {result.cpu_count} CPUs)"
+    )
+
+
+def summary_lines(result: CostResult) -> list[str]:
+    lines: list[str] = []
+    for server in result.servers:
+        ping = next(row for row in server.rows if row.route == PING)
+        lines.append(
+            f"Redis cost per op, {server.kind} (Redis {result.redis_version}, {server.clients} clients, "
+            f"{server.rounds}x{server.ops} ops per route; PING floor {ping.cpu_us_per_op:.1f} us CPU/op; "
+            "`make bench-redis`):"
+        )
+        lines += ["  " + line for line in table_lines(server)]
+    return lines
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer ops and rounds (a rough figure in under a minute)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--clients", type=int, help="concurrent client threads (default 16)")
+    parser.add_argument("--ops", type=int, help="operations per route per round")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds on the standalone server")
+    parser.add_argument("--no-cluster", action="store_true", help="skip the 3-node cluster")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.getLogger("motorhead").setLevel(logging.WARNING)  # the indexer logs each job of the seeding
+    base = QUICK if args.quick else DEFAULT
+    settings = CostSettings(
+        **{
+            **asdict(base),
+            "clients": max(1, args.clients or base.clients),
+            "ops": max(1, args.ops or base.ops),
+            "rounds": max(1, args.rounds or base.rounds),
+        }
+    )
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+
+    result = benchmark(settings, progress, cluster=not args.no_cluster)
+    print_result(result, 1)
+    print("\n```text\n" + "\n".join(summary_lines(result)) + "\n```")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {args.json}")
+    print(f"\n(done in {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Per-tenant quotas on a real Redis, standalone and cluster: a write past a quota is refused (429 over HTTP) with
+nothing stored, the usage counters stay exactly what the tenant's live sessions hold under concurrent writes and
+deletions (a property test), and other tenants are not touched."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import hypothesis
+import pytest
+import redis
+import requests
+from hypothesis import strategies as st
+
+from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.store import RedisMemoryStore
+from motorhead.core.memory import MemoryService
+from motorhead.core.values import MemoryLimits, NewMessage, Quotas, SessionRef
+from motorhead.errors import QuotaExceededError
+from motorhead.settings import Settings
+from tests.integration.conftest import serving
+from tests.support import cold_start
+
+LIMITS = MemoryLimits(window=12)
+
+
+@dataclass
+class Tenancy:
+    store: RedisMemoryStore
+    nodes: list[int]
+    cluster: bool
+
+    def service(self, quotas: Quotas) -> MemoryService:
+        return MemoryService(store=self.store, limits=LIMITS, quotas=quotas)
+
+    def held(self, tenant: str) -> dict[str, int]:
+        """What the tenant's live sessions hold, read session by session (the truth the counters must match)."""
+        root = Keys("mh").session(SessionRef(tenant, "x")).meta.split(":{")[0]
+        sessions = messages = written = 0
+        for port in self.nodes:
+            with redis.Redis(port=port, decode_responses=True) as client:
+                for meta in client.scan_iter(f"{root}:{{*}}:meta", count=1_000):
+                    fields = client.hmget(meta, "q", "seq", "bytes")
+                    if fields[0] == "1":
+                        sessions += 1
+                        messages += int(fields[1] or 0)
+                        written += int(fields[2] or 0)
+        return {"sessions": sessions, "messages": messages, "bytes": written}
+
+
+@pytest.fixture(params=["standalone", pytest.param("cluster", marks=pytest.mark.cluster)])
+def tenancy(
+    request: pytest.FixtureRequest, redis_server: EmbeddedRedis, redis_cluster: EmbeddedRedisCluster
+) -> Iterator[Tenancy]:
+    cluster = request.param == "cluster"
+    nodes = [node.port for node in (redis_cluster.nodes if cluster else [redis_server])]
+    for port in nodes:
+        with redis.Redis(port=port) as client:
+            client.flushall()
+    connector = RedisConnector(Settings(REDIS_URL=redis_cluster.url if cluster else redis_server.url))
+    yield Tenancy(store=RedisMemoryStore(connector, Keys("mh")), nodes=nodes, cluster=cluster)
+    connector.close()
+
+
+def says(n: int, text: str = "hello") -> list[NewMessage]:
+    return [NewMessage("Human", text) for _ in range(n)]
+
+
+def test_quota_given_messages_refuses_the_write_past_it_and_stores_nothing(tenancy: Tenancy) -> None:
+    memory = tenancy.service(Quotas(messages=5))
+    session = SessionRef("acme", "chat")
+    memory.add_memory(session, says(3))
+    # When a write would take acme to 6 messages / Then it is refused, whole, and nothing changed
+    with pytest.raises(QuotaExceededError, match="quota of 5 messages"):
+        memory.add_memory(session, says(3))
+    assert len(memory.get_memory(session).messages) == 3
+    assert tenancy.store.usage("acme")["messages"] == 3
+    # And a write that fits is fine, up to the quota; another tenant has its own
+    memory.add_memory(session, says(2))
+    memory.add_memory(SessionRef("globex", "chat"), says(5))
+    assert tenancy.store.usage("acme")["messages"] == tenancy.store.usage("globex")["messages"] == 5
+    # And deleting the session gives its messages back
+    memory.delete_memory(session)
+    assert tenancy.store.usage("acme") == {"sessions": 0, "messages": 0, "bytes": 0, "namespaces": 1}
+    memory.add_memory(session, says(5))
+
+
+def test_quota_given_sessions_refuses_a_new_session_but_not_a_write_to_an_existing_one(tenancy: Tenancy) -> None:
+    memory = tenancy.service(Quotas(sessions=2))
+    a, b, c = (SessionRef("acme", name) for name in "abc")
+    memory.add_memory(a, says(1))
+    memory.add_memory(b, says(1))
+    with pytest.raises(QuotaExceededError, match="quota of 2 sessions"):
+        memory.add_memory(c, says(1))
+    assert memory.get_memory(c).messages == []
+    memory.add_memory(a, says(1))  # an existing session takes more
+    memory.delete_memory(b)
+    memory.add_memory(c, says(1))  # and a freed place is taken
+    assert tenancy.store.usage("acme")["sessions"] == 2
+
+
+def test_quota_given_bytes_and_namespaces_count_what_the_client_wrote(tenancy: Tenancy) -> None:
+    memory = tenancy.service(Quotas(bytes=100, namespaces=2))
+    session = SessionRef("acme", "chat")
+    memory.add_memory(session, [NewMessage("Human", "x" * 40)], context="y" * 10)  # 5 + 40 + 10 bytes
+    assert tenancy.store.usage("acme")["bytes"] == 55
+    with pytest.raises(QuotaExceededError, match="quota of 100 bytes stored"):
+        memory.add_memory(session, [NewMessage("Human", "x" * 41)])
+    memory.add_memory(SessionRef("acme", "n1"), says(1, "hi"), namespace="one")
+    with pytest.raises(QuotaExceededError, match="quota of 2 namespaces"):
+        memory.add_memory(SessionRef("acme", "n2"), says(1, "hi"), namespace="two")
+    assert memory.get_memory(SessionRef("acme", "n2")).messages == []
+
+
+def test_quota_given_a_session_written_before_quotas_counts_it_whole_at_its_next_write(tenancy: Tenancy) -> None:
+    session = SessionRef("acme", "old")
+    tenancy.service(Quotas()).add_memory(session, says(4))  # quotas off: not counted
+    assert tenancy.store.usage("acme")["messages"] == 0
+    tenancy.service(Quotas(messages=100)).add_memory(session, says(1))
+    assert tenancy.store.usage("acme") | {"namespaces": 0} == {"sessions": 1, "messages": 5, "bytes": 50,
+                                                               "namespaces": 0}  # fmt: skip
+    assert tenancy.store.usage("acme") | {"namespaces": 0} == tenancy.held("acme") | {"namespaces": 0}
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["append", "append", "append", "delete", "context"]),
+        st.integers(0, 5),  # the session
+        st.integers(0, 4),  # how many messages
+        st.sampled_from(["", "ns-a", "ns-b"]),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@hypothesis.settings(max_examples=12, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+@hypothesis.given(ops=OPS, quota=st.sampled_from([0, 12, 40]))
+@hypothesis.example(ops=[("append", 0, 2, ""), ("delete", 0, 0, ""), ("append", 1, 3, "ns-a")], quota=0)
+@hypothesis.example(ops=[("append", n % 3, 4, "ns-b") for n in range(8)] + [("delete", 1, 0, "")], quota=12)
+def test_usage_given_concurrent_writes_and_deletes_stays_what_the_sessions_hold(
+    tenancy: Tenancy, ops: list[tuple[str, int, int, str]], quota: int
+) -> None:
+    for port in tenancy.nodes:
+        with redis.Redis(port=port) as client:
+            client.flushall()
+    memory = tenancy.service(Quotas(messages=quota, sessions=1_000))
+
+    def run(share: list[tuple[str, int, int, str]]) -> None:
+        for op, n, count, namespace in share:
+            session = SessionRef("acme", f"s{n}")
+            try:
+                if op == "delete":
+                    memory.delete_memory(session, namespace=namespace or None)
+                elif op == "context":
+                    memory.add_memory(session, [], context="summary " * count, namespace=namespace or None)
+                else:
+                    memory.add_memory(session, says(count, f"m{count}"), namespace=namespace or None)
+            except QuotaExceededError:
+                pass
+
+    # Given four writers sharing the operations / When they run at once
+    threads = [threading.Thread(target=run, args=(ops[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then the counters are what the live sessions hold, and never past the quota
+    usage = tenancy.store.usage("acme")
+    assert {name: usage[name] for name in ("sessions", "messages", "bytes")} == tenancy.held("acme")
+    if quota:
+        assert usage["messages"] <= quota
+
+
+def test_http_given_a_quota_answers_429_json_and_stores_nothing(redis_server: EmbeddedRedis) -> None:
+    with redis.Redis(port=redis_server.port) as client:
+        client.flushall()
+    with (
+        cold_start(REDIS_URL=redis_server.url, MOTORHEAD_QUOTA_MESSAGES="2") as api,
+        serving(api) as url,
+    ):
+        body = {"messages": [{"role": "Human", "content": "hi"}] * 2}
+        assert requests.post(f"{url}/sessions/chat/memory", json=body, timeout=30).status_code == 200
+        refused = requests.post(f"{url}/sessions/chat/memory", json=body, timeout=30)
+        assert refused.status_code == 429
+        assert refused.json() == {"error": "this tenant's quota of 2 messages is used up; nothing was stored"}
+        assert len(requests.get(f"{url}/sessions/chat/memory", timeout=30).json()["messages"]) == 2

@@ -1,0 +1,170 @@
+"""Each hot route's Redis work, counted on a real Redis: its round trips and the commands the server runs (Lua's
+included). A change that adds a round trip or a command to a route fails here; docs/benchmarks.md lists the figures
+and `make bench-redis` measures what they cost the server. The routes run through their real services and store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
+from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.adapters.redis_db.exact_index import ExactVectorIndex
+from motorhead.adapters.redis_db.key_store import RedisKeyStore
+from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
+from motorhead.adapters.redis_db.store import RedisMemoryStore
+from motorhead.composition import long_term
+from motorhead.core.api_keys import ApiKeys
+from motorhead.core.auth import Credential
+from motorhead.core.memory import MemoryService
+from motorhead.core.values import MemoryLimits, NewMessage, Quotas, SessionJob, SessionRef, UserRef
+from motorhead.errors import AuthenticationError
+from motorhead.ltm.indexing import IndexerService
+from motorhead.ltm.retrieval import RetrievalService
+from motorhead.settings import Settings
+from tests.redis_counting import Count, counted
+
+
+class Jobs:
+    def __init__(self) -> None:
+        self.sent: list[SessionJob] = []
+
+    def send(self, job: SessionJob) -> None:
+        self.sent.append(job)
+
+
+@dataclass
+class Routes:
+    memory: MemoryService
+    unquoted: MemoryService  # the same, with no quotas
+    retrieval: RetrievalService
+    indexer: IndexerService
+    ports: list[int]
+    cluster: bool
+    connector: RedisConnector
+
+    def count(self, route: object) -> Count:
+        with counted(self.ports) as count:
+            route()  # type: ignore[operator]
+        return count
+
+
+@pytest.fixture(params=["standalone", pytest.param("cluster", marks=pytest.mark.cluster)])
+def routes(
+    request: pytest.FixtureRequest, redis_server: EmbeddedRedis, redis_cluster: EmbeddedRedisCluster
+) -> Iterator[Routes]:
+    cluster = request.param == "cluster"
+    nodes = redis_cluster.nodes if cluster else [redis_server]
+    for node in nodes:
+        with redis.Redis(port=node.port) as client:
+            client.flushall()
+    url = redis_cluster.url if cluster else redis_server.url
+    connector = RedisConnector(Settings(REDIS_URL=url, MOTORHEAD_REDIS_MODE="auto"))
+    keys = Keys("mh")
+    store = RedisMemoryStore(connector, keys)
+    embedder = long_term.embedder(Settings(MOTORHEAD_EMBEDDER="local"))
+    index = ExactVectorIndex(connector, keys, dimensions=embedder.dimensions)
+    limits = MemoryLimits(window=12, max_messages_per_request=100, max_message_bytes=65_536,
+                          max_context_bytes=65_536, max_session_id_bytes=256)  # fmt: skip
+    memory = MemoryService(store=store, limits=limits, summary_jobs=Jobs(), index_jobs=Jobs(), quotas=QUOTAS)
+    keywords = RedisKeywordIndex(connector, keys)
+    yield Routes(
+        memory=memory,
+        unquoted=MemoryService(store=store, limits=limits, summary_jobs=Jobs(), index_jobs=Jobs()),
+        retrieval=RetrievalService(embedder=embedder, index=index, keywords=keywords, users=store),
+        indexer=IndexerService(store=store, embedder=embedder, index=index),
+        ports=[node.port for node in nodes],
+        cluster=cluster,
+        connector=connector,
+    )
+    connector.close()
+
+
+def two(n: int) -> list[NewMessage]:
+    return [NewMessage("Human", f"question {n} about peanuts"), NewMessage("AI", f"answer {n}")]
+
+
+ANA = UserRef("acme", "ana")
+QUOTAS = Quotas(sessions=1_000, messages=100_000, bytes=10_000_000, namespaces=10)  # on, as the template's are
+
+
+def prepared(routes: Routes, session_id: str) -> SessionRef:
+    """A session of ana's with six indexed messages, among three more of hers."""
+    session = SessionRef("acme", session_id)
+    for n in range(3):
+        routes.memory.add_memory(session, two(n), user_id="ana")
+        routes.indexer.run(SessionJob(session=session, last_id=2 * n + 2))
+    return session
+
+
+# Each hot route, what it does, and its budget on a single Redis and on a cluster: (round trips, commands), with the
+# tenant's quotas on (as the template's are). A single Redis runs each write as one script (the tenant's usage and the
+# listings included); on a cluster the usage and the listings are on other slots.
+ROUTES: dict[str, tuple[Callable[[Routes, SessionRef], object], tuple[int, int], tuple[int, int]]] = {
+    "GET memory": (lambda r, s: r.memory.get_memory(s), (1, 2), (1, 2)),
+    "POST memory": (lambda r, s: r.memory.add_memory(s, two(9)), (1, 14), (3, 15)),
+    "POST memory?user_id": (lambda r, s: r.memory.add_memory(s, two(9), user_id="ana"), (1, 15), (5, 17)),
+    "POST memory, no quotas": (lambda r, s: r.unquoted.add_memory(s, two(9)), (1, 11), (2, 11)),
+    "DELETE memory": (lambda r, s: r.memory.delete_memory(s), (1, 11), (5, 11)),
+    "GET sessions": (lambda r, s: r.memory.list_sessions("acme", page=1, size=10), (1, 2), (1, 2)),
+    "GET sessions?user_id": (
+        lambda r, s: r.memory.list_sessions("acme", page=1, size=10, user_id="ana"),
+        (2, 6),
+        (3, 6),
+    ),
+    "POST retrieval": (lambda r, s: r.retrieval.retrieve(s, "peanuts", 10), (2, 9), (2, 9)),
+    "POST users/{id}/retrieval": (lambda r, s: r.retrieval.retrieve_user(ANA, "peanuts", 10), (5, 27), (13, 41)),
+}
+
+
+@pytest.mark.parametrize("name", list(ROUTES))
+def test_route_given_a_warm_process_makes_its_round_trips_and_commands(routes: Routes, name: str) -> None:
+    route, standalone, cluster = ROUTES[name]
+    # Given a few sessions of ana's, and the route run once already (its scripts loaded, its connections open)
+    warm, counted_session = prepared(routes, "warm-up"), prepared(routes, "chat-1")
+    for n in range(2):
+        prepared(routes, f"other-{n}")
+    route(routes, warm)
+    # When it runs again
+    count = routes.count(lambda: route(routes, counted_session))
+    # Then it made its budget's round trips, and the server ran its budget's commands
+    expected = cluster if routes.cluster else standalone
+    assert (count.round_trips, count.total_commands) == expected, count.commands
+
+
+# --- credentials ----------------------------------------------------------------------------------------------------
+
+
+def test_api_keys_given_bad_credentials_refuse_them_with_no_redis_work(routes: Routes) -> None:
+    # Given a process that has checked a good key (its copy of the key directory loaded)
+    store = RedisKeyStore(routes.connector, Keys("mh"))
+    keys = ApiKeys(store, cache_seconds=60)
+    key, info = ApiKeys(store).create("acme")
+    keys.authenticate(Credential(kind="bearer", secret=key))
+    bad = [f"mhk_{n:016x}_{'A' * 43}" for n in range(200)] + [f"mhk_{info.key_id}_{'B' * 43}", "mhk_nope", ""]
+    # When unknown ids, a wrong secret and malformed keys come, and the good key again
+    with counted(routes.ports) as count:
+        for secret in bad:
+            with pytest.raises(AuthenticationError):
+                keys.authenticate(Credential(kind="bearer", secret=secret))
+        keys.authenticate(Credential(kind="bearer", secret=key))
+    # Then none of them cost Redis anything
+    assert (count.round_trips, count.total_commands) == (0, 0), count.commands
+
+
+def test_api_keys_given_a_key_revoked_elsewhere_refuse_it_within_a_second(routes: Routes) -> None:
+    # Given a process using a key with the default period, and an admin process
+    store = RedisKeyStore(routes.connector, Keys("mh"))
+    api, admin = ApiKeys(store), ApiKeys(store)
+    key, info = admin.create("acme")
+    assert api.authenticate(Credential(kind="bearer", secret=key)).tenant == "acme"
+    # When the admin revokes it / Then a second later the process refuses it
+    assert admin.revoke(info.key_id)
+    time.sleep(1.05)
+    with pytest.raises(AuthenticationError):
+        api.authenticate(Credential(kind="bearer", secret=key))
