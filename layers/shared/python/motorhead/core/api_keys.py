@@ -72,6 +72,12 @@ class KeyStore(Protocol):
         ...
 
 
+def key_id_of(secret: str) -> str | None:
+    """The public id of a well-formed API key (verified or not); None for anything else."""
+    found = _KEY.match(secret.strip())
+    return found.group(1) if found else None
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 

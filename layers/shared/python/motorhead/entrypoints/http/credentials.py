@@ -12,16 +12,13 @@ An ``Authorization`` header comes first; a malformed one is an error, never a re
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Mapping
 
-from motorhead.core.api_keys import KEY_PREFIX
+from motorhead.core.api_keys import key_id_of
 from motorhead.core.auth import Credential
 from motorhead.errors import AuthenticationError
 
 MAX_CREDENTIAL_CHARS = 8_192
-# An API key's shape (motorhead.core.api_keys: mhk_<16 hex digits>_<43 URL-safe characters>), to name a refused key
-_API_KEY = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]{{16}})_[A-Za-z0-9_-]{{43}}$")
 
 
 def credential_from(headers: Mapping[str, str]) -> Credential | None:
@@ -67,5 +64,4 @@ def presented_key_id(credential: Credential | None) -> str | None:
     None for no credential, a malformed key, or anything that is no API key (a JWT)."""
     if credential is None:
         return None
-    found = _API_KEY.match(credential.secret)
-    return found.group(1) if found else None
+    return key_id_of(credential.secret)
