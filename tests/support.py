@@ -134,6 +134,13 @@ def messages(n: int, start: int = 0) -> list[dict[str, str]]:
     return [{"role": "Human" if i % 2 == 0 else "AI", "content": f"message {i}"} for i in range(start, start + n)]
 
 
+def with_wrong_secret(key: str, count: int = 1) -> str:
+    """``key`` with its last ``count`` characters each replaced by a different one: always a wrong key of the same
+    shape (a fixed replacement such as ``key[:-1] + "A"`` is the key itself whenever it already ends in ``A``)."""
+    head, tail = key[: len(key) - count], key[len(key) - count :]
+    return head + "".join("B" if c == "A" else "A" for c in tail)
+
+
 def ref(session_id: str, tenant: str = NO_TENANT) -> SessionRef:
     """The session ``session_id`` of ``tenant`` (no tenant by default, as with ``MOTORHEAD_AUTH=none``)."""
     return SessionRef(tenant=tenant, id=session_id)

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from devserver.embedded_redis import free_port
 from tests.browser.conftest import drain
 from tests.make_run import make_run, user_environment
-from tests.support import REPO
+from tests.support import REPO, with_wrong_secret
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def test_console_given_a_wrong_key_says_it_was_refused(secure: SecureConsole, pa
     page.goto(secure.url)
     expect(page.locator("#banner")).to_be_visible()
     # When a wrong key is pasted
-    page.fill("#key-input", secure.key[:-2] + "xx")
+    page.fill("#key-input", with_wrong_secret(secure.key, 2))
     page.click("#key-use")
     # Then the page says the key was refused, and shows no session
     expect(page.locator("#banner")).to_contain_text("The key was refused.")

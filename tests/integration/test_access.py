@@ -16,6 +16,7 @@ import redis
 import requests
 
 from tests.integration.conftest import SecureApi
+from tests.support import with_wrong_secret
 
 ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     # method, path (for session "s"), body, scope it needs
@@ -191,7 +192,7 @@ def test_answers_and_logs_given_attacks_never_carry_a_key_its_hash_or_another_te
     send: Callable[..., requests.Response] = lambda *a, **k: call(secure.base_url, *a, **k)  # noqa: E731
     # When the attacker tries the victim's key with one character changed, its own key on write routes, and
     # hostile ids, and the victim works normally
-    tampered = victim[:-1] + ("A" if victim[-1] != "A" else "B")
+    tampered = with_wrong_secret(victim)
     answers.append(send("GET", "/sessions/x/memory", headers=bearer(tampered)).text)
     answers.append(send("POST", "/sessions/x/memory", {"messages": []}, bearer(attacker)).text)
     answers.append(send("GET", "/sessions/" + quote("../victim-corp", safe=""), headers=bearer(attacker)).text)

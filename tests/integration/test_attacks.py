@@ -52,7 +52,7 @@ from tests.jwks_server import (
     signed_as_is,
     unsigned_token,
 )
-from tests.support import cold_start, get_event, post_event
+from tests.support import cold_start, get_event, post_event, with_wrong_secret
 
 PREFIXES = ["", "/motorhead"]
 EMPTY: dict[str, Any] = {"messages": [], "context": None, "tokens": 0}
@@ -209,7 +209,7 @@ def test_key_record_given_no_tenant_or_an_unusable_one_is_refused_and_never_read
                     refused(answer, 401, NO_TENANT_BODY)
                     assert marker not in answer.text, (case, answer)
             # And with a wrong secret the same id says only "invalid API key" (no word about the record's tenant)
-            forged = key[:-1] + ("T" if key[-1] != "T" else "U")
+            forged = with_wrong_secret(key)
             refused(send(secure.base_url, "GET", "/keys/current", bearer(forged)), 401, INVALID_KEY)
         # And nothing changed: the legacy session is whole, no tenant space appeared
         assert not changed(before, snapshot(raw))
@@ -1016,7 +1016,7 @@ def test_answers_and_logs_given_refusals_of_api_keys_never_carry_a_key_its_hash_
         capsys.readouterr()
         # When the attacker causes every kind of refusal: 401 (victim's id, another secret), 403, 429, 400
         answers = [
-            send(secure.base_url, "GET", "/sessions/s/memory", bearer(victim[:-3] + "AAA")),
+            send(secure.base_url, "GET", "/sessions/s/memory", bearer(with_wrong_secret(victim, 3))),
             send(secure.base_url, "POST", "/sessions/s/memory", bearer(attacker), say("x")),
             send(secure.base_url, "GET", "/keys/current", bearer(attacker)),
             send(secure.base_url, "GET", "/keys/current", bearer(attacker)),
