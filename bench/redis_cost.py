@@ -18,7 +18,12 @@ takes its summary and index leases as it does on AWS), on a fresh ``EmbeddedRedi
 - ``user retrieval``: ``RetrievalService.retrieve_user`` (limit 10) of a user with several indexed sessions, likewise;
 - ``API key, cold cache``: ``ApiKeys.authenticate`` on the Redis key store with ``cache_seconds=0`` (every check
   reads the key directory's revision; the directory itself is loaded once, as nothing changes);
-- ``PING`` (the floor): one ``PING`` per operation through the same client.
+- ``PING`` (the floor): one ``PING`` per operation through the same client;
+- ``POST's commands, piped`` (the append's floor, single Redis only): the commands the append script ran for one
+  ``POST 2 messages`` (captured once with ``MONITOR``), sent without a script as one plain pipeline per operation,
+  spread over as many sessions as the POST route's and grown the same way (each copy's messages get new ids, so it
+  adds members as an append does): what the append's reads and writes cost in one round trip with nothing else,
+  against which the scripted append is compared (the issue's "one-round-trip floor" for an append).
 
 Measured per phase (one route, ``clients`` threads sharing the process's one client, as ``clients`` concurrent
 callers, doing ``ops`` operations between them):
@@ -73,8 +78,7 @@ from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.key_store import RedisKeyStore
 from motorhead.adapters.redis_db.keys import Keys
-from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
-from motorhead.composition.long_term import vector_index
+from motorhead.composition.long_term import retrieval_indexes
 from motorhead.composition.memory import memory_limits, redis_store
 from motorhead.core.api_keys import ApiKeys
 from motorhead.core.auth import Credential
@@ -91,9 +95,11 @@ LIST_TENANT = "lister"
 DIMENSIONS = 384
 K = 10
 PING = "PING (floor)"
+APPEND_FLOOR = "POST's commands, piped"
 ROUTES = (
     "GET memory",
     "POST 2 messages",
+    APPEND_FLOOR,
     "POST, no quotas",
     "DELETE",
     "list sessions",
@@ -450,6 +456,58 @@ def seed_messages(index: int) -> list[NewMessage]:
 
 
 CONTEXT = "The user likes electronic music and asked about DJs from Colombia."
+POST_PAIR = [NewMessage("Human", "what did we say about the trip?"), NewMessage("AI", "You chose Bogota.")]
+
+
+def monitor_arguments(line: str) -> list[bytes]:
+    """The arguments of one ``MONITOR`` line (``1700000000.1 [0 lua] "ZADD" "k" "1" "m"``): each is quoted, with
+    ``\\``, ``\\"``, ``\\n``, ``\\r``, ``\\t``, ``\\a``, ``\\b`` and ``\\xHH`` escapes (Redis's ``sdscatrepr``)."""
+    escapes = {"n": "\n", "r": "\r", "t": "\t", "a": "\a", "b": "\b", '"': '"', "\\": "\\"}
+    args: list[bytes] = []
+    at = line.index("] ") + 2
+    while at < len(line):
+        if line[at] != '"':
+            at += 1
+            continue
+        at += 1
+        chars: list[str] = []
+        while line[at] != '"':
+            if line[at] == "\\":
+                if line[at + 1] == "x":
+                    chars.append(chr(int(line[at + 2 : at + 4], 16)))
+                    at += 4
+                    continue
+                chars.append(escapes[line[at + 1]])
+                at += 2
+                continue
+            chars.append(line[at])
+            at += 1
+        args.append("".join(chars).encode("latin-1"))  # every byte past ASCII came as \\xHH
+        at += 1
+    return args
+
+
+def scripted_commands(client: redis.Redis, run: Callable[[], object]) -> list[list[bytes]]:
+    """The commands Lua scripts ran on the server while ``run`` ran (``MONITOR``'s ``lua`` lines), in order."""
+    connection = client.connection_pool.get_connection("MONITOR")
+    marker = f"scripted-commands-end-{time.monotonic_ns()}"
+    try:
+        connection.send_command("MONITOR")  # type: ignore[no-untyped-call]
+        if str(connection.read_response()) not in ("OK", "b'OK'"):
+            raise RuntimeError("MONITOR refused")
+        run()
+        client.echo(marker)
+        commands: list[list[bytes]] = []
+        while True:
+            reply = connection.read_response()
+            line = reply.decode() if isinstance(reply, bytes) else str(reply)
+            if marker in line:
+                return commands
+            if " lua] " in line:
+                commands.append(monitor_arguments(line))
+    finally:
+        connection.disconnect()  # type: ignore[no-untyped-call]
+        client.connection_pool.release(connection)
 
 
 class Routes:
@@ -476,13 +534,13 @@ class Routes:
         )
         self.unquoted = MemoryService(store=store, limits=limits, summary_jobs=jobs[0], index_jobs=jobs[1])
         self.embedder = HashedWords()
-        index = vector_index(self.config, self.connector, dimensions=self.embedder.dimensions)
+        index, keywords = retrieval_indexes(self.config, self.connector, dimensions=self.embedder.dimensions)
         if index.name != "exact":
             raise RuntimeError(f"asked for the exact backend, got {index.name}")
         self.retrieval = RetrievalService(
             embedder=self.embedder,
             index=index,
-            keywords=RedisKeywordIndex(self.connector, keys),
+            keywords=keywords,
             hybrid=self.config.retrieval_hybrid,
             users=redis_store(self.config, self.connector),
         )
@@ -493,6 +551,13 @@ class Routes:
         self.credentials: list[Credential] = []
         self.queries: list[str] = []
         self.deleted = 0
+        self.cluster = cluster
+        # on a cluster the append's commands span slots (its listings, the tenant's usage): no plain pipeline of them
+        self.routes = tuple(route for route in ROUTES if not (cluster and route == APPEND_FLOOR))
+        self.append_commands: list[list[bytes]] = []
+        self.append_tag = b""
+        self.floor_tags: list[bytes] = []
+        self.copies = 0  # how many copies of the append the floor has sent
 
     def seed(self, progress: Callable[[str], None]) -> None:
         s = self.settings
@@ -514,6 +579,19 @@ class Routes:
             Credential(kind="bearer", secret=self.api_keys.create(TENANT, label=f"bench {i}")[0])
             for i in range(self.settings.clients)
         ]
+        if not self.cluster:  # the append's commands, as its script ran them for a session that exists
+            template = SessionRef(TENANT, "floor-template")
+            self.memory.add_memory(template, POST_PAIR)
+            client = self.connector.client(binary=True)
+            assert isinstance(client, redis.Redis)
+            self.append_commands = scripted_commands(client, lambda: self.memory.add_memory(template, POST_PAIR))
+            self.append_tag = Keys(self.config.key_prefix).session(template).tag.encode()
+            for i in range(s.get_sessions):  # the floor's sessions, as the POST route's are before it runs
+                floor = SessionRef(TENANT, f"floor-{i}")
+                self.memory.add_memory(floor, POST_PAIR)
+                self.floor_tags.append(Keys(self.config.key_prefix).session(floor).tag.encode())
+            if not self.append_commands or not any(self.append_tag in arg for c in self.append_commands for arg in c):
+                raise RuntimeError(f"the append's scripted commands were not captured: {self.append_commands}")
         progress("redis cost: seeded")
 
     def _indexed(
@@ -559,9 +637,12 @@ class Routes:
             return [partial(memory.get_memory, get_refs[i % len(get_refs)]) for i in range(ops)]
         if route in ("POST 2 messages", "POST, no quotas"):
             post_refs = [SessionRef(TENANT, f"post-{i}") for i in range(s.get_sessions)]
-            pair = [NewMessage("Human", "what did we say about the trip?"), NewMessage("AI", "You chose Bogota.")]
             writer = memory if route == "POST 2 messages" else self.unquoted
-            return [partial(writer.add_memory, post_refs[i % len(post_refs)], pair) for i in range(ops)]
+            return [partial(writer.add_memory, post_refs[i % len(post_refs)], POST_PAIR) for i in range(ops)]
+        if route == APPEND_FLOOR:
+            client = self.connector.client(binary=True)
+            first, self.copies = self.copies, self.copies + ops
+            return [partial(self._piped_append, client, first + i) for i in range(ops)]
         if route == "DELETE":
             doomed = [SessionRef(TENANT, f"deleted-{self.deleted + i}") for i in range(ops)]
             self.deleted += ops
@@ -589,6 +670,25 @@ class Routes:
                 return [partial(client.ping, target_nodes=RedisCluster.RANDOM) for _ in range(ops)]
             return [client.ping for _ in range(ops)]
         raise ValueError(f"no route {route!r}")
+
+    def _piped_append(self, client: redis.Redis | RedisCluster, copy: int) -> None:
+        """The append's commands in one plain pipeline, on one of ``get_sessions`` sessions grown as the POST route's
+        are (its tag and id in place of the captured session's); the messages' ids (scores, and the ``"id":`` each
+        member starts with) moved past every earlier copy's, so that each copy adds members as an append does."""
+        tag, name = self.append_tag, b"floor-template"
+        target = copy % self.settings.get_sessions
+        fresh_tag, fresh_name = self.floor_tags[target], f"floor-{target}".encode()
+        shift = 1_000_000 + 2 * copy  # two messages per copy
+        pipe = client.pipeline(transaction=False)
+        for command in self.append_commands:
+            args = [arg.replace(tag, fresh_tag).replace(name, fresh_name) for arg in command]
+            if args[0].upper() == b"ZADD" and len(args) > 3 and args[3].startswith(b'{"id":'):
+                for at in range(2, len(args) - 1, 2):  # score, member: a message of the session
+                    old = int(args[at])
+                    args[at] = b"%d" % (old + shift)
+                    args[at + 1] = args[at + 1].replace(b'{"id":%d,' % old, b'{"id":%d,' % (old + shift), 1)
+            pipe.execute_command(*args)
+        pipe.execute()
 
     def close(self) -> None:
         self.connector.close()
@@ -695,11 +795,11 @@ def measure(
         routes.seed(progress)
         routes.check()
         idle_before = idle_cpu(observers)
-        for route in ROUTES:  # warm-up, not recorded: every client's connection open, every script loaded
+        for route in routes.routes:  # warm-up, not recorded: every client's connection open, every script loaded
             run_phase(routes.prepare(route, settings.clients * 4), settings.clients, observers)
-        samples: dict[str, list[Sample]] = {route: [] for route in ROUTES}
+        samples: dict[str, list[Sample]] = {route: [] for route in routes.routes}
         for round_no in range(1, rounds + 1):
-            for route in random.sample(ROUTES, len(ROUTES)):
+            for route in random.sample(routes.routes, len(routes.routes)):
                 ops = max(settings.clients, settings.ops // FEWER_OPS.get(route, 1))
                 samples[route].append(run_phase(routes.prepare(route, ops), settings.clients, observers))
             progress(f"redis cost ({kind}): round {round_no}/{rounds}")

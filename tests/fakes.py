@@ -33,7 +33,7 @@ from motorhead.core.values import (
 )
 from motorhead.errors import ConflictError, QuotaExceededError
 from motorhead.ltm.bm25 import SessionTexts
-from motorhead.ltm.ports import Scored, Vectors
+from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, Vectors, lookup_apart
 from motorhead.ltm.recipe import CURRENT_DENSE_TEXT, DenseText
 
 
@@ -416,6 +416,9 @@ class FakeVectorIndex:
 
     def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
         return [self.texts(session) for session in sessions]
+
+    def lookup_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int, keywords: KeywordIndex) -> Lookup:
+        return lookup_apart(self, keywords, sessions, query, k)
 
 
 def ticking(start: float = 0.0, step: float = 1.0) -> Callable[[], float]:

@@ -222,18 +222,24 @@ def test_key_record_given_one_this_version_cannot_read_refuses_it_as_an_unknown_
     keyed: SecureApi, raw: redis.Redis
 ) -> None:
     # Given a working key, and key records damaged by hand or written by a newer version: no secret hash, a scope
-    # this version does not know, a creation time that is not a number (each with the right secret otherwise)
+    # this version does not know, a creation time that is not a number, a label that is not UTF-8, a record that is
+    # not a hash at all (each with the right secret otherwise)
     good = keyed.key("acme")
     damaged: dict[str, str] = {}
-    for case in ["no-hash", "unknown-scope", "bad-created-at"]:
+    for case in ["no-hash", "unknown-scope", "bad-created-at", "not-utf-8", "not-a-hash"]:
         key = keyed.key("acme")
         name = f"mh:apikey:{key.split('_')[1]}"
         if case == "no-hash":
             raw.hdel(name, "hash")
         elif case == "unknown-scope":
             raw.hset(name, "scopes", "read,superuser")
-        else:
+        elif case == "bad-created-at":
             raw.hset(name, "created_at", "yesterday")
+        elif case == "not-utf-8":
+            raw.hset(name, "label", b"\xff\xfe")
+        else:
+            raw.delete(name)
+            raw.rpush(name, "a list")
         damaged[case] = key
     for case, key in damaged.items():
         for method, path in [("GET", "/sessions/a/memory"), ("GET", "/sessions"), ("GET", "/keys/current")]:
@@ -246,6 +252,38 @@ def test_key_record_given_one_this_version_cannot_read_refuses_it_as_an_unknown_
     assert send(keyed.base_url, "GET", "/keys/current", bearer(good)).status == 200
     listed = keyed.api.admin({"action": "list", "tenant": "acme"})
     assert [entry["key_id"] for entry in listed["keys"]] == [good.split("_")[1]], listed
+
+
+@pytest.mark.parametrize("change", ["create", "revoke"])
+def test_key_store_given_a_change_bumps_the_revision_only_after_the_change_is_written(
+    redis_server: EmbeddedRedis, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    # Given the Redis key store, and every request it sends recorded (on a cluster the record, the id set and the
+    # revision are on three nodes: a revision sent beside the change could land first, and a process reading it then
+    # would hold a revoked key under the new revision until the next change)
+    connector = RedisConnector(Settings(REDIS_URL=redis_server.url))
+    store = RedisKeyStore(connector, Keys())
+    key = StoredKey(uuid.uuid4().hex[:16], "acme", hashlib.sha256(b"S").hexdigest(), ALL_SCOPES, created_at=1)
+    if change == "revoke":
+        store.put(key)
+    sends: list[bytes] = []
+    original: Callable[..., None] = redis.connection.AbstractConnection.send_packed_command
+
+    def recording(self: Any, command: Any, check_health: bool = True) -> None:
+        parts = [command] if isinstance(command, str | bytes) else command
+        sends.append(b"".join(p.encode() if isinstance(p, str) else bytes(p) for p in parts))
+        original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", recording)
+    # When a key is created or revoked
+    store.put(key) if change == "create" else store.delete(key.key_id)
+    monkeypatch.undo()
+    connector.close()
+    # Then the revision's INCR is a request of its own, sent after the one that wrote the change
+    bumps = [n for n, sent in enumerate(sends) if b"INCR" in sent]
+    writes = [n for n, sent in enumerate(sends) if (b"HSET" if change == "create" else b"SREM") in sent]
+    assert len(bumps) == 1 and len(writes) == 1 and writes[0] < bumps[0], sends
+    assert b"HSET" not in sends[bumps[0]] and b"SREM" not in sends[bumps[0]] and b"DEL" not in sends[bumps[0]]
 
 
 def test_key_record_given_an_unreadable_one_presented_again_and_again_logs_it_once(

@@ -15,12 +15,13 @@ import requests
 from hypothesis import strategies as st
 
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
+from motorhead.adapters.redis_db.codec import encode_new
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.store import RedisMemoryStore
 from motorhead.core.memory import MemoryService
 from motorhead.core.values import MemoryLimits, NewMessage, Quotas, SessionRef
-from motorhead.errors import QuotaExceededError
+from motorhead.errors import QuotaExceededError, StoreUnavailableError
 from motorhead.settings import Settings
 from tests.integration.conftest import serving
 from tests.support import cold_start
@@ -103,13 +104,20 @@ def test_quota_given_sessions_refuses_a_new_session_but_not_a_write_to_an_existi
     assert tenancy.store.usage("acme")["sessions"] == 2
 
 
-def test_quota_given_bytes_and_namespaces_count_what_the_client_wrote(tenancy: Tenancy) -> None:
-    memory = tenancy.service(Quotas(bytes=100, namespaces=2))
+def stored_size(message: NewMessage) -> int:
+    """A message's bytes as Redis keeps it: its JSON (escaped), written at a 13-digit unix ms."""
+    return len(encode_new(message, created_at=10**12))
+
+
+def test_quota_given_bytes_and_namespaces_count_what_is_stored(tenancy: Tenancy) -> None:
+    first = NewMessage("Human", "x" * 40)
+    memory = tenancy.service(Quotas(bytes=stored_size(first) + 10 + 20, namespaces=2))
     session = SessionRef("acme", "chat")
-    memory.add_memory(session, [NewMessage("Human", "x" * 40)], context="y" * 10)  # 5 + 40 + 10 bytes
-    assert tenancy.store.usage("acme")["bytes"] == 55
-    with pytest.raises(QuotaExceededError, match="quota of 100 bytes stored"):
-        memory.add_memory(session, [NewMessage("Human", "x" * 41)])
+    memory.add_memory(session, [first], context="y" * 10)
+    assert tenancy.store.usage("acme")["bytes"] == stored_size(first) + 10
+    with pytest.raises(QuotaExceededError, match="bytes stored"):  # 21 more characters are more than 20 bytes
+        memory.add_memory(session, [NewMessage("Human", "x" * 21)])
+    memory = tenancy.service(Quotas(namespaces=2))
     memory.add_memory(SessionRef("acme", "n1"), says(1, "hi"), namespace="one")
     with pytest.raises(QuotaExceededError, match="quota of 2 namespaces"):
         memory.add_memory(SessionRef("acme", "n2"), says(1, "hi"), namespace="two")
@@ -121,9 +129,75 @@ def test_quota_given_a_session_written_before_quotas_counts_it_whole_at_its_next
     tenancy.service(Quotas()).add_memory(session, says(4))  # quotas off: not counted
     assert tenancy.store.usage("acme")["messages"] == 0
     tenancy.service(Quotas(messages=100)).add_memory(session, says(1))
-    assert tenancy.store.usage("acme") | {"namespaces": 0} == {"sessions": 1, "messages": 5, "bytes": 50,
+    stored = sum(stored_size(message) for message in says(4) + says(1))
+    assert tenancy.store.usage("acme") | {"namespaces": 0} == {"sessions": 1, "messages": 5, "bytes": stored,
                                                                "namespaces": 0}  # fmt: skip
     assert tenancy.store.usage("acme") | {"namespaces": 0} == tenancy.held("acme") | {"namespaces": 0}
+
+
+def test_quota_given_quotas_off_for_a_while_a_counted_session_stays_counted_and_its_delete_leaves_zero(
+    tenancy: Tenancy,
+) -> None:
+    # Given a session counted while quotas were on, then written to while they were off
+    session = SessionRef("acme", "on-off")
+    tenancy.service(Quotas(messages=100)).add_memory(session, says(2))
+    tenancy.service(Quotas()).add_memory(session, says(3))
+    # Then the usage holds all five messages, and once it is deleted nothing (never a negative count)
+    assert tenancy.store.usage("acme")["messages"] == 5
+    tenancy.service(Quotas(messages=100)).delete_memory(session)
+    assert {name: tenancy.store.usage("acme")[name] for name in ("sessions", "messages", "bytes")} == {
+        "sessions": 0,
+        "messages": 0,
+        "bytes": 0,
+    }
+
+
+def test_quota_given_new_sessions_refused_for_the_session_quota_lists_none_of_them(tenancy: Tenancy) -> None:
+    # Given a tenant at its quota of one session (on a cluster a write lists its session before the write itself)
+    memory = tenancy.service(Quotas(sessions=1))
+    memory.add_memory(SessionRef("acme", "kept"), says(1))
+    # When twenty writes to new sessions are refused
+    for n in range(20):
+        with pytest.raises(QuotaExceededError, match="sessions"):
+            memory.add_memory(SessionRef("acme", f"refused-{n}"), says(1))
+    # Then the listing still holds the one session, and the kept one is still listed
+    page = memory.list_sessions("acme", page=1, size=50)
+    assert (page.session_ids, page.total) == (["kept"], 1)
+
+
+def test_quota_given_the_server_refuses_the_write_gives_back_what_it_reserved(tenancy: Tenancy) -> None:
+    # Given a session, and the server holding it out of memory (it refuses every write: the write ran nothing)
+    memory = tenancy.service(Quotas(messages=10))
+    session = SessionRef("acme", "oom")
+    memory.add_memory(session, says(1))
+    port = tenancy.nodes[0]
+    if tenancy.cluster:
+        with redis.RedisCluster(host="127.0.0.1", port=port) as cluster:
+            port = cluster.get_node_from_key(Keys("mh").session(session).meta).port
+    with redis.Redis(port=port) as node:
+        node.config_set("maxmemory-policy", "noeviction")
+        node.config_set("maxmemory", "1")
+        try:
+            # When ten writes are refused (503: retried by the client)
+            for _ in range(10):
+                with pytest.raises(StoreUnavailableError):
+                    memory.add_memory(session, says(1))
+        finally:
+            node.config_set("maxmemory", "0")
+    # Then none of them is counted (a cluster gave its reservation back), and the quota's room is all there
+    assert tenancy.store.usage("acme")["messages"] == 1
+    memory.add_memory(session, says(9))
+
+
+def test_quota_given_control_characters_counts_them_as_stored(tenancy: Tenancy) -> None:
+    # Given a message of control characters (each stored as a six-byte JSON escape)
+    memory = tenancy.service(Quotas(bytes=1_000))
+    message = NewMessage("Human", "\x01" * 100)
+    # Then it counts as the 600-odd bytes Redis keeps, and one past the quota is refused
+    memory.add_memory(SessionRef("acme", "c"), [message])
+    assert tenancy.store.usage("acme")["bytes"] == stored_size(message) > 600
+    with pytest.raises(QuotaExceededError, match="bytes stored"):
+        memory.add_memory(SessionRef("acme", "c"), [message])
 
 
 OPS = st.lists(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
@@ -15,8 +16,9 @@ from motorhead.observability import enable_tracing
 from motorhead.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # numpy and the embedders load only when long-term memory is on
+    from motorhead.ltm.bm25 import SessionTexts
     from motorhead.ltm.indexing import IndexerService
-    from motorhead.ltm.ports import Embedder, VectorIndex
+    from motorhead.ltm.ports import Embedder, KeywordIndex, VectorIndex
     from motorhead.ltm.retrieval import RetrievalService
 
 
@@ -25,17 +27,17 @@ def retrieval_service() -> RetrievalService | DisabledRetrieval:
     settings = get_settings()
     if not settings.long_term_memory:
         return DisabledRetrieval()
-    from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
     from motorhead.ltm.retrieval import RetrievalService
 
     enable_tracing()  # subsegments around its Redis and embedding calls
 
     connector = shared_connector()
     embed = embedder(settings)
+    index, keywords = retrieval_indexes(settings, connector, dimensions=embed.dimensions)
     return RetrievalService(
         embedder=embed,
-        index=vector_index(settings, connector, dimensions=embed.dimensions),
-        keywords=RedisKeywordIndex(connector, Keys(settings.key_prefix)),
+        index=index,
+        keywords=keywords,
         hybrid=settings.retrieval_hybrid,
         users=redis_store(settings, connector),
     )
@@ -76,11 +78,29 @@ def embedder(settings: Settings) -> Embedder:
     return openai_embeddings.openai_embedder(settings, api_key=provider_key(settings, "openai"), counter=counter)
 
 
-def vector_index(settings: Settings, connector: RedisConnector, *, dimensions: int) -> VectorIndex:
-    """The configured backend; ``auto`` decides on first use (see ``motorhead.adapters.redis_db.vector_backend``)."""
+def retrieval_indexes(
+    settings: Settings, connector: RedisConnector, *, dimensions: int
+) -> tuple[VectorIndex, KeywordIndex]:
+    """What retrieval reads: the configured vector index, serving the keyword side too (one object), so that a
+    session's texts and vectors come from one read (one round trip on the `exact` backend)."""
+    from motorhead.ltm.bm25 import SessionTexts
+
+    index = vector_index(settings, connector, dimensions=dimensions, new_texts=SessionTexts)
+    return index, cast("KeywordIndex", index)
+
+
+def vector_index(
+    settings: Settings,
+    connector: RedisConnector,
+    *,
+    dimensions: int,
+    new_texts: Callable[[], SessionTexts] | None = None,
+) -> VectorIndex:
+    """The configured backend; ``auto`` decides on first use (see ``motorhead.adapters.redis_db.vector_backend``).
+    With ``new_texts`` it is the keyword index too (``KeywordIndex``)."""
     from motorhead.adapters.redis_db.vector_backend import AutoVectorIndex, make_index
 
     keys = Keys(settings.key_prefix)
     if settings.vector_backend == "auto":
-        return AutoVectorIndex(connector, keys, dimensions=dimensions)
-    return make_index(settings.vector_backend, connector, keys, dimensions=dimensions)
+        return AutoVectorIndex(connector, keys, dimensions=dimensions, new_texts=new_texts)
+    return make_index(settings.vector_backend, connector, keys, dimensions=dimensions, new_texts=new_texts)

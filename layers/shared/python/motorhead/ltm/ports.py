@@ -3,7 +3,7 @@ so that the HTTP functions that do not search never import numpy)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,6 +23,15 @@ class Scored:
     message: StoredMessage
     distance: float
     keyword: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What a fusion starts from: each session's texts (the keyword side) and the vector side's nearest messages,
+    worked out when ``nearest`` is called (so that the caller can score the texts meanwhile)."""
+
+    texts: list[SessionTexts]
+    nearest: Callable[[], list[tuple[int, Scored]]]
 
 
 class Embedder(Protocol):
@@ -80,6 +89,12 @@ class VectorIndex(Protocol):
         """``distances`` of each session's ids, in one read: one dict per item of ``wanted``."""
         ...
 
+    def lookup_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int, keywords: KeywordIndex) -> Lookup:
+        """The texts of these sessions as ``keywords`` holds them, and their ``k`` nearest messages by vector. When
+        ``keywords`` is this index (it holds the texts beside the vectors), one round trip reads both; otherwise it
+        is ``lookup_apart``."""
+        ...
+
 
 class KeywordIndex(Protocol):
     """The keyword side of a session: its indexed messages in order, with their BM25 postings."""
@@ -91,3 +106,11 @@ class KeywordIndex(Protocol):
     def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
         """``texts`` of each session, read together (one round trip for what is new in all of them)."""
         ...
+
+
+def lookup_apart(
+    index: VectorIndex, keywords: KeywordIndex, sessions: Sequence[SessionRef], query: Vectors, k: int
+) -> Lookup:
+    """``VectorIndex.lookup_many`` from two separate reads: the texts from ``keywords``, the vectors from ``index``."""
+    texts = keywords.texts_many(sessions)
+    return Lookup(texts=texts, nearest=lambda: index.vector_search_many(sessions, query, k))

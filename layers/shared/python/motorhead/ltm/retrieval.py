@@ -137,8 +137,7 @@ class RetrievalService:
                 UserHit(session_id=ids[p], hit=_by_vector(h, explain)) for p, h in nearest if filters.admits(h.message)
             ][:k]
         else:
-            corpus = _Corpus.of(sessions, self._keywords.texts_many(sessions))
-            fused = self._fused(corpus, text, query, k, filters, explain=explain)
+            fused = self._fused(sessions, text, query, k, filters, explain=explain)
             found = [UserHit(session_id=ids[p], hit=hit) for p, hit in fused]
         # After every read: the sessions of the hits are still the user's, as they were when listed (a session
         # deleted and re-created meanwhile, bound to anyone, has a new generation and is left out).
@@ -159,8 +158,7 @@ class RetrievalService:
         if mode == "vector":
             return [_by_vector(h, explain) for h in self._nearest(session, query, k)]
         if mode == "fusion":
-            corpus = _Corpus.of([session], [self._keywords.texts(session)])
-            return [hit for _, hit in self._fused(corpus, text, query, k, explain=explain)]
+            return [hit for _, hit in self._fused([session], text, query, k, explain=explain)]
         return self._by_rank(session, text, query, k, keyword_only=mode == "keyword")
 
     def _nearest(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
@@ -170,32 +168,34 @@ class RetrievalService:
         self, session: SessionRef, text: str, query: Vectors
     ) -> tuple[SessionTexts, NDArray[np.float64], list[Scored]]:
         """The two lookups the fusion starts from, for one session (what ``bench/locomo.py`` times)."""
-        corpus = _Corpus.of([session], [self._keywords.texts(session)])
-        keyword, nearest = self._lookup(corpus, text, query, self._recipe.candidates)
+        corpus, keyword, nearest = self._lookup([session], text, query, self._recipe.candidates)
         return corpus.texts[0], keyword, [scored for _, scored in nearest]
 
     def _lookup(
-        self, corpus: _Corpus, text: str, query: Vectors, candidates: int
-    ) -> tuple[NDArray[np.float64], list[tuple[int, Scored]]]:
-        """Every row's BM25 score, and the nearest ``candidates`` by vector. Over many rows they run side by side
-        (numpy releases the GIL): the vector side reads the whole matrix and is bound by memory bandwidth, the
+        self, sessions: Sequence[SessionRef], text: str, query: Vectors, candidates: int
+    ) -> tuple[_Corpus, NDArray[np.float64], list[tuple[int, Scored]]]:
+        """The sessions' texts as one corpus, every row's BM25 score, and the nearest ``candidates`` by vector (read
+        together: one round trip when the index serves the keyword side). Over many rows the scoring runs side by
+        side (numpy releases the GIL): the vector side reads the whole matrix and is bound by memory bandwidth, the
         keyword side by its postings."""
+        found = self._index.lookup_many(sessions, query, candidates, self._keywords)
+        corpus = _Corpus.of(sessions, found.texts)
 
         def keyword() -> NDArray[np.float64]:
             return np.concatenate(corpus_scores(corpus.texts, text)) if len(corpus) else np.zeros(0)
 
         if len(corpus) < PARALLEL_ROWS:
-            return keyword(), self._index.vector_search_many(corpus.sessions, query, candidates)
+            return corpus, keyword(), found.nearest()
         scores = _keyword_pool().submit(keyword)
         try:
-            nearest = self._index.vector_search_many(corpus.sessions, query, candidates)
+            nearest = found.nearest()
         finally:
             keyword_scores = scores.result()  # never leave the thread reading texts that the next call may extend
-        return keyword_scores, nearest
+        return corpus, keyword_scores, nearest
 
     def _fused(
         self,
-        corpus: _Corpus,
+        sessions: Sequence[SessionRef],
         text: str,
         query: Vectors,
         k: int,
@@ -203,12 +203,12 @@ class RetrievalService:
         *,
         explain: bool = False,
     ) -> list[tuple[int, Hit]]:
-        if not len(corpus):
-            return []
         recipe = self._recipe
         filtering = filters is not None and filters.on_messages
         # with filters on messages, the vector side looks further, so that enough admitted candidates remain
-        keyword, nearest = self._lookup(corpus, text, query, recipe.candidates * (4 if filtering else 1))
+        corpus, keyword, nearest = self._lookup(sessions, text, query, recipe.candidates * (4 if filtering else 1))
+        if not len(corpus):
+            return []
         admitted: NDArray[np.bool_] | None = None
         if filters is not None and filtering:
             admitted = np.fromiter((filters.admits(corpus.message(r)) for r in range(len(corpus))), bool, len(corpus))

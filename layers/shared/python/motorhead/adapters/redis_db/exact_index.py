@@ -8,7 +8,7 @@ at 10,000 messages per session.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,7 +24,8 @@ from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.session_cache import SessionRowCache
 from motorhead.core.values import SessionRef, StoredMessage
 from motorhead.errors import ConfigError
-from motorhead.ltm.ports import Scored, Vectors
+from motorhead.ltm.bm25 import SessionTexts
+from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, Vectors, lookup_apart
 from motorhead.ltm.recipe import DenseText
 from motorhead.ltm.vectors import top_k
 
@@ -80,6 +81,7 @@ class _Rows:
     float32 buffer that grows by doubling (a new row costs its own bytes, amortized), ``matrix`` a view of its rows."""
 
     dimensions: int
+    texts: SessionTexts | None = None  # the same messages' keyword postings, when the index serves the keyword side
     messages: list[StoredMessage] = field(default_factory=list)
     row_of: dict[int, int] = field(default_factory=dict)
     _buffer: Vectors | None = None
@@ -115,21 +117,32 @@ class _Rows:
         for message in messages:
             self.row_of[message.id] = len(self.messages)
             self.messages.append(message)
+            if self.texts is not None:
+                self.texts.add(message)
 
 
 class ExactVectorIndex:
-    """Implements ``motorhead.ltm.ports.VectorIndex``."""
+    """Implements ``motorhead.ltm.ports.VectorIndex``; given ``new_texts`` (what makes a session's empty keyword
+    texts), ``KeywordIndex`` too: each session's messages, vectors and postings come from the same read, so a fusion's
+    two lookups cost one round trip."""
 
     name = "exact"
 
-    def __init__(self, connector: RedisConnector, keys: Keys, *, dimensions: int) -> None:
+    def __init__(
+        self,
+        connector: RedisConnector,
+        keys: Keys,
+        *,
+        dimensions: int,
+        new_texts: Callable[[], SessionTexts] | None = None,
+    ) -> None:
         self._connector = connector
         self._keys = keys
         self._dimensions = dimensions
         self._rows: SessionRowCache[_Rows] = SessionRowCache(
             connector,
             keys,
-            new=lambda: _Rows(dimensions),
+            new=lambda: _Rows(dimensions, texts=None if new_texts is None else new_texts()),
             extend=_Rows.extend,
             vector_bytes=dimensions * 4,
         )
@@ -153,9 +166,28 @@ class ExactVectorIndex:
     def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
         return self.distances_many([(session, ids)], query)[0]
 
-    def vector_search_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int) -> list[tuple[int, Scored]]:
-        vector = np.asarray(query, dtype=np.float32)
+    def texts(self, session: SessionRef) -> SessionTexts:
+        return self.texts_many([session])[0]
+
+    def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
+        return [self._texts_of(rows) for rows in self._rows.get_many(sessions)]
+
+    def lookup_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int, keywords: KeywordIndex) -> Lookup:
+        if keywords is not self:
+            return lookup_apart(self, keywords, sessions, query, k)
         every = self._rows.get_many(sessions)
+        return Lookup(texts=[self._texts_of(rows) for rows in every], nearest=lambda: self._nearest(every, query, k))
+
+    def vector_search_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int) -> list[tuple[int, Scored]]:
+        return self._nearest(self._rows.get_many(sessions), query, k)
+
+    def _texts_of(self, rows: _Rows) -> SessionTexts:
+        if rows.texts is None:
+            raise ConfigError("this exact index was built without keyword texts (new_texts)")
+        return rows.texts
+
+    def _nearest(self, every: Sequence[_Rows], query: Vectors, k: int) -> list[tuple[int, Scored]]:
+        vector = np.asarray(query, dtype=np.float32)
         filled = [(position, rows) for position, rows in enumerate(every) if rows.matrix is not None and rows.messages]
         if not filled:
             return []

@@ -3,7 +3,7 @@ revision counter that every creation and deletion bumps (what each process check
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.keys import Keys
@@ -33,35 +33,66 @@ class RedisKeyStore:
             "label": key.label,
         }
         with mapped_errors():
-            pipe = self._connector.client().pipeline(transaction=False)  # three slots: in order, the revision last
+            pipe = self._connector.client().pipeline(transaction=False)
             pipe.hset(self._keys.api_key(key.key_id), mapping=mapping)
             pipe.sadd(self._keys.api_keys(), key.key_id)
-            pipe.incr(self._keys.api_keys_revision())
             pipe.execute()
+            self._bump()
 
     def delete(self, key_id: str) -> bool:
         with mapped_errors():
             pipe = self._connector.client().pipeline(transaction=False)
             pipe.delete(self._keys.api_key(key_id))
             pipe.srem(self._keys.api_keys(), key_id)
-            pipe.incr(self._keys.api_keys_revision())
-            existed, _, _ = pipe.execute()
+            existed, _ = pipe.execute()
+            self._bump()
         return bool(existed)
+
+    def _bump(self) -> None:
+        """The revision moves only once the change is written (its own round trip, after the change's replies): on a
+        cluster the record, the id set and the revision are on three nodes, and one pipeline to all three could bump
+        the revision first; a process checking in between would keep the old directory under the new revision, a
+        revoked key accepted until the next change."""
+        self._connector.client().incr(self._keys.api_keys_revision())
 
     def revision(self) -> str:
         with mapped_errors():
             return str(self._connector.client().get(self._keys.api_keys_revision()) or "0")
 
     def all(self) -> list[StoredKey]:
+        """Every readable key. Each record is read and decoded on its own: one that is not a hash, or not UTF-8, is
+        left out (and logged once), never a failure of the whole directory (which would refuse every key)."""
         with mapped_errors():
-            client = self._connector.client()
-            ids = sorted(str(key_id) for key_id in client.smembers(self._keys.api_keys()))
+            client = self._connector.client(binary=True)
+            ids = sorted(
+                key_id
+                for key_id in (_text(raw) for raw in client.smembers(self._keys.api_keys()))
+                if key_id is not None
+            )
             pipe = client.pipeline(transaction=False)
             for key_id in ids:
                 pipe.hgetall(self._keys.api_key(key_id))
-            rows = pipe.execute()
-        decoded = (_decode(key_id, fields) for key_id, fields in zip(ids, rows, strict=True) if fields)
-        return [key for key in decoded if key is not None]
+            rows = pipe.execute(raise_on_error=False)
+        found: list[StoredKey] = []
+        for key_id, raw in zip(ids, rows, strict=True):
+            if isinstance(raw, Exception) or not isinstance(raw, dict):
+                _report(key_id, f"not a hash ({type(raw).__name__})")
+                continue
+            fields = {_text(name): _text(value) for name, value in raw.items()}
+            if None in fields or None in fields.values():
+                _report(key_id, "not UTF-8")
+                continue
+            key = _decode(key_id, cast("dict[str, str]", fields)) if fields else None
+            if key is not None:
+                found.append(key)
+        return found
+
+
+def _text(raw: object) -> str | None:
+    try:
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+    except UnicodeDecodeError:
+        return None
 
 
 def _decode(key_id: str, fields: dict[str, str]) -> StoredKey | None:
@@ -78,10 +109,14 @@ def _decode(key_id: str, fields: dict[str, str]) -> StoredKey | None:
             label=fields.get("label", ""),
         )
     except (KeyError, ValueError) as exc:
-        if key_id not in _reported and len(_reported) < _MAX_REPORTED:  # once per key id and process: a caller
-            _reported.add(key_id)  # presenting the key again must not buy a log line per request
-            logger.warning("unreadable API key record: refused", extra={"key_id": key_id, "error": repr(exc)})
+        _report(key_id, repr(exc))
         return None
+
+
+def _report(key_id: str, error: str) -> None:
+    if key_id not in _reported and len(_reported) < _MAX_REPORTED:  # once per key id and process: a caller
+        _reported.add(key_id)  # presenting the key again must not buy a log line per request
+        logger.warning("unreadable API key record: refused", extra={"key_id": key_id, "error": error})
 
 
 _MAX_REPORTED = 1_000

@@ -18,7 +18,7 @@ not ready, so ``vector_search`` checks the index again and retries once, then an
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,9 +30,11 @@ from motorhead.adapters.redis_db.codec import encode
 from motorhead.adapters.redis_db.connector import RedisClient, RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.index_record import record_embedder
 from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
 from motorhead.core.values import SessionRef, StoredMessage
 from motorhead.errors import ConfigError, StoreUnavailableError
-from motorhead.ltm.ports import Scored, Vectors
+from motorhead.ltm.bm25 import SessionTexts
+from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, Vectors, lookup_apart
 from motorhead.ltm.recipe import DenseText
 
 # KEYS: 1 meta, 2 indexed, 3 doc_ids, 4 docs, then the document key of each message. ARGV: 1 generation, 2 session
@@ -72,7 +74,11 @@ class SearchVectorIndex:
 
     name = "search"
 
-    def __init__(self, connector: RedisConnector, keys: Keys) -> None:
+    def __init__(
+        self, connector: RedisConnector, keys: Keys, *, new_texts: Callable[[], SessionTexts] | None = None
+    ) -> None:
+        """``new_texts``: the index serves the keyword side too (``KeywordIndex``, from the session's ``docs``)."""
+        self._texts = None if new_texts is None else RedisKeywordIndex(connector, keys, new=new_texts)
         self._connector = connector
         self._keys = keys
         self._index = keys.search_index()
@@ -126,6 +132,15 @@ class SearchVectorIndex:
 
     def vector_search(self, session: SessionRef, query: Vectors, k: int) -> list[Scored]:
         return [scored for _, scored in self.vector_search_many([session], query, k)]
+
+    def texts(self, session: SessionRef) -> SessionTexts:
+        return self._served_texts().texts(session)
+
+    def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
+        return self._served_texts().texts_many(sessions)
+
+    def lookup_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int, keywords: KeywordIndex) -> Lookup:
+        return lookup_apart(self, self._served_texts() if keywords is self else keywords, sessions, query, k)
 
     def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
         return self.distances_many([(session, ids)], query)[0]
@@ -196,6 +211,11 @@ class SearchVectorIndex:
         return answers
 
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _served_texts(self) -> RedisKeywordIndex:
+        if self._texts is None:
+            raise ConfigError("this search index was built without keyword texts (new_texts)")
+        return self._texts
 
     def _load(self, session: SessionRef, doc_keys: Sequence[str], query: Vectors) -> list[Scored]:
         """Read and score documents a search named without their fields: one deleted while the query ran (skipped),

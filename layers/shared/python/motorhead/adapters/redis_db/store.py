@@ -22,7 +22,7 @@ from motorhead.core.values import (
     StoredMessage,
     UserRef,
 )
-from motorhead.errors import ConflictError, QuotaExceededError
+from motorhead.errors import ConflictError, QuotaExceededError, StoreDegradedError
 
 # KEYS: messages, meta, namespaces, pending, requests[, the tenant's usage, the tenant's namespace names, the tenant's
 # listing of the namespace[, the user's listing]] (the last four on a server without slots only).
@@ -92,7 +92,7 @@ if not exists and ARGV[20] == '1' then
   return {-2, 0, 0, 0, '', 'sessions'}
 end
 local quotas = tonumber(ARGV[15]) + tonumber(ARGV[16]) + tonumber(ARGV[17]) + tonumber(ARGV[18]) > 0
-if quotas and #KEYS >= 7 then
+if (quotas or counted) and #KEYS >= 7 then
   -- a session not counted yet (new, or from before usage was counted) is counted whole: all it holds and this write
   local usage = redis.call('HMGET', KEYS[6], 'sessions', 'messages', 'bytes', 'namespaces')
   local grow = {counted and 0 or 1, n + (counted and 0 or seq), added + (counted and 0 or tonumber(meta[11] or '0')), 0}
@@ -171,8 +171,10 @@ if ARGV[9] == '1' and n > 0 then
 end
 redis.call('HSET', KEYS[2], unpack(fields))
 local newly = (quotas and not counted) and 1 or 0
-return {count, last, summary_due, index_due, gen, bound or '', newly, seq, tonumber(meta[11] or '0')}
+local held = tonumber(meta[11] or '0')
+return {count, last, summary_due, index_due, gen, bound or '', newly, seq, held, counted and 1 or 0}
 """
+_APPEND_SCRIPT = _APPEND.replace("RECENT_REQUESTS", str(RECENT_REQUESTS))
 
 # KEYS: the tenant's usage, its namespace names. ARGV: 1-4 the quotas of sessions, messages, bytes and namespaces, 5
 # messages, 6 bytes, 7 the namespace. A cluster's first step of a write: reserves the messages, the bytes and the
@@ -199,6 +201,15 @@ if grow[4] == 1 then
 end
 local room = tonumber(ARGV[1]) == 0 or totals[1] < tonumber(ARGV[1])
 return {'', room and 1 or 0}
+"""
+
+# KEYS: a listing. ARGV: 1 session id, 2 the time a refused write listed it at. A cluster's write lists its session
+# before the write (on another slot); refused, it is unlisted again, unless a write since listed it at its own time.
+_UNLIST_IF_OURS = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
 """
 
 # KEYS: the session's fixed keys (SessionKeys.all()). ARGV: 1 prefix of its search documents, 2 the prefix of the
@@ -359,8 +370,9 @@ class RedisMemoryStore:
         keys = self._keys.session(session)
         bodies = [encode_new(message, created_at=now_ms) for message in messages]
         flag, ctx = ("1", context) if context is not None else ("0", "")
-        written = sum(len(message.role.encode()) + len(message.content.encode()) for message in messages)
-        written += len(ctx.encode())
+        # what the write stores: each message as stored (its JSON, every non-ASCII or control character escaped, so
+        # up to 12 bytes for one character), and the summary
+        written = sum(len(body) for body in bodies) + len(ctx.encode())
         named = self._keys.user_sessions(UserRef(session.tenant, user_id)) if user_id else None
         listing = self._keys.sessions_index(session.tenant, namespace)
         usage = [self._keys.tenant_usage(session.tenant), self._keys.tenant_namespaces(session.tenant)]
@@ -392,38 +404,44 @@ class RedisMemoryStore:
                     if quotas.any:
                         self._release(session.tenant, len(bodies), written)
                     raise
-            # a failure of the write itself (it may or may not have landed) keeps a cluster's reservation: usage is then
-            # over-counted, never under
-            reply = self._connector.run_script(
-                _APPEND.replace("RECENT_REQUESTS", str(RECENT_REQUESTS)),
-                script_keys,
-                [
-                    session.id,
-                    now_ms,
-                    namespace,
-                    flag,
-                    ctx,
-                    new_version(),
-                    summarize_above or 0,
-                    self._lease_ms,
-                    "1" if index else "0",
-                    self._index_lease_ms,
-                    new_version(),
-                    user_id or "",
-                    "1" if adopt else "0",
-                    named or "",
-                    *limits,
-                    written,
-                    "1" if must_exist else "0",
-                    *bodies,
-                ],
-            )
+            # a failure of the write itself that may have landed (a timeout, a dropped connection) keeps a cluster's
+            # reservation: usage is then over-counted, never under; a refusal of the server (degraded: out of memory,
+            # read-only during a failover) ran nothing, and gives it back
+            args = [
+                session.id,
+                now_ms,
+                namespace,
+                flag,
+                ctx,
+                new_version(),
+                summarize_above or 0,
+                self._lease_ms,
+                "1" if index else "0",
+                self._index_lease_ms,
+                new_version(),
+                user_id or "",
+                "1" if adopt else "0",
+                named or "",
+                *limits,
+                written,
+                "1" if must_exist else "0",
+                *bodies,
+            ]
+            try:
+                reply = self._connector.run_script(_APPEND_SCRIPT, script_keys, args)
+            except StoreDegradedError:
+                if cluster and quotas.any:
+                    self._release(session.tenant, len(bodies), written)
+                raise
             count, last_id, summary_due, index_due, generation, bound = reply[:6]
             if int(count) < 0:  # refused: nothing was stored
                 if cluster and quotas.any:
                     self._release(session.tenant, len(bodies), written)
-                if cluster and named is not None:
-                    client.zrem(named, session.id)
+                # unlisted again where it was listed for this write alone: under the user it does not belong to, or
+                # under the namespace when it does not exist (refused for the tenant's session quota); unless a write
+                # since listed it at its own time
+                if cluster and (named is not None or int(count) == -2):
+                    self._connector.run_script(_UNLIST_IF_OURS, [named or listing], [session.id, now_ms])
                 if int(count) == -2:
                     raise QuotaExceededError(_quota_message(str(bound), quotas))
                 raise ConflictError("this session belongs to another user")
@@ -436,6 +454,13 @@ class RedisMemoryStore:
                     pipe.hincrby(usage[0], "messages", int(reply[7]))
                     pipe.hincrby(usage[0], "bytes", int(reply[8]))
                     pipe.execute()
+            elif cluster and len(reply) > 9 and int(reply[9]):
+                # quotas off now, but the session was counted when they were on: its growth is counted still, so
+                # that its deletion takes off what it holds, never more
+                pipe = client.pipeline(transaction=False)
+                pipe.hincrby(usage[0], "messages", len(bodies))
+                pipe.hincrby(usage[0], "bytes", written)
+                pipe.execute()
             if cluster and named is not None:  # listed under the namespace, and under its user again (delete_user)
                 pipe = client.pipeline(transaction=False)
                 pipe.zadd(listing, {session.id: now_ms})

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, cast
 
 from redis.exceptions import ResponseError
 
 from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.core.values import SessionRef, StoredMessage
-from motorhead.ltm.ports import Scored, VectorIndex, Vectors
+from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, VectorIndex, Vectors
 from motorhead.ltm.recipe import DenseText
+
+if TYPE_CHECKING:
+    from motorhead.ltm.bm25 import SessionTexts
 
 
 def has_search(connector: RedisConnector) -> bool:
@@ -30,22 +34,38 @@ def has_search(connector: RedisConnector) -> bool:
     return True
 
 
-def make_index(backend: str, connector: RedisConnector, keys: Keys, *, dimensions: int) -> VectorIndex:
+def make_index(
+    backend: str,
+    connector: RedisConnector,
+    keys: Keys,
+    *,
+    dimensions: int,
+    new_texts: Callable[[], SessionTexts] | None = None,
+) -> VectorIndex:
+    """``new_texts``: the index serves the keyword side too (``KeywordIndex``; the `exact` backend from the same
+    reads as its vectors)."""
     if backend == "search":
         from motorhead.adapters.redis_db.search_index import SearchVectorIndex
 
-        return SearchVectorIndex(connector, keys)
+        return SearchVectorIndex(connector, keys, new_texts=new_texts)
     from motorhead.adapters.redis_db.exact_index import ExactVectorIndex
 
-    return ExactVectorIndex(connector, keys, dimensions=dimensions)
+    return ExactVectorIndex(connector, keys, dimensions=dimensions, new_texts=new_texts)
 
 
 class AutoVectorIndex:
     """Implements ``VectorIndex`` by delegating to the backend chosen on first use."""
 
-    def __init__(self, connector: RedisConnector, keys: Keys, *, dimensions: int) -> None:
+    def __init__(
+        self,
+        connector: RedisConnector,
+        keys: Keys,
+        *,
+        dimensions: int,
+        new_texts: Callable[[], SessionTexts] | None = None,
+    ) -> None:
         self._choose: Callable[[], VectorIndex] = lambda: make_index(
-            "search" if has_search(connector) else "exact", connector, keys, dimensions=dimensions
+            "search" if has_search(connector) else "exact", connector, keys, dimensions=dimensions, new_texts=new_texts
         )
         self._chosen: VectorIndex | None = None
         self._lock = threading.Lock()
@@ -81,3 +101,16 @@ class AutoVectorIndex:
         self, wanted: Sequence[tuple[SessionRef, Sequence[int]]], query: Vectors
     ) -> list[dict[int, float]]:
         return self.backend.distances_many(wanted, query)
+
+    def texts(self, session: SessionRef) -> SessionTexts:
+        return self._keywords().texts(session)
+
+    def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
+        return self._keywords().texts_many(sessions)
+
+    def lookup_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int, keywords: KeywordIndex) -> Lookup:
+        return self.backend.lookup_many(sessions, query, k, self._keywords() if keywords is self else keywords)
+
+    def _keywords(self) -> KeywordIndex:
+        """The chosen backend as the keyword side (both backends are one; made without ``new_texts``, a ConfigError)."""
+        return cast("KeywordIndex", self.backend)
