@@ -9,7 +9,7 @@ LAYER := layers/shared/python
 TIKTOKEN_CACHE := $(LAYER)/motorhead/tiktoken_cache
 export PYTHONPATH := $(CURDIR)/$(LAYER):$(CURDIR)
 
-.PHONY: help install run key keys revoke-key adopt-sessions test lint typecheck unit integration bench bench-locomo bench-users bench-redis build validate clean
+.PHONY: help install run key keys revoke-key adopt-sessions test lint typecheck unit integration bench bench-locomo bench-users bench-redis bench-peer build validate clean
 .PHONY: invoke env-vars mcp
 
 help: ## list the targets
@@ -68,14 +68,18 @@ unit: install ## the unit tests only (no Redis)
 integration: install ## the integration tests only (real Redis servers started by fixtures)
 	$(PY) -m pytest tests/integration
 
-bench: install ## benchmarks (figures and ratios); flags through ARGS, e.g. make bench ARGS="--quick --only warm"
+bench: install ## benchmarks (figures and ratios); flags through ARGS, e.g. make bench ARGS="--quick --only warm"; the peer's side by side too when it is installed
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/run.py $(ARGS)
+	$(if $(filter --only,$(ARGS)),,OPENBLAS_NUM_THREADS=1 $(PY) bench/peer.py $(filter --quick,$(ARGS)))
 
 bench-users: install ## user-level retrieval on LoCoMo (each conversation a user, each session bound to it) and its budget (bench/locomo_users.py)
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/locomo_users.py $(ARGS)
 
 bench-redis: install ## Redis round trips, commands and server CPU per op of each hot route vs a PING floor (bench/redis_cost.py; ARGS="--quick")
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/redis_cost.py $(ARGS)
+
+bench-peer: install ## beside agent-memory-server 0.15.2 on one Redis: round trips, Redis CPU, throughput (bench/peer.py; optional, needs the peer: docs/benchmarks.md; ARGS="--quick")
+	OPENBLAS_NUM_THREADS=1 $(PY) bench/peer.py $(ARGS)
 
 bench-locomo: install ## retrieval quality on LoCoMo for every recipe, latency, budgets, encoder (bench/locomo.py; ~3 min)
 	OPENBLAS_NUM_THREADS=1 $(PY) bench/locomo.py $(ARGS)

@@ -348,6 +348,14 @@ def load(port: int, path: str, clients: int, total: int, keep_alive: bool) -> Lo
         + ("" if keep_alive else "Connection: close\r\n")
         + "\r\n"
     ).encode()
+    return load_requests(port, [request], clients, total, keep_alive=keep_alive)
+
+
+def load_requests(
+    port: int, requests: Sequence[bytes], clients: int, total: int, *, keep_alive: bool = True
+) -> LoadOutcome:
+    """``total`` requests (raw HTTP/1.1 bytes, ``requests`` in turn) from ``clients`` threads started together, as
+    ``load`` sends them."""
     tickets = itertools.count()  # next() on it is atomic under the GIL
     start = threading.Barrier(clients + 1)
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -359,14 +367,14 @@ def load(port: int, path: str, clients: int, total: int, keep_alive: bool) -> Lo
         sock: socket.socket | None = None
         pending = b""
         start.wait()
-        while next(tickets) < total:
+        while (ticket := next(tickets)) < total:
             began = time.perf_counter()
             try:
                 if sock is None:
                     sock = socket.create_connection(("127.0.0.1", port), timeout=CLIENT_TIMEOUT_S)
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     pending = b""
-                status, closes, pending = _exchange(sock, request, pending)
+                status, closes, pending = _exchange(sock, requests[ticket % len(requests)], pending)
             except (OSError, ValueError, IndexError) as error:  # a reset, a refusal, a close, a timeout, garbage
                 with lock:
                     errors[ERROR_KINDS.get(type(error), type(error).__name__)] += 1

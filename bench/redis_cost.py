@@ -489,7 +489,7 @@ def monitor_arguments(line: str) -> list[bytes]:
 
 def scripted_commands(client: redis.Redis, run: Callable[[], object]) -> list[list[bytes]]:
     """The commands Lua scripts ran on the server while ``run`` ran (``MONITOR``'s ``lua`` lines), in order."""
-    connection = client.connection_pool.get_connection("MONITOR")
+    connection = client.connection_pool.get_connection()
     marker = f"scripted-commands-end-{time.monotonic_ns()}"
     try:
         connection.send_command("MONITOR")  # type: ignore[no-untyped-call]
@@ -636,8 +636,11 @@ class Routes:
         if route == "GET memory":
             return [partial(memory.get_memory, get_refs[i % len(get_refs)]) for i in range(ops)]
         if route in ("POST 2 messages", "POST, no quotas"):
-            post_refs = [SessionRef(TENANT, f"post-{i}") for i in range(s.get_sessions)]
-            writer = memory if route == "POST 2 messages" else self.unquoted
+            # sessions of their own for each (a session counted once, with quotas on, stays counted)
+            unquoted = route == "POST, no quotas"
+            prefix = "post-uncounted" if unquoted else "post"
+            post_refs = [SessionRef(TENANT, f"{prefix}-{i}") for i in range(s.get_sessions)]
+            writer = self.unquoted if unquoted else memory
             return [partial(writer.add_memory, post_refs[i % len(post_refs)], POST_PAIR) for i in range(ops)]
         if route == APPEND_FLOOR:
             client = self.connector.client(binary=True)

@@ -473,3 +473,6 @@ class FakeRateLimiter:
     def acquire(self, tenant: str) -> float:
         self.calls.append(tenant)
         return self.waits.get(tenant, 0.0)
+
+    def defer(self, tenant: str) -> None:
+        return None  # never owed: ``acquire`` at admission

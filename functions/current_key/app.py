@@ -7,7 +7,8 @@ from motorhead.entrypoints.http.lambda_adapter import lambda_handler
 from motorhead.entrypoints.http.models import CurrentKeyOut
 from motorhead.settings import get_settings
 
-app = create_app(title="motorhead: current key", settings=get_settings(), access=access_control())
+# the key's own description, from the caller: no store call for the rate's token to ride on
+app = create_app(title="motorhead: current key", settings=get_settings(), access=access_control(), reaches_store=False)
 
 
 @app.get("/keys/current", response_model=CurrentKeyOut)

@@ -165,6 +165,49 @@ def test_rate_limit_given_a_tenant_over_its_burst_answers_429_and_spares_other_t
     assert get(limited.base_url, "/sessions/s/memory", busy).status_code == 200
 
 
+@pytest.fixture
+def strict(redis_server: EmbeddedRedis, redis_client: redis.Redis) -> Iterator[SecureApi]:
+    with (
+        cold_start(
+            REDIS_URL=redis_server.url,
+            MOTORHEAD_AUTH="api-key",
+            MOTORHEAD_RATE_LIMIT_RPS="0.01",
+            MOTORHEAD_RATE_LIMIT_BURST="1",
+        ) as api,
+        serving(api) as base_url,
+    ):
+        yield SecureApi(base_url=base_url, api=api)
+
+
+def test_rate_limit_given_a_tenant_over_it_every_route_answers_429_and_changes_nothing(
+    strict: SecureApi, redis_client: redis.Redis
+) -> None:
+    # Given a tenant whose one token (burst 1, a token per 100 s) went on a first write; its token rides on each
+    # route's own round trip, so the refusal must come before the route changes anything
+    headers = {"Authorization": "Bearer " + strict.key("acme")}
+    say = {"messages": [{"role": "Human", "content": "hello"}]}
+    assert post(strict.base_url, "/sessions/kept/memory", say, headers).status_code == 200
+    before = {key: redis_client.dump(key) for key in redis_client.scan_iter() if not str(key).endswith(":rate")}
+    # When it calls every route it may
+    answers = {
+        "GET memory": get(strict.base_url, "/sessions/kept/memory", headers),
+        "POST to a new session": post(strict.base_url, "/sessions/new/memory", say, headers),
+        "POST to the session": post(strict.base_url, "/sessions/kept/memory", say, headers),
+        "DELETE": requests.delete(f"{strict.base_url}/sessions/kept/memory", headers=headers, timeout=10),
+        "GET sessions": get(strict.base_url, "/sessions", headers),
+        "GET sessions?user_id": get(strict.base_url, "/sessions?user_id=ana", headers),
+        "GET session": get(strict.base_url, "/sessions/kept", headers),
+        "GET keys/current": get(strict.base_url, "/keys/current", headers),
+    }
+    # Then each is a 429 with Retry-After, and Redis holds exactly what it held (the bucket aside)
+    for name, answer in answers.items():
+        assert answer.status_code == 429, (name, answer.status_code, answer.text)
+        assert answer.json() == {"error": "too many requests for this tenant; retry later"}, name
+        assert int(answer.headers["retry-after"]) >= 1, name
+    after = {key: redis_client.dump(key) for key in redis_client.scan_iter() if not str(key).endswith(":rate")}
+    assert after == before
+
+
 def test_rate_limit_given_off_by_default_lets_bursts_through(secure: SecureApi) -> None:
     headers = {"Authorization": "Bearer " + secure.key("acme")}
     assert {get(secure.base_url, "/sessions/s/memory", headers).status_code for _ in range(30)} == {200}

@@ -15,10 +15,12 @@ from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.key_store import RedisKeyStore
 from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.rate_limiter import RedisRateLimiter
 from motorhead.adapters.redis_db.store import RedisMemoryStore
 from motorhead.composition import long_term
 from motorhead.core.api_keys import ApiKeys
-from motorhead.core.auth import Credential
+from motorhead.core.auth import AccessControl, Credential, OpenAccess
+from motorhead.core.clock import now_ms
 from motorhead.core.memory import MemoryService
 from motorhead.core.values import MemoryLimits, NewMessage, Quotas, SessionJob, SessionRef, UserRef
 from motorhead.errors import AuthenticationError
@@ -140,6 +142,40 @@ def test_route_given_a_warm_process_makes_its_round_trips_and_commands(routes: R
     # Then it made its budget's round trips, and the server ran its budget's commands
     expected = cluster if routes.cluster else standalone
     assert (count.round_trips, count.total_commands) == expected, count.commands
+
+
+@pytest.mark.parametrize("name", list(ROUTES))
+def test_route_given_the_rate_limit_on_carries_the_tenants_token_in_its_own_round_trips(
+    routes: Routes, name: str
+) -> None:
+    route, standalone, cluster = ROUTES[name]
+    # Given the template's rate limit on (the bucket roomy enough for the whole test), admitted as a REST route admits
+    limiter = RedisRateLimiter(routes.connector, Keys("mh"), rate=0.001, burst=1_000, now_ms=now_ms)
+    access = AccessControl(OpenAccess(), limiter)
+
+    def admitted(session: SessionRef) -> None:
+        _, owed = access.admit_deferring(None, None)
+        try:
+            route(routes, session)
+        finally:
+            if owed is not None:
+                owed.settle()
+
+    warm, counted_session = prepared(routes, "warm-up"), prepared(routes, "chat-1")
+    for n in range(2):
+        prepared(routes, f"other-{n}")
+    for _ in range(2):  # the first run may take its token apart (a first retrieval checks the index once)
+        admitted(warm)
+    # When it runs again
+    count = routes.count(lambda: admitted(counted_session))
+    # Then on a single Redis it makes the round trips it makes without the limit (the token rides on its first one),
+    # on a cluster one more (the bucket is on a slot of its own); and exactly one token was taken for each request
+    assert count.round_trips == (cluster[0] + 1 if routes.cluster else standalone[0]), count.commands
+    with redis.Redis(port=routes.ports[0]) as client:
+        if routes.cluster:
+            client = redis.RedisCluster(host="127.0.0.1", port=routes.ports[0])
+        tokens = float(client.get(Keys("mh").rate_bucket("")).split()[0])
+    assert 996.9 < tokens < 997.1  # three requests: two to warm up, the one counted
 
 
 # --- credentials ----------------------------------------------------------------------------------------------------

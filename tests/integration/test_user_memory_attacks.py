@@ -462,8 +462,10 @@ class _Hooked(RedisConnector):
 
     after_append: Callable[[], None] | None = None
 
-    def run_script(self, source: str, keys: Sequence[str], args: Sequence[Any], *, binary: bool = False) -> Any:
-        reply = super().run_script(source, keys, args, binary=binary)
+    def run_script(
+        self, source: str, keys: Sequence[str], args: Sequence[Any], *, binary: bool = False, charged: bool = True
+    ) -> Any:
+        reply = super().run_script(source, keys, args, binary=binary, charged=charged)
         if source.startswith(store_module._APPEND[:40]) and self.after_append is not None:
             hook, self.after_append = self.after_append, None
             hook()

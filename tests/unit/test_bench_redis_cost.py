@@ -7,7 +7,15 @@ from collections import Counter
 
 import pytest
 
-from bench.redis_cost import CommandStat, command_names, merge_stats, parse_commandstats, server_share, split
+from bench.redis_cost import (
+    CommandStat,
+    command_names,
+    merge_stats,
+    monitor_arguments,
+    parse_commandstats,
+    server_share,
+    split,
+)
 
 
 def packed(*commands: tuple[object, ...]) -> list[bytes]:
@@ -86,3 +94,14 @@ def test_parse_and_merge_commandstats_given_two_nodes_sum_by_name() -> None:
 def test_split_given_more_operations_than_clients_deals_them_round_robin() -> None:
     operations = [lambda n=n: n for n in range(5)]
     assert [[op() for op in share] for share in split(operations, 2)] == [[0, 2, 4], [1, 3]]
+
+
+def test_monitor_arguments_given_quotes_escapes_and_bytes_reads_each_argument_back() -> None:
+    # Given a MONITOR line of a script's command, as Redis writes it (sdscatrepr: quoted, escaped)
+    line = (
+        '1700000000.123456 [0 lua] "ZADD" "mh:{ab}:messages" "7" "{\\"id\\":7,\\"content\\":\\"a b\\\\n\\xc3\\xa9\\"}"'
+    )
+    # When it is parsed
+    args = monitor_arguments(line)
+    # Then every argument comes back whole, its spaces, quotes, escapes and non-ASCII bytes as they were sent
+    assert args == [b"ZADD", b"mh:{ab}:messages", b"7", '{"id":7,"content":"a b\\n\u00e9"}'.encode()]

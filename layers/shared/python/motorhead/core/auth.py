@@ -77,11 +77,25 @@ class Authenticator(Protocol):
     def authenticate(self, credential: Credential | None) -> Caller: ...
 
 
+class PendingCharge(Protocol):
+    """A request's token, owed to the tenant's bucket: the request's first store call takes it in its own round trip
+    (refused there: ``RateLimitedError``, before the call does anything)."""
+
+    def settle(self) -> None:
+        """At the end of the request: take the token if no store call did (the answer stands either way)."""
+        ...
+
+
 class RateLimiter(Protocol):
     """Requests per second with a burst, per tenant."""
 
     def acquire(self, tenant: str) -> float:
         """Take one request from the tenant's bucket: 0 when allowed, else the seconds until one is."""
+        ...
+
+    def defer(self, tenant: str) -> PendingCharge | None:
+        """Owe the token to the request's first store call instead (no round trip of its own); None when this
+        limiter cannot (then ``acquire``)."""
         ...
 
 
@@ -119,11 +133,33 @@ class AccessControl:
 
     def admit(self, credential: Credential | None, scope: Scope | None) -> Caller:
         """The caller, once authenticated, allowed ``scope`` (any valid credential when None) and within its rate."""
+        caller = self._authorized(credential, scope)
+        if self.rate_limiter is not None:
+            self._acquire(self.rate_limiter, caller.tenant)
+        return caller
+
+    def admit_deferring(
+        self, credential: Credential | None, scope: Scope | None
+    ) -> tuple[Caller, PendingCharge | None]:
+        """``admit``, with the rate's token owed to the request's first store call where the limiter can (the
+        caller must ``settle`` what is returned when the request ends): a rate-limited request then costs no round
+        trip of its own, and one over its rate is still refused before it changes anything."""
+        caller = self._authorized(credential, scope)
+        if self.rate_limiter is None:
+            return caller, None
+        owed = self.rate_limiter.defer(caller.tenant)
+        if owed is None:
+            self._acquire(self.rate_limiter, caller.tenant)
+        return caller, owed
+
+    def _authorized(self, credential: Credential | None, scope: Scope | None) -> Caller:
         caller = self.authenticator.authenticate(credential)
         if scope is not None:
             caller.require(scope)
-        if self.rate_limiter is not None:
-            wait = self.rate_limiter.acquire(caller.tenant)
-            if wait > 0:
-                raise RateLimitedError("too many requests for this tenant; retry later", retry_after=wait)
         return caller
+
+    @staticmethod
+    def _acquire(limiter: RateLimiter, tenant: str) -> None:
+        wait = limiter.acquire(tenant)
+        if wait > 0:
+            raise RateLimitedError("too many requests for this tenant; retry later", retry_after=wait)

@@ -18,11 +18,19 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from redis import Redis
 from redis import exceptions as redis_errors
 from redis.backoff import ExponentialBackoff
+from redis.client import Pipeline
 from redis.cluster import RedisCluster
 from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
-from motorhead.errors import ConfigError, MotorheadError, StoreDegradedError, StoreUnavailableError
+from motorhead.adapters.redis_db import charge
+from motorhead.errors import (
+    ConfigError,
+    MotorheadError,
+    RateLimitedError,
+    StoreDegradedError,
+    StoreUnavailableError,
+)
 from motorhead.observability import subsegment
 from motorhead.settings import Settings
 
@@ -199,6 +207,10 @@ def _url_and_credentials(url: str, password: Callable[[], str] | None) -> tuple[
     return urlunsplit(parts._replace(netloc=hostport)), _PasswordProvider(password, username)
 
 
+def _rate_limited(wait_ms: int) -> RateLimitedError:
+    return RateLimitedError("too many requests for this tenant; retry later", retry_after=wait_ms / 1000)
+
+
 def _one_retry() -> Retry:
     """One quick retry (a dropped idle connection is reopened at once), so a failure costs about one timeout."""
     return Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1)
@@ -231,10 +243,20 @@ class RedisConnector:
         self._clients: dict[bool, Redis | RedisCluster] = {}
         self._scripts: dict[tuple[str, bool], Callable[..., Any]] = {}
         self._is_cluster: bool | None = None
+        self._acquire_loaded = False
         self._lock = threading.Lock()
 
     def client(self, *, binary: bool = False) -> Redis | RedisCluster:
-        """The shared client; ``binary`` gives one that returns bytes (vectors) instead of decoded text."""
+        """The shared client; ``binary`` gives one that returns bytes (vectors) instead of decoded text. A request
+        whose rate charge is still owed (``charge.py``) pays it first, in a round trip of its own: whatever the caller
+        does with the client next, the tenant's token was taken before (``run_script`` and ``pipelined`` carry it in
+        their own round trip instead)."""
+        owed = charge.take()
+        if owed is not None:
+            self._pay_now(owed)
+        return self._client(binary=binary)
+
+    def _client(self, *, binary: bool = False) -> Redis | RedisCluster:
         found = self._clients.get(binary)
         if found is None:
             with self._lock:
@@ -243,13 +265,73 @@ class RedisConnector:
                     found = self._clients[binary] = self._connect(decode=not binary)
         return found
 
-    def run_script(self, source: str, keys: Sequence[str], args: Sequence[Any], *, binary: bool = False) -> Any:
-        """Run a Lua script (registered once per process; EVALSHA, reloaded if the server lost it), errors mapped."""
+    def run_script(
+        self, source: str, keys: Sequence[str], args: Sequence[Any], *, binary: bool = False, charged: bool = True
+    ) -> Any:
+        """Run a Lua script (registered once per process; EVALSHA, reloaded if the server lost it), errors mapped.
+        The request's rate charge, if owed, rides on it (on a single Redis: the script runs only if the tenant had a
+        token, else ``RateLimitedError``); ``charged=False`` leaves it owed."""
+        owed = charge.take() if charged else None
+        if owed is not None and self.is_cluster():
+            self._pay_now(owed)
+            owed = None
+        if owed is not None:
+            source, keys, args = charge.charged(source), [*keys, owed.key], [*args, *owed.arguments()]
         script = self._scripts.get((source, binary))
         with mapped_errors():
             if script is None:
-                script = self._scripts[(source, binary)] = self.client(binary=binary).register_script(source)
-            return script(keys=list(keys), args=list(args))
+                script = self._scripts[(source, binary)] = self._client(binary=binary).register_script(source)
+            try:
+                return script(keys=list(keys), args=list(args))
+            except redis_errors.ResponseError as exc:
+                if owed is not None and str(exc).startswith(charge.REFUSED + " "):
+                    raise _rate_limited(int(str(exc).split()[1])) from None
+                raise
+
+    def pipelined(self, commands: Callable[[Pipeline], object], *, binary: bool = False) -> list[Any]:
+        """The replies of the commands ``commands`` queues on a pipeline (not a transaction), errors mapped; the
+        request's rate charge, if owed, is sent first in the same round trip, and a refusal raises
+        ``RateLimitedError`` (the commands were reads or ran anyway: only read-only commands belong here)."""
+        owed = charge.take()
+        with mapped_errors():
+            if owed is not None and self.is_cluster():
+                self._pay_now(owed)
+                owed = None
+            client = self._client(binary=binary)
+            pipe = client.pipeline(transaction=False)
+            if owed is not None:
+                pipe.evalsha(self._acquire_sha(), 1, owed.key, *owed.arguments())
+            commands(pipe)
+            replies: list[Any] = pipe.execute(raise_on_error=owed is None)
+            if owed is None:
+                return replies
+            paid, rest = replies[0], replies[1:]
+            if isinstance(paid, redis_errors.NoScriptError):  # the server lost it: load it, pay in a trip of its own
+                self._acquire_loaded = False
+                paid = self._pay_now(owed)
+            elif isinstance(paid, Exception):
+                raise paid
+            elif int(paid) > 0:
+                raise _rate_limited(int(paid))
+            for reply in rest:
+                if isinstance(reply, Exception):
+                    raise reply
+            return rest
+
+    def _acquire_sha(self) -> str:
+        """The rate charge's script, loaded once per process (its SHA-1 is what a pipeline sends)."""
+        sha = hashlib.sha1(charge.ACQUIRE.encode("utf-8")).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        if not self._acquire_loaded:
+            self._client().script_load(charge.ACQUIRE)
+            self._acquire_loaded = True
+        return sha
+
+    def _pay_now(self, owed: charge.Charge) -> int:
+        """Take the charge's token in a round trip of its own; refused: ``RateLimitedError``."""
+        wait = int(owed.pay(owed))
+        if wait > 0:
+            raise _rate_limited(wait)
+        return 0
 
     def run_script_many(
         self, source: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]], *, binary: bool = False
@@ -259,13 +341,18 @@ class RedisConnector:
         is its own round trip (each is on its own slot anyway)."""
         if not calls:
             return []
+        if len(calls) == 1:  # the request's rate charge, if owed, rides on it
+            return [self.run_script(source, calls[0][0], calls[0][1], binary=binary)]
+        owed = charge.take()
+        if owed is not None:  # several scripts: the token first, in a trip of its own, so none runs without it
+            self._pay_now(owed)
         with mapped_errors():
             cluster = self.is_cluster()
         if cluster:
             return [self.run_script(source, keys, args, binary=binary) for keys, args in calls]
         sha = hashlib.sha1(source.encode("utf-8")).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
         with mapped_errors():
-            client = self.client(binary=binary)
+            client = self._client(binary=binary)
             for attempt in range(2):
                 pipe = client.pipeline(transaction=False)
                 for keys, args in calls:
@@ -281,7 +368,7 @@ class RedisConnector:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def is_cluster(self) -> bool:
-        self.client()
+        self._client()
         return bool(self._is_cluster)
 
     def _connect(self, *, decode: bool) -> Redis | RedisCluster:

@@ -1,36 +1,14 @@
-"""Per-tenant request rate limiting on Redis: a token bucket refilled at ``rate`` per second up to ``burst``, taken
-from by one atomic script per request (so every function instance shares one bucket per tenant)."""
+"""Per-tenant request rate limiting on Redis: a token bucket refilled at ``rate`` per second up to ``burst``, shared by
+every function instance (``charge.py``). On a single Redis a request's token rides on the request's own first round
+trip (``defer``); otherwise, and where a caller asks for it now (``acquire``), it costs a round trip of its own."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from motorhead.adapters.redis_db import charge
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
-
-# KEYS: the bucket. ARGV: rate per second, burst, now in ms. The bucket holds "tokens ms"; returns the ms to wait
-# (0: allowed, one token taken). TIME comes from the caller so that the script stays deterministic for replication.
-# The bucket's time only moves forward (``math.max``): a request whose ``now`` is earlier than the bucket's (taken
-# before a concurrent request's, or on an instance whose clock lags) would otherwise set it back, and the next
-# request would be credited the same interval a second time (twice the rate under concurrency, far more with skew).
-_ACQUIRE = """
-local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local state = redis.call('GET', KEYS[1])
-local tokens, at = burst, now
-if state then
-  local space = string.find(state, ' ')
-  tokens, at = tonumber(string.sub(state, 1, space - 1)), tonumber(string.sub(state, space + 1))
-  tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
-end
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-else
-  wait = math.ceil((1 - tokens) * 1000 / rate)
-end
-redis.call('SET', KEYS[1], tokens .. ' ' .. math.max(at, now), 'PX', math.ceil(burst * 1000 / rate) + 1000)
-return wait
-"""
 
 
 class RedisRateLimiter:
@@ -46,6 +24,19 @@ class RedisRateLimiter:
         self._now_ms = now_ms
 
     def acquire(self, tenant: str) -> float:
-        now = self._now_ms()
-        wait_ms = self._connector.run_script(_ACQUIRE, [self._keys.rate_bucket(tenant)], [self._rate, self._burst, now])
-        return int(wait_ms) / 1000
+        return self._pay(self._charge(tenant)) / 1000
+
+    def defer(self, tenant: str) -> charge.Charge | None:
+        """The tenant's token, to be taken by the request's first Redis call (None on a cluster: ``acquire``)."""
+        if self._connector.is_cluster():
+            return None
+        return charge.defer(self._charge(tenant))
+
+    def _charge(self, tenant: str) -> charge.Charge:
+        return charge.Charge(
+            key=self._keys.rate_bucket(tenant), rate=self._rate, burst=self._burst, now_ms=self._now_ms(), pay=self._pay
+        )
+
+    def _pay(self, owed: charge.Charge) -> float:
+        owed.taken = True
+        return float(self._connector.run_script(charge.ACQUIRE, [owed.key], owed.arguments(), charged=False))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from redis.client import Pipeline
+
 from motorhead.adapters.redis_db.codec import decode, encode_new
 from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.keys import Keys
@@ -383,7 +385,6 @@ class RedisMemoryStore:
             cluster = self._connector.is_cluster()
             if not cluster:  # one atomic step: the usage and the listings are the script's keys too
                 script_keys += [*usage, listing] + ([named] if named is not None else [])
-            client = self._connector.client()
             if cluster:
                 # The usage and the listings are on other slots. The write's messages, bytes and namespace are
                 # reserved first (given back if the write is refused). The session is listed next (if the session
@@ -397,7 +398,7 @@ class RedisMemoryStore:
                         raise QuotaExceededError(_quota_message(str(refused), quotas))
                     must_exist = not int(room)
                 try:
-                    pipe = client.pipeline(transaction=False)
+                    pipe = self._connector.client().pipeline(transaction=False)
                     pipe.zadd(named if named is not None else listing, {session.id: now_ms})
                     pipe.execute()
                 except Exception:
@@ -449,7 +450,7 @@ class RedisMemoryStore:
                 if len(reply) == 6:  # a resent call, recognised: it stored nothing this time
                     self._release(session.tenant, len(bodies), written)
                 elif int(reply[6]):  # counted now for the first time: all it held before, too
-                    pipe = client.pipeline(transaction=False)
+                    pipe = self._connector.client().pipeline(transaction=False)
                     pipe.hincrby(usage[0], "sessions", 1)
                     pipe.hincrby(usage[0], "messages", int(reply[7]))
                     pipe.hincrby(usage[0], "bytes", int(reply[8]))
@@ -457,12 +458,12 @@ class RedisMemoryStore:
             elif cluster and len(reply) > 9 and int(reply[9]):
                 # quotas off now, but the session was counted when they were on: its growth is counted still, so
                 # that its deletion takes off what it holds, never more
-                pipe = client.pipeline(transaction=False)
+                pipe = self._connector.client().pipeline(transaction=False)
                 pipe.hincrby(usage[0], "messages", len(bodies))
                 pipe.hincrby(usage[0], "bytes", written)
                 pipe.execute()
             if cluster and named is not None:  # listed under the namespace, and under its user again (delete_user)
-                pipe = client.pipeline(transaction=False)
+                pipe = self._connector.client().pipeline(transaction=False)
                 pipe.zadd(listing, {session.id: now_ms})
                 pipe.zadd(named, {session.id: now_ms})
                 pipe.execute()
@@ -502,11 +503,12 @@ class RedisMemoryStore:
 
     def read(self, session: SessionRef, *, limit: int) -> SessionSnapshot:
         keys = self._keys.session(session)
-        with mapped_errors():
-            pipe = self._connector.client().pipeline(transaction=False)
+
+        def commands(pipe: Pipeline) -> None:
             pipe.zrevrange(keys.messages, 0, limit - 1)
             pipe.hmget(keys.meta, ["context", "tokens"])
-            raw_messages, (context, tokens) = pipe.execute()
+
+        raw_messages, (context, tokens) = self._connector.pipelined(commands)
         return SessionSnapshot(messages=[decode(raw) for raw in raw_messages], context=context, tokens=int(tokens or 0))
 
     def delete(self, session: SessionRef, *, namespace: str) -> None:
@@ -544,9 +546,12 @@ class RedisMemoryStore:
         """The ids and generations of the user's ``limit`` most recently written sessions, newest first, each checked
         to be bound to the user now (the listing is a hint; the binding in the session's meta decides), and listed
         under ``namespace`` when given, and among ``session_ids`` when given."""
+        listing = self._keys.user_sessions(user)
+        listed: list[str] = [
+            str(i) for i in self._connector.pipelined(lambda pipe: pipe.zrevrange(listing, 0, limit - 1))[0]
+        ]
         with mapped_errors():
             client = self._connector.client()
-            listed: list[str] = [str(i) for i in client.zrevrange(self._keys.user_sessions(user), 0, limit - 1)]
             if session_ids is not None:
                 listed = [i for i in listed if i in session_ids]
             if not listed:
@@ -614,16 +619,21 @@ class RedisMemoryStore:
         that is not (a stale entry: a write that failed halfway on a cluster) is left out and dropped from the
         listing."""
         listing = self._keys.user_sessions(user)
-        with mapped_errors():
-            client = self._connector.client()
-            if namespace is None:
-                pipe = client.pipeline(transaction=False)
+        if namespace is None:
+
+            def commands(pipe: Pipeline) -> None:
                 pipe.zrange(listing, offset, offset + limit - 1)
                 pipe.zcard(listing)
-                ids, total = pipe.execute()
-                page, total = [str(i) for i in ids], int(total)
-            else:
-                every = [str(i) for i in client.zrange(listing, 0, MAX_USER_SESSIONS - 1)]
+
+            ids, total = self._connector.pipelined(commands)
+            page, total = [str(i) for i in ids], int(total)
+        with mapped_errors():
+            client = self._connector.client()
+            if namespace is not None:
+                every = [
+                    str(i)
+                    for i in self._connector.pipelined(lambda pipe: pipe.zrange(listing, 0, MAX_USER_SESSIONS - 1))[0]
+                ]
                 scores = client.zmscore(self._keys.sessions_index(user.tenant, namespace), every) if every else []
                 kept = [session_id for session_id, score in zip(every, scores, strict=True) if score is not None]
                 page, total = kept[offset : offset + limit], len(kept)
@@ -685,11 +695,12 @@ class RedisMemoryStore:
 
     def list_sessions(self, tenant: str, *, namespace: str, offset: int, limit: int) -> tuple[list[str], int]:
         index = self._keys.sessions_index(tenant, namespace)
-        with mapped_errors():
-            pipe = self._connector.client().pipeline(transaction=False)
+
+        def commands(pipe: Pipeline) -> None:
             pipe.zrange(index, offset, offset + limit - 1)
             pipe.zcard(index)
-            ids, total = pipe.execute()
+
+        ids, total = self._connector.pipelined(commands)
         return list(ids), int(total)
 
     def release_summary_lease(self, session: SessionRef) -> None:

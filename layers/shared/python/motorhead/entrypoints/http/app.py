@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from motorhead import __version__
-from motorhead.core.auth import AccessControl, Caller, Credential
+from motorhead.core.auth import AccessControl, Caller, Credential, PendingCharge
 from motorhead.core.auth import Scope as AccessScope
 from motorhead.core.memory import check_session_id, check_user_id
 from motorhead.core.values import SessionRef, UserRef
@@ -113,10 +113,13 @@ def create_app(
     settings: Settings,
     access: AccessControl | None = None,
     scope: AccessScope | None = None,
+    reaches_store: bool = True,
 ) -> FastAPI:
     """A FastAPI app with the project's error contract. With ``access``, every request is admitted first (``scope``:
-    what the route needs; None: any valid credential); without, the app is public. Docs are served by the local
-    server, not per function."""
+    what the route needs; None: any valid credential); without, the app is public. ``reaches_store``: the route's
+    handler calls the store, so the rate's token rides on its first call (else it is taken at admission, in a round
+    trip of its own, and a tenant over its rate is answered 429 there). Docs are served by the local server, not per
+    function."""
     app = FastAPI(
         title=title,
         version=__version__,
@@ -129,7 +132,7 @@ def create_app(
     challenge = challenge_for(access)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if access is not None:  # outside the body limit: a caller without a valid credential gets 401, never a 400/413
-        app.add_middleware(AccessMiddleware, access=access, scope=scope, challenge=challenge)
+        app.add_middleware(AccessMiddleware, access=access, scope=scope, challenge=challenge, defer_rate=reaches_store)
     app.add_middleware(EscapeMiddleware)  # outside access control, as the gateway refuses such a request first
     app.add_middleware(RequestMetricsMiddleware)
 
@@ -190,6 +193,7 @@ class AccessMiddleware:
         scope: AccessScope | None,
         challenge: str,
         one_user_callers: bool = False,
+        defer_rate: bool = False,
     ) -> None:
         """``one_user_callers``: whether a credential that acts as one user (a JWT with the configured user claim) is
         admitted. Only the MCP endpoint admits one, since only its tools keep such a caller to that user's sessions;
@@ -199,24 +203,45 @@ class AccessMiddleware:
         self.scope = scope
         self.challenge = challenge
         self.one_user_callers = one_user_callers
+        # the rate's token owed to the route's first store call (a REST route's handler runs in this request's
+        # context, so its store calls see what is owed); the MCP endpoint's tools run elsewhere and pay at admission
+        self.defer_rate = defer_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         credential: Credential | None = None
+        owed: PendingCharge | None = None
         try:
             credential = credential_from(Headers(scope=scope))
-            caller = self.access.admit(credential, self.scope)
+            if self.defer_rate:
+                caller, owed = self.access.admit_deferring(credential, self.scope)
+            else:
+                caller = self.access.admit(credential, self.scope)
             if caller.user is not None and not self.one_user_callers:
                 raise ForbiddenError(ONE_USER_ON_REST)
             scope[CALLER] = caller
         except MotorheadError as exc:  # refused (401, 403, 429), or the credential could not be checked (503)
+            if owed is not None:
+                _settle(owed)
             key_id = presented_key_id(credential) if self.access.authenticator.method == "api-key" else None
             refused = domain_error_response(exc, challenge=self.challenge, origin=origin(scope, key_id))
             await refused(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if owed is not None:
+                _settle(owed)
+
+
+def _settle(owed: PendingCharge) -> None:
+    """Pay a request's token if its store calls did not; the request is answered, so a failure only goes to the log."""
+    try:
+        owed.settle()
+    except MotorheadError as exc:
+        logger.info("rate charge not settled", extra={"kind": type(exc).__name__})
 
 
 def origin(scope: Scope, key_id: str | None) -> dict[str, str | None]:
