@@ -174,6 +174,10 @@ class FakeMemoryStore:
             and (namespace is None or namespace in state.namespaces)
         ]
 
+    def listed_sessions(self, user: UserRef, *, limit: int) -> list[str]:
+        listed = self.users.get(user, {})
+        return sorted(listed, key=lambda sid: (-listed[sid], sid))[:limit]
+
     def session_user(self, session: SessionRef) -> str | None:
         state = self.sessions.get(session)
         return None if state is None else state.user
@@ -417,7 +421,17 @@ class FakeVectorIndex:
     def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
         return [self.texts(session) for session in sessions]
 
-    def lookup_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int, keywords: KeywordIndex) -> Lookup:
+    checks_owner = False
+
+    def lookup_many(
+        self,
+        sessions: Sequence[SessionRef],
+        query: Vectors,
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        owner: str | None = None,
+    ) -> Lookup:
         return lookup_apart(self, keywords, sessions, query, k)
 
 

@@ -125,7 +125,7 @@ ROUTES: dict[str, tuple[Callable[[Routes, SessionRef], object], tuple[int, int],
         (3, 6),
     ),
     "POST retrieval": (lambda r, s: r.retrieval.retrieve(s, "peanuts", 10), (1, 5), (1, 5)),
-    "POST users/{id}/retrieval": (lambda r, s: r.retrieval.retrieve_user(ANA, "peanuts", 10), (4, 18), (9, 25)),
+    "POST users/{id}/retrieval": (lambda r, s: r.retrieval.retrieve_user(ANA, "peanuts", 10), (2, 10), (5, 17)),
 }
 
 

@@ -37,7 +37,7 @@ from motorhead.composition import long_term
 from motorhead.core.values import NO_TENANT, NewMessage, SessionJob, SessionRef, UserRef
 from motorhead.errors import ConflictError
 from motorhead.ltm.indexing import IndexerService
-from motorhead.ltm.ports import Embedder, VectorIndex
+from motorhead.ltm.ports import Embedder, KeywordIndex, VectorIndex
 from motorhead.ltm.retrieval import RetrievalService
 from motorhead.observability import logger, user_hash
 from motorhead.settings import Settings
@@ -74,12 +74,13 @@ class Stack:
     index: VectorIndex
     embedder: Embedder
     client: redis.Redis
+    keywords: KeywordIndex | None = None  # the index itself, as the composition root wires it ("exact-owned")
 
     def retrieval(self, embedder: Embedder | None = None) -> RetrievalService:
         return RetrievalService(
             embedder=embedder or self.embedder,
             index=self.index,
-            keywords=RedisKeywordIndex(self.connector, Keys("mh")),
+            keywords=self.keywords or RedisKeywordIndex(self.connector, Keys("mh")),
             users=self.store,
         )
 
@@ -95,24 +96,34 @@ def local_embedder() -> Embedder:
     return long_term.embedder(Settings(MOTORHEAD_EMBEDDER="local"))
 
 
-@pytest.fixture(params=["exact", "search"])
+@pytest.fixture(params=["exact", "exact-owned", "search"])
 def stack(
     request: pytest.FixtureRequest, redis_server: EmbeddedRedis, search_server: EmbeddedRedis, local_embedder: Embedder
 ) -> Iterator[Stack]:
-    server = redis_server if request.param == "exact" else search_server
+    """``exact-owned``: the exact index serving the keyword side too (production's wiring), whose user-level search
+    reads each session's binding with its rows; the others check the bindings before and after their reads."""
+    server = redis_server if request.param != "search" else search_server
     client = redis.Redis(port=server.port, decode_responses=True)
     client.flushall()
     connector = RedisConnector(Settings(REDIS_URL=server.url))
     keys = Keys("mh")
     store = RedisMemoryStore(connector, keys)
     index: VectorIndex
+    keywords: KeywordIndex | None = None
     if request.param == "exact":
         index = ExactVectorIndex(connector, keys, dimensions=local_embedder.dimensions)
+    elif request.param == "exact-owned":
+        index, keywords = long_term.retrieval_indexes(
+            Settings(REDIS_URL=server.url, MOTORHEAD_VECTOR_BACKEND="exact"),
+            connector,
+            dimensions=local_embedder.dimensions,
+        )
+        assert index.checks_owner
     else:
         index = SearchVectorIndex(connector, keys)
     index.ensure_ready(embedder=local_embedder.identity, dimensions=local_embedder.dimensions)
     indexer = IndexerService(store=store, embedder=local_embedder, index=index)
-    yield Stack(connector, store, indexer, index, local_embedder, client)
+    yield Stack(connector, store, indexer, index, local_embedder, client, keywords)
     connector.close()
     client.close()
 
@@ -417,6 +428,18 @@ def test_user_retrieval_given_the_session_deleted_mid_search_returns_nothing_of_
         _RebindDuringEmbedding(stack.embedder, lambda: stack.store.delete(chat, namespace=""))
     ).retrieve_user(UserRef("acme", "ana"), "peanut", 10)
     assert [hit.session_id for hit in found] == ["other"]
+
+
+def test_user_retrieval_given_a_listing_naming_another_users_session_returns_nothing_of_it(stack: Stack) -> None:
+    # Given Bruno's session, and Ana's listing made to name it too (a stale or forged entry: the listing is a hint)
+    stack.write(SessionRef("acme", "mine"), "ana peanut notes", "ana")
+    stack.write(SessionRef("acme", "theirs"), "bruno private peanut diagnosis", "bruno")
+    stack.client.zadd(Keys("mh").user_sessions(UserRef("acme", "ana")), {"theirs": 9_999_999_999_999})
+    # When Ana searches (and searches again, warm, with the rows of both sessions cached)
+    for _ in range(2):
+        found = stack.retrieval().retrieve_user(UserRef("acme", "ana"), "peanut", 10)
+        # Then only her own session answers: the binding decides, read with the rows
+        assert {hit.session_id for hit in found} == {"mine"}, [hit.hit.message.content for hit in found]
 
 
 # --- forgetting a user --------------------------------------------------------------------------------------------

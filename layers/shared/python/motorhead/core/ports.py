@@ -128,6 +128,11 @@ class UserDirectory(Protocol):
         self, user: UserRef, *, namespace: str | None = None, session_ids: frozenset[str] | None = None, limit: int
     ) -> list[tuple[str, str]]: ...
 
+    def listed_sessions(self, user: UserRef, *, limit: int) -> list[str]:
+        """The ids in the user's listing, the ``limit`` most recently written first: a hint, not checked against the
+        sessions' bindings (a reader that checks each binding with the session's rows needs no more)."""
+        ...
+
     def still_bound(self, user: UserRef, sessions: Sequence[tuple[str, str]]) -> set[str]: ...
 
 

@@ -32,6 +32,7 @@ class Lookup:
 
     texts: list[SessionTexts]
     nearest: Callable[[], list[tuple[int, Scored]]]
+    owned: list[bool] | None = None  # asked for an owner: whether each session was bound to it when read (else empty)
 
 
 class Embedder(Protocol):
@@ -89,10 +90,25 @@ class VectorIndex(Protocol):
         """``distances`` of each session's ids, in one read: one dict per item of ``wanted``."""
         ...
 
-    def lookup_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int, keywords: KeywordIndex) -> Lookup:
+    @property
+    def checks_owner(self) -> bool:
+        """Whether ``lookup_many(..., keywords=self, owner=...)`` reads each session's binding in the same step as its
+        rows (then a user-level search needs no other check of the bindings)."""
+        ...
+
+    def lookup_many(
+        self,
+        sessions: Sequence[SessionRef],
+        query: Vectors,
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        owner: str | None = None,
+    ) -> Lookup:
         """The texts of these sessions as ``keywords`` holds them, and their ``k`` nearest messages by vector. When
         ``keywords`` is this index (it holds the texts beside the vectors), one round trip reads both; otherwise it
-        is ``lookup_apart``."""
+        is ``lookup_apart``. ``owner`` (a user id; where ``checks_owner``): only the sessions bound to that user when
+        read, the others read as empty (``Lookup.owned``)."""
         ...
 
 

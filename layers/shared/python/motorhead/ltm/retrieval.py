@@ -122,6 +122,8 @@ class RetrievalService:
             raise ConfigError("user-level retrieval needs the user directory")
         filters = filters or SearchFilters()
         self._ensure_ready()
+        if self._mode == "fusion" and filters.namespace is None and self._index.checks_owner:
+            return self._retrieve_owned(user, text, k, filters, explain=explain)
         listed = self._users.user_sessions(
             user, namespace=filters.namespace, session_ids=filters.session_ids, limit=MAX_USER_SESSIONS
         )
@@ -146,6 +148,23 @@ class RetrievalService:
             user, [(sid, generation[sid]) for sid in dict.fromkeys(h.session_id for h in found)]
         )
         return [hit for hit in found if hit.session_id in kept]
+
+    def _retrieve_owned(
+        self, user: UserRef, text: str, k: int, filters: SearchFilters, *, explain: bool
+    ) -> list[UserHit]:
+        """``retrieve_user`` where the index reads each session's binding with its rows, in one step: the listing (a
+        hint), then one read of every listed session that returns only those bound to the user at that instant, so
+        no binding is read before or after (two round trips on a single Redis)."""
+        assert self._users is not None
+        ids = self._users.listed_sessions(user, limit=MAX_USER_SESSIONS)
+        if filters.session_ids is not None:
+            ids = [session_id for session_id in ids if session_id in filters.session_ids]
+        if not ids:
+            return []
+        sessions = [SessionRef(tenant=user.tenant, id=session_id) for session_id in ids]
+        query = self._embedder.embed([text])[0]
+        fused = self._fused(sessions, text, query, k, filters, explain=explain, owner=user.id)
+        return [UserHit(session_id=ids[p], hit=hit) for p, hit in fused]
 
     def search(
         self, session: SessionRef, text: str, k: int, *, mode: Mode | None = None, explain: bool = False
@@ -172,14 +191,16 @@ class RetrievalService:
         return corpus.texts[0], keyword, [scored for _, scored in nearest]
 
     def _lookup(
-        self, sessions: Sequence[SessionRef], text: str, query: Vectors, candidates: int
+        self, sessions: Sequence[SessionRef], text: str, query: Vectors, candidates: int, owner: str | None = None
     ) -> tuple[_Corpus, NDArray[np.float64], list[tuple[int, Scored]]]:
         """The sessions' texts as one corpus, every row's BM25 score, and the nearest ``candidates`` by vector (read
         together: one round trip when the index serves the keyword side). Over many rows the scoring runs side by
         side (numpy releases the GIL): the vector side reads the whole matrix and is bound by memory bandwidth, the
         keyword side by its postings."""
-        found = self._index.lookup_many(sessions, query, candidates, self._keywords)
-        corpus = _Corpus.of(sessions, found.texts)
+        found = self._index.lookup_many(sessions, query, candidates, self._keywords, owner=owner)
+        if owner is not None and found.owned is None:
+            raise ConfigError("this vector index cannot check the sessions' owner as it reads them")
+        corpus = _Corpus.of(sessions, found.texts)  # a session not the owner's was read as empty
 
         def keyword() -> NDArray[np.float64]:
             return np.concatenate(corpus_scores(corpus.texts, text)) if len(corpus) else np.zeros(0)
@@ -202,11 +223,13 @@ class RetrievalService:
         filters: SearchFilters | None = None,
         *,
         explain: bool = False,
+        owner: str | None = None,
     ) -> list[tuple[int, Hit]]:
         recipe = self._recipe
         filtering = filters is not None and filters.on_messages
         # with filters on messages, the vector side looks further, so that enough admitted candidates remain
-        corpus, keyword, nearest = self._lookup(sessions, text, query, recipe.candidates * (4 if filtering else 1))
+        looked_for = recipe.candidates * (4 if filtering else 1)
+        corpus, keyword, nearest = self._lookup(sessions, text, query, looked_for, owner)
         if not len(corpus):
             return []
         admitted: NDArray[np.bool_] | None = None

@@ -139,10 +139,11 @@ class ExactVectorIndex:
         self._connector = connector
         self._keys = keys
         self._dimensions = dimensions
+        self._new_texts = new_texts
         self._rows: SessionRowCache[_Rows] = SessionRowCache(
             connector,
             keys,
-            new=lambda: _Rows(dimensions, texts=None if new_texts is None else new_texts()),
+            new=self._new_rows,
             extend=_Rows.extend,
             vector_bytes=dimensions * 4,
         )
@@ -172,11 +173,37 @@ class ExactVectorIndex:
     def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
         return [self._texts_of(rows) for rows in self._rows.get_many(sessions)]
 
-    def lookup_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int, keywords: KeywordIndex) -> Lookup:
+    @property
+    def checks_owner(self) -> bool:
+        return self._new_texts is not None
+
+    def lookup_many(
+        self,
+        sessions: Sequence[SessionRef],
+        query: Vectors,
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        owner: str | None = None,
+    ) -> Lookup:
         if keywords is not self:
             return lookup_apart(self, keywords, sessions, query, k)
-        every = self._rows.get_many(sessions)
-        return Lookup(texts=[self._texts_of(rows) for rows in every], nearest=lambda: self._nearest(every, query, k))
+        if owner is None:
+            every = self._rows.get_many(sessions)
+            return Lookup(
+                texts=[self._texts_of(rows) for rows in every], nearest=lambda: self._nearest(every, query, k)
+            )
+        # each session's rows and binding in one read: a session not bound to ``owner`` now is read as empty
+        owned = self._rows.get_owned(sessions, owner=owner)
+        held = [rows if rows is not None else self._new_rows() for rows in owned]
+        return Lookup(
+            texts=[self._texts_of(rows) for rows in held],
+            nearest=lambda: self._nearest(held, query, k),
+            owned=[rows is not None for rows in owned],
+        )
+
+    def _new_rows(self) -> _Rows:
+        return _Rows(self._dimensions, texts=None if self._new_texts is None else self._new_texts())
 
     def vector_search_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int) -> list[tuple[int, Scored]]:
         return self._nearest(self._rows.get_many(sessions), query, k)

@@ -139,7 +139,17 @@ class SearchVectorIndex:
     def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
         return self._served_texts().texts_many(sessions)
 
-    def lookup_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int, keywords: KeywordIndex) -> Lookup:
+    checks_owner = False  # its KNN query and texts are separate reads: a user-level search checks bindings after
+
+    def lookup_many(
+        self,
+        sessions: Sequence[SessionRef],
+        query: Vectors,
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        owner: str | None = None,
+    ) -> Lookup:
         return lookup_apart(self, self._served_texts() if keywords is self else keywords, sessions, query, k)
 
     def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:

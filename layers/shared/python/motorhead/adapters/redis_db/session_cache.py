@@ -26,11 +26,17 @@ from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys, SessionKeys
 from motorhead.core.values import SessionRef, StoredMessage
 
-# KEYS: meta, docs[, vectors]. ARGV: 1 row offset, 2 bytes per vector row, 3 most rows to return. The generation, up
-# to that many messages after the offset and, with a third key, their vectors, and the list's length; the generation
-# comes back marked when the list is shorter than the offset, so the cache starts over then too.
+# KEYS: meta, docs[, vectors]. ARGV: 1 row offset, 2 bytes per vector row, 3 most rows to return, 4 the user the
+# session must be bound to ("" for any). The generation, up to that many messages after the offset and, with a third
+# key, their vectors, and the list's length; the generation comes back marked when the list is shorter than the
+# offset, so the cache starts over then too; a session not bound to that user answers a length of -1 and nothing else
+# (its binding read in the same step as its rows: what is returned is that user's).
 _READ_FROM = """
-local generation = redis.call('HGET', KEYS[1], 'gen') or ''
+local meta = redis.call('HMGET', KEYS[1], 'gen', 'user')
+if ARGV[4] ~= '' and meta[2] ~= ARGV[4] then
+  return {'', {}, '', -1}
+end
+local generation = meta[1] or ''
 local offset = tonumber(ARGV[1])
 local length = redis.call('LLEN', KEYS[2])
 if length < offset then
@@ -45,16 +51,21 @@ return {generation, docs, redis.call('GETRANGE', KEYS[3], offset * width, (offse
 """
 
 # _READ_FROM for many sessions in one call (a server without slots): KEYS: each session's meta, docs[, vectors].
-# ARGV: 1 bytes per vector row, 2 most rows to return in all, 3 keys per session, then each session's row offset.
-# The four values of _READ_FROM per session, in order; the rows are shared out first come, first served.
+# ARGV: 1 bytes per vector row, 2 most rows to return in all, 3 keys per session, 4 the user each session must be
+# bound to ("" for any), then each session's row offset. The four values of _READ_FROM per session, in order; the
+# rows are shared out first come, first served.
 _READ_MANY = """
-local width, budget, per = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local width, budget, per, owner = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local out = {}
 for s = 0, #KEYS / per - 1 do
-  local offset = tonumber(ARGV[4 + s])
-  local generation = redis.call('HGET', KEYS[s * per + 1], 'gen') or ''
-  local length = redis.call('LLEN', KEYS[s * per + 2])
-  if length < offset then
+  local offset = tonumber(ARGV[5 + s])
+  local meta = redis.call('HMGET', KEYS[s * per + 1], 'gen', 'user')
+  local generation = meta[1] or ''
+  local length = -1
+  if owner == '' or meta[2] == owner then
+    length = redis.call('LLEN', KEYS[s * per + 2])
+  end
+  if length >= 0 and length < offset then
     generation = generation .. '/shorter'
   end
   local docs = {}
@@ -124,29 +135,38 @@ class SessionRowCache(Generic[T]):
 
     def get_many(self, sessions: Sequence[SessionRef]) -> list[T]:
         """``get`` of each session; the first page of all of them is read in one pipeline (a user's history)."""
+        return [value for value in self.get_owned(sessions, owner="") if value is not None]
+
+    def get_owned(self, sessions: Sequence[SessionRef], *, owner: str) -> list[T | None]:
+        """``get_many``, of the sessions bound to the user ``owner`` only ("" for any): None for the others, each
+        session's binding read in the same step as its rows (so what is returned was that user's when read)."""
         keyed = [self._keys.session(session) for session in sessions]
         with self._lock:
             entries: list[_Entry[T] | None] = [self._entries.pop(keys.tag, None) for keys in keyed]
+        found: list[T | None] = [None] * len(keyed)
         try:
-            for n, (keys, first) in enumerate(zip(keyed, self._read_many(keyed, entries), strict=True)):
+            for n, (keys, first) in enumerate(zip(keyed, self._read_many(keyed, entries, owner), strict=True)):
                 generation, docs, raw, length = first
-                while True:  # a page at a time, until every row of the list is read
+                while length >= 0:  # a page at a time, until every row of the list is read (-1: not the owner's)
                     cached = entries[n]
                     if cached is None or generation != cached.generation:
                         if cached is not None and cached.rows:  # what was read starts at the old offset: read it all
-                            generation, docs, raw, length = self._read(keys, 0)
+                            generation, docs, raw, length = self._read(keys, 0, owner)
+                            if length < 0:
+                                break
                         cached = entries[n] = _Entry(generation=generation, rows=0, value=self._new())
                     if docs:
                         self._extend(cached.value, [decode(doc) for doc in docs], raw)
                         cached.rows += len(docs)
                     if cached.rows >= length:
+                        found[n] = cached.value
                         break
-                    generation, docs, raw, length = self._read(keys, cached.rows)
+                    generation, docs, raw, length = self._read(keys, cached.rows, owner)
         finally:  # kept even when a page fails: what was read is consistent (rows are counted page by page)
             for keys, entry in zip(keyed, entries, strict=True):
                 if entry is not None:
                     self._keep(keys.tag, entry)
-        return [entry.value for entry in entries if entry is not None]
+        return found
 
     def held(self, session: SessionRef) -> T | None:
         """The session's rows as this process last read them, without asking Redis (None when not held)."""
@@ -164,29 +184,29 @@ class SessionRowCache(Generic[T]):
     def _script_keys(self, keys: SessionKeys) -> list[str]:
         return [keys.meta, keys.docs] + ([keys.vectors] if self._vector_bytes else [])
 
-    def _read(self, keys: SessionKeys, offset: int) -> tuple[str, list[bytes], bytes, int]:
+    def _read(self, keys: SessionKeys, offset: int, owner: str) -> tuple[str, list[bytes], bytes, int]:
         return _decoded(
             self._connector.run_script(
-                _READ_FROM, self._script_keys(keys), [offset, self._vector_bytes, self._page_rows], binary=True
+                _READ_FROM, self._script_keys(keys), [offset, self._vector_bytes, self._page_rows, owner], binary=True
             )
         )
 
     def _read_many(
-        self, keyed: Sequence[SessionKeys], entries: Sequence[_Entry[T] | None]
+        self, keyed: Sequence[SessionKeys], entries: Sequence[_Entry[T] | None], owner: str
     ) -> list[tuple[str, list[bytes], bytes, int]]:
         """The first read of each session, from its cached offset: one script for all of them on a server without
         slots; on a cluster, one per session (each on its own slot)."""
         offsets = [entry.rows if entry else 0 for entry in entries]
         if len(keyed) == 1 or self._connector.is_cluster():
             calls = [
-                (self._script_keys(keys), [offset, self._vector_bytes, self._page_rows])
+                (self._script_keys(keys), [offset, self._vector_bytes, self._page_rows, owner])
                 for keys, offset in zip(keyed, offsets, strict=True)
             ]
             return [_decoded(reply) for reply in self._connector.run_script_many(_READ_FROM, calls, binary=True)]
         script_keys = [key for keys in keyed for key in self._script_keys(keys)]
         per = len(script_keys) // len(keyed)
         flat = self._connector.run_script(
-            _READ_MANY, script_keys, [self._vector_bytes, self._page_rows, per, *offsets], binary=True
+            _READ_MANY, script_keys, [self._vector_bytes, self._page_rows, per, owner, *offsets], binary=True
         )
         return [_decoded(flat[i : i + 4]) for i in range(0, len(flat), 4)]
 

@@ -571,6 +571,11 @@ class RedisMemoryStore:
                 found.append((session_id, str(generation)))
         return found
 
+    def listed_sessions(self, user: UserRef, *, limit: int) -> list[str]:
+        listing = self._keys.user_sessions(user)
+        (listed,) = self._connector.pipelined(lambda pipe: pipe.zrevrange(listing, 0, limit - 1))
+        return [str(session_id) for session_id in listed]
+
     def session_user(self, session: SessionRef) -> str | None:
         with mapped_errors():
             bound = self._connector.client().hget(self._keys.session(session).meta, "user")

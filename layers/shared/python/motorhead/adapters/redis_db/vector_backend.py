@@ -108,8 +108,21 @@ class AutoVectorIndex:
     def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
         return self._keywords().texts_many(sessions)
 
-    def lookup_many(self, sessions: Sequence[SessionRef], query: Vectors, k: int, keywords: KeywordIndex) -> Lookup:
-        return self.backend.lookup_many(sessions, query, k, self._keywords() if keywords is self else keywords)
+    @property
+    def checks_owner(self) -> bool:
+        return self.backend.checks_owner
+
+    def lookup_many(
+        self,
+        sessions: Sequence[SessionRef],
+        query: Vectors,
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        owner: str | None = None,
+    ) -> Lookup:
+        own = self._keywords() if keywords is self else keywords
+        return self.backend.lookup_many(sessions, query, k, own, owner=owner)
 
     def _keywords(self) -> KeywordIndex:
         """The chosen backend as the keyword side (both backends are one; made without ``new_texts``, a ConfigError)."""
