@@ -213,3 +213,46 @@ def test_append_given_the_same_call_delivered_twice_stores_the_messages_once(
     # And the next, different call is stored as usual
     monkeypatch.setattr("motorhead.adapters.redis_db.store.new_version", lambda: "token-of-the-next-call")
     assert store.append(ref("s"), [NewMessage("Human", "next")], context=None, namespace="", now_ms=2).last_id == 2
+
+
+def test_append_given_folds_in_between_counts_exactly_what_the_session_holds(
+    store: RedisMemoryStore, connector: RedisConnector
+) -> None:
+    # Given a session whose count is kept in its meta, folded by a summary while writes go on
+    _fill(store, "s", 10)
+    start = store.fold_input(ref("s"), window=4, keep=2)
+    assert start is not None
+    store.append(ref("s"), [NewMessage("Human", "late")], context=None, namespace="", now_ms=5)
+    assert store.commit_fold(ref("s"), start=start, folded=Folded(context="sum", tokens=7, calls=1)) is True
+    # When more is written
+    result = store.append(ref("s"), [NewMessage("AI", "after")], context=None, namespace="", now_ms=6)
+    # Then the count it answers is what the session holds: the 2 kept, the late one and this one
+    assert result.count == connector.client().zcard(Keys().session(ref("s")).messages) == 4
+
+
+def test_append_given_a_session_from_before_meta_count_counts_its_messages(
+    store: RedisMemoryStore, connector: RedisConnector
+) -> None:
+    # Given a session written before meta.count existed
+    _fill(store, "old", 5)
+    connector.client().hdel(Keys().session(ref("old")).meta, "count")
+    # When it is written to, then it counts what it holds, and keeps counting
+    assert store.append(ref("old"), [NewMessage("AI", "x")], context=None, namespace="", now_ms=9).count == 6
+    assert store.append(ref("old"), [NewMessage("AI", "y")], context=None, namespace="", now_ms=9).count == 7
+
+
+def test_append_given_many_calls_keeps_at_least_the_last_64_tokens_and_at_most_79(
+    store: RedisMemoryStore, connector: RedisConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given 200 calls, each with its own token (the tokens are trimmed once in 16 calls, not at every call)
+    tokens = iter(f"token-{n}" for n in range(10_000))
+    monkeypatch.setattr("motorhead.adapters.redis_db.store.new_version", lambda: next(tokens))
+    calls = []
+    for n in range(200):
+        calls.append(store.append(ref("s"), [NewMessage("Human", f"m{n}")], context=None, namespace="", now_ms=n))
+    # Then between 64 and 79 tokens are kept, and every one of the last 64 calls is recognised when resent
+    held = connector.client().zcard(Keys().session(ref("s")).requests)
+    assert 64 <= held <= 79, held
+    assert connector.client().zscore(Keys().session(ref("s")).requests, "token-399") is not None  # 2 tokens per call
+    first_kept = 2 * (200 - 64) + 1
+    assert connector.client().zscore(Keys().session(ref("s")).requests, f"token-{first_kept}") is not None

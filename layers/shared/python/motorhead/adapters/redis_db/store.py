@@ -49,8 +49,12 @@ from motorhead.errors import ConflictError, QuotaExceededError, StoreDegradedErr
 # check and the count are part of this atomic step, as are the listings (after the user check); on a cluster the
 # caller reserves the messages, bytes and namespace on the usage's slot before, and this step refuses to create a
 # session when ARGV 20 says the tenant has no session left.
-# Its cost is the floor's: one read of the meta (HMGET), one write of it (HSET), one ZADD per sorted set it grows.
-RECENT_REQUESTS = 64  # call tokens remembered per session, to recognise a resent call
+# Its cost is near the floor's: one read of the meta (HMGET), one write of it (HSET), one ZADD per sorted set it grows;
+# what the meta can say is read from it (meta.count, the messages held; meta.ns:<name>, a namespace the session is
+# listed under; meta.calls, calls since the tokens were last trimmed), since each command a script runs costs several
+# times what the same command costs sent by the client (bench/redis_cost.py).
+RECENT_REQUESTS = 64  # call tokens remembered per session at least, to recognise a resent call
+TRIM_EVERY = 16  # the tokens are trimmed back to RECENT_REQUESTS once in this many calls (at most 79 are kept)
 MAX_USER_SESSIONS = 10_000  # sessions of one user a filtered listing reads at most
 DELETE_BATCH = 100  # sessions deleted per pipeline when a user is forgotten
 MAX_DELETE_ROUNDS = 50  # batches one call of a user deletion runs at most (5,000 sessions, a few seconds)
@@ -59,7 +63,7 @@ local first = 21
 local n = #ARGV - first + 1
 local now = tonumber(ARGV[2])
 local meta = redis.call('HMGET', KEYS[2], 'user', 'gen', 'seq', 'job_at', 'idx_at', 'id', 'created_at', 'version',
-  'ulist', 'q', 'bytes')
+  'ulist', 'q', 'bytes', 'count', 'ns:' .. ARGV[3], 'calls')
 local bound, gen = meta[1], meta[2]
 local seen = redis.call('ZSCORE', KEYS[5], ARGV[11])
 if seen then
@@ -152,8 +156,16 @@ elseif not meta[8] then
   set('version', ARGV[6])
 end
 redis.call('ZADD', KEYS[5], last, ARGV[11])
-redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -RECENT_REQUESTS - 1)
-redis.call('SADD', KEYS[3], ARGV[3])
+local calls = tonumber(meta[14] or '0') + 1
+if calls >= TRIM_EVERY then  -- the call tokens trimmed to the last RECENT_REQUESTS once in TRIM_EVERY calls
+  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -RECENT_REQUESTS - 1)
+  calls = 0
+end
+set('calls', calls)
+if not meta[13] then  -- the namespace is new to the session (meta's ns:<name> marks the ones it has)
+  redis.call('SADD', KEYS[3], ARGV[3])
+  set('ns:' .. ARGV[3], '1')
+end
 local function claim(field, claimed, lease)
   if not claimed or now - tonumber(claimed) >= lease then
     set(field, ARGV[2])
@@ -161,7 +173,13 @@ local function claim(field, claimed, lease)
   end
   return 0
 end
-local count = redis.call('ZCARD', KEYS[1])
+local count  -- how many messages the session holds: meta.count, kept by this step and the summary's commit
+if meta[12] then
+  count = tonumber(meta[12]) + n
+else
+  count = redis.call('ZCARD', KEYS[1])  -- a session from before meta.count
+end
+set('count', count)
 local summary_due = 0
 local above = tonumber(ARGV[7])
 if above > 0 and count > above then
@@ -176,7 +194,7 @@ local newly = (quotas and not counted) and 1 or 0
 local held = tonumber(meta[11] or '0')
 return {count, last, summary_due, index_due, gen, bound or '', newly, seq, held, counted and 1 or 0}
 """
-_APPEND_SCRIPT = _APPEND.replace("RECENT_REQUESTS", str(RECENT_REQUESTS))
+_APPEND_SCRIPT = _APPEND.replace("RECENT_REQUESTS", str(RECENT_REQUESTS)).replace("TRIM_EVERY", str(TRIM_EVERY))
 
 # KEYS: the tenant's usage, its namespace names. ARGV: 1-4 the quotas of sessions, messages, bytes and namespaces, 5
 # messages, 6 bytes, 7 the namespace. A cluster's first step of a write: reserves the messages, the bytes and the
@@ -312,6 +330,9 @@ if redis.call('ZCOUNT', KEYS[1], ARGV[6], ARGV[7]) ~= tonumber(ARGV[8]) then
   return 0
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[6], ARGV[7])
+if redis.call('HEXISTS', KEYS[2], 'count') == 1 then
+  redis.call('HINCRBY', KEYS[2], 'count', -tonumber(ARGV[8]))
+end
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[2], 'context', ARGV[4])
 end
