@@ -5,7 +5,8 @@ and `make bench-redis` measures what they cost the server. The routes run throug
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -59,31 +60,46 @@ def routes(
     request: pytest.FixtureRequest, redis_server: EmbeddedRedis, redis_cluster: EmbeddedRedisCluster
 ) -> Iterator[Routes]:
     cluster = request.param == "cluster"
-    nodes = redis_cluster.nodes if cluster else [redis_server]
+    with wired(redis_cluster.nodes if cluster else [redis_server], redis_cluster.url if cluster else redis_server.url,
+               cluster=cluster, backend="exact") as built:  # fmt: skip
+        yield built
+
+
+@pytest.fixture
+def search_routes(search_server: EmbeddedRedis) -> Iterator[Routes]:
+    """The routes on Redis 8 with RediSearch, the `search` vector backend."""
+    with wired([search_server], search_server.url, cluster=False, backend="search") as built:
+        yield built
+
+
+@contextmanager
+def wired(nodes: Sequence[EmbeddedRedis], url: str, *, cluster: bool, backend: str) -> Iterator[Routes]:
     for node in nodes:
         with redis.Redis(port=node.port) as client:
             client.flushall()
-    url = redis_cluster.url if cluster else redis_server.url
     connector = RedisConnector(Settings(REDIS_URL=url, MOTORHEAD_REDIS_MODE="auto"))
     keys = Keys("mh")
     store = RedisMemoryStore(connector, keys)
     embedder = long_term.embedder(Settings(MOTORHEAD_EMBEDDER="local"))
     # as the composition root wires retrieval: the index serves the keyword side too (one read for both)
-    exact = Settings(REDIS_URL=url, MOTORHEAD_VECTOR_BACKEND="exact")
-    index, keywords = long_term.retrieval_indexes(exact, connector, dimensions=embedder.dimensions)
+    chosen = Settings(REDIS_URL=url, MOTORHEAD_VECTOR_BACKEND=backend)
+    index, keywords = long_term.retrieval_indexes(chosen, connector, dimensions=embedder.dimensions)
+    index.ensure_ready(embedder=embedder.identity, dimensions=embedder.dimensions)
     limits = MemoryLimits(window=12, max_messages_per_request=100, max_message_bytes=65_536,
                           max_context_bytes=65_536, max_session_id_bytes=256)  # fmt: skip
     memory = MemoryService(store=store, limits=limits, summary_jobs=Jobs(), index_jobs=Jobs(), quotas=QUOTAS)
-    yield Routes(
-        memory=memory,
-        unquoted=MemoryService(store=store, limits=limits, summary_jobs=Jobs(), index_jobs=Jobs()),
-        retrieval=RetrievalService(embedder=embedder, index=index, keywords=keywords, users=store),
-        indexer=IndexerService(store=store, embedder=embedder, index=index),
-        ports=[node.port for node in nodes],
-        cluster=cluster,
-        connector=connector,
-    )
-    connector.close()
+    try:
+        yield Routes(
+            memory=memory,
+            unquoted=MemoryService(store=store, limits=limits, summary_jobs=Jobs(), index_jobs=Jobs()),
+            retrieval=RetrievalService(embedder=embedder, index=index, keywords=keywords, users=store),
+            indexer=IndexerService(store=store, embedder=embedder, index=index),
+            ports=[node.port for node in nodes],
+            cluster=cluster,
+            connector=connector,
+        )
+    finally:
+        connector.close()
 
 
 def two(n: int) -> list[NewMessage]:
@@ -178,6 +194,28 @@ def test_route_given_the_rate_limit_on_carries_the_tenants_token_in_its_own_roun
     assert 996.9 < tokens < 997.1  # three requests: two to warm up, the one counted
 
 
+# On the `search` backend (Redis 8 + RediSearch): a session retrieval sends the texts' read and the KNN query in one
+# pipeline (the keyword-only candidates' vectors, when there are any, in a second); a user-level search checks the
+# bindings before and after its reads.
+SEARCH_ROUTES: dict[str, tuple[Callable[[Routes, SessionRef], object], tuple[int, int]]] = {
+    "POST retrieval": (ROUTES["POST retrieval"][0], (1, 5)),
+    "POST users/{id}/retrieval": (ROUTES["POST users/{id}/retrieval"][0], (4, 19)),
+}
+
+
+@pytest.mark.parametrize("name", list(SEARCH_ROUTES))
+def test_search_backend_route_given_a_warm_process_makes_its_round_trips_and_commands(
+    search_routes: Routes, name: str
+) -> None:
+    route, budget = SEARCH_ROUTES[name]
+    warm, counted_session = prepared(search_routes, "warm-up"), prepared(search_routes, "chat-1")
+    for n in range(2):
+        prepared(search_routes, f"other-{n}")
+    route(search_routes, warm)
+    count = search_routes.count(lambda: route(search_routes, counted_session))
+    assert (count.round_trips, count.total_commands) == budget, count.commands
+
+
 # --- credentials ----------------------------------------------------------------------------------------------------
 
 
@@ -209,3 +247,15 @@ def test_api_keys_given_a_key_revoked_elsewhere_refuse_it_within_a_second(routes
     time.sleep(1.05)
     with pytest.raises(AuthenticationError):
         api.authenticate(Credential(kind="bearer", secret=key))
+
+
+def test_search_backend_given_its_index_dropped_answers_from_the_index_made_again(search_routes: Routes) -> None:
+    # Given a session indexed on the `search` backend, searched once (the process holds the index as ready)
+    session = prepared(search_routes, "chat-1")
+    before = [hit.message.content for hit in search_routes.retrieval.retrieve(session, "peanuts", 10)]
+    # When the index is dropped behind the process's back (its documents stay), and the session searched again
+    with redis.Redis(port=search_routes.ports[0]) as client:
+        client.execute_command("FT.DROPINDEX", Keys("mh").search_index())
+    after = [hit.message.content for hit in search_routes.retrieval.retrieve(session, "peanuts", 10)]
+    # Then the KNN query that failed beside the texts' read is run again on the index made again: the same hits
+    assert before and after == before

@@ -288,6 +288,42 @@ class RedisConnector:
                     raise _rate_limited(int(str(exc).split()[1])) from None
                 raise
 
+    def run_script_beside(
+        self,
+        source: str,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        beside: Callable[[Pipeline], object],
+        *,
+        binary: bool = False,
+    ) -> tuple[Any, list[Any]]:
+        """A script (first) and the commands ``beside`` queues, in one pipeline on a server without slots: the
+        script's reply (errors raised, the request's rate charge carried as ``run_script`` carries it) and the other
+        commands' replies (an error among them is returned, not raised, for the caller to handle)."""
+        owed = charge.take()
+        if owed is not None:
+            source, keys, args = charge.charged(source), [*keys, owed.key], [*args, *owed.arguments()]
+        sha = hashlib.sha1(source.encode("utf-8")).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        with mapped_errors():
+            client = self._client(binary=binary)
+            for attempt in range(2):
+                pipe = client.pipeline(transaction=False)
+                pipe.evalsha(sha, len(keys), *keys, *args)
+                beside(pipe)
+                replies: list[Any] = pipe.execute(raise_on_error=False)
+                first = replies[0]
+                if attempt == 0 and isinstance(first, redis_errors.NoScriptError):
+                    client.script_load(source)
+                    continue
+                if isinstance(first, redis_errors.ResponseError):
+                    if owed is not None and str(first).startswith(charge.REFUSED + " "):
+                        raise _rate_limited(int(str(first).split()[1]))
+                    raise first
+                if isinstance(first, Exception):
+                    raise first
+                return first, replies[1:]
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def pipelined(self, commands: Callable[[Pipeline], object], *, binary: bool = False) -> list[Any]:
         """The replies of the commands ``commands`` queues on a pipeline (not a transaction), errors mapped; the
         request's rate charge, if owed, is sent first in the same round trip, and a refusal raises

@@ -7,6 +7,9 @@ incremental ``SessionRowCache``, so a query reads only the messages this process
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.client import Pipeline
 
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
@@ -34,3 +37,9 @@ class RedisKeywordIndex:
 
     def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
         return self._texts.get_many(sessions)
+
+    def texts_beside(
+        self, sessions: Sequence[SessionRef], beside: Callable[[Pipeline], object]
+    ) -> tuple[list[SessionTexts], list[Any]]:
+        """``texts_many``, read in one pipeline with the commands ``beside`` queues (a server without slots)."""
+        return self._texts.get_many_beside(sessions, beside)

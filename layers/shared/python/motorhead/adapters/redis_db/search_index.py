@@ -150,7 +150,21 @@ class SearchVectorIndex:
         *,
         owner: str | None = None,
     ) -> Lookup:
-        return lookup_apart(self, self._served_texts() if keywords is self else keywords, sessions, query, k)
+        if keywords is not self or k <= 0 or not sessions or self._connector.is_cluster():
+            return lookup_apart(self, self._served_texts() if keywords is self else keywords, sessions, query, k)
+        # the texts' read and the KNN query in one pipeline (one round trip; the keyword-only candidates' vectors
+        # are read after, by distances_many)
+        self._require_ready()
+        blob = _blob(query)
+        tags = [self._keys.session(session).tag for session in sessions]
+        texts, (reply,) = self._served_texts().texts_beside(
+            sessions,
+            lambda pipe: pipe.execute_command(*self._search_command(tags, blob, k)),  # type: ignore[no-untyped-call]
+        )
+        if isinstance(reply, Exception):  # the index gone or not ready: the KNN query alone, checked and retried
+            return Lookup(texts=texts, nearest=lambda: self.vector_search_many(sessions, query, k))
+        hits = self._hits(sessions, _documents(reply), query, k)
+        return Lookup(texts=texts, nearest=lambda: hits)
 
     def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
         return self.distances_many([(session, ids)], query)[0]
@@ -159,8 +173,7 @@ class SearchVectorIndex:
         """One KNN query pre-filtered on the sessions' TAGs (per node of a cluster without a coordinator)."""
         if k <= 0 or not sessions:
             return []
-        blob = np.ascontiguousarray(query, dtype=_FLOAT32).reshape(-1).tobytes()
-        positions = {self._keys.session(session).tag: n for n, session in enumerate(sessions)}
+        blob = _blob(query)
         self._require_ready()
         try:
             reply = self._search(sessions, blob, k)
@@ -172,6 +185,14 @@ class SearchVectorIndex:
                 reply = self._search(sessions, blob, k)
             except redis_errors.ResponseError as exc:
                 raise StoreUnavailableError("search index not ready", detail=f"{self._index}: {exc}") from exc
+        return self._hits(sessions, reply, query, k)
+
+    def _hits(
+        self, sessions: Sequence[SessionRef], reply: list[tuple[str, dict[str, Any]]], query: Vectors, k: int
+    ) -> list[tuple[int, Scored]]:
+        """The ``k`` nearest of a KNN query's documents, each with its session's position; never another session's;
+        a document the reply named without its fields is read (``_load``)."""
+        positions = {self._keys.session(session).tag: n for n, session in enumerate(sessions)}
         hits: list[tuple[int, Scored]] = []
         unloaded: dict[int, list[str]] = {}
         for key, fields in reply:
@@ -325,31 +346,20 @@ class SearchVectorIndex:
                 groups = [(client, [keys.tag for keys in tags])]
             documents: list[tuple[str, dict[str, Any]]] = []
             for server, group in groups:
-                documents += _documents(
-                    _execute(
-                        server,
-                        "FT.SEARCH",
-                        self._index,
-                        f"@session:{{{' | '.join(group)}}}=>[KNN $k @vector $blob AS {_SCORE}]",
-                        "PARAMS",
-                        4,
-                        "k",
-                        k,
-                        "blob",
-                        blob,
-                        "SORTBY",
-                        _SCORE,
-                        "LIMIT",
-                        0,
-                        k,
-                        "RETURN",
-                        len(_RETURNED),
-                        *_RETURNED,
-                        "DIALECT",
-                        2,
-                    )  # fmt: skip
-                )
+                documents += _documents(_execute(server, *self._search_command(group, blob, k)))
         return documents
+
+    def _search_command(self, tags: Sequence[str], blob: bytes, k: int) -> list[Any]:
+        """FT.SEARCH of the ``k`` nearest documents to ``blob`` among those of these session tags."""
+        return [
+            "FT.SEARCH", self._index,
+            f"@session:{{{' | '.join(tags)}}}=>[KNN $k @vector $blob AS {_SCORE}]",
+            "PARAMS", 4, "k", k, "blob", blob,
+            "SORTBY", _SCORE,
+            "LIMIT", 0, k,
+            "RETURN", len(_RETURNED), *_RETURNED,
+            "DIALECT", 2,
+        ]  # fmt: skip
 
 
 def _primaries(client: RedisClient) -> list[Redis]:
@@ -363,6 +373,10 @@ def _primaries(client: RedisClient) -> list[Redis]:
 
 def _execute(server: Redis, *args: Any) -> Any:
     return server.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+def _blob(query: Vectors) -> bytes:
+    return np.ascontiguousarray(query, dtype=_FLOAT32).reshape(-1).tobytes()
 
 
 def _text(value: Any) -> str:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from redis.client import Pipeline
+
 from motorhead.adapters.redis_db.codec import decode
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys, SessionKeys
@@ -140,12 +142,27 @@ class SessionRowCache(Generic[T]):
     def get_owned(self, sessions: Sequence[SessionRef], *, owner: str) -> list[T | None]:
         """``get_many``, of the sessions bound to the user ``owner`` only ("" for any): None for the others, each
         session's binding read in the same step as its rows (so what is returned was that user's when read)."""
+        return self._get(sessions, owner, None)[0]
+
+    def get_many_beside(
+        self, sessions: Sequence[SessionRef], beside: Callable[[Pipeline], object]
+    ) -> tuple[list[T], list[Any]]:
+        """``get_many``, its first read in one pipeline with the commands ``beside`` queues (a server without slots):
+        the sessions' values and those commands' replies (an error among them returned, not raised)."""
+        values, replies = self._get(sessions, "", beside)
+        return [value for value in values if value is not None], replies
+
+    def _get(
+        self, sessions: Sequence[SessionRef], owner: str, beside: Callable[[Pipeline], object] | None
+    ) -> tuple[list[T | None], list[Any]]:
         keyed = [self._keys.session(session) for session in sessions]
         with self._lock:
             entries: list[_Entry[T] | None] = [self._entries.pop(keys.tag, None) for keys in keyed]
         found: list[T | None] = [None] * len(keyed)
+        replies: list[Any] = []
         try:
-            for n, (keys, first) in enumerate(zip(keyed, self._read_many(keyed, entries, owner), strict=True)):
+            firsts, replies = self._read_many(keyed, entries, owner, beside)
+            for n, (keys, first) in enumerate(zip(keyed, firsts, strict=True)):
                 generation, docs, raw, length = first
                 while length >= 0:  # a page at a time, until every row of the list is read (-1: not the owner's)
                     cached = entries[n]
@@ -166,7 +183,7 @@ class SessionRowCache(Generic[T]):
             for keys, entry in zip(keyed, entries, strict=True):
                 if entry is not None:
                     self._keep(keys.tag, entry)
-        return found
+        return found, replies
 
     def held(self, session: SessionRef) -> T | None:
         """The session's rows as this process last read them, without asking Redis (None when not held)."""
@@ -192,23 +209,41 @@ class SessionRowCache(Generic[T]):
         )
 
     def _read_many(
-        self, keyed: Sequence[SessionKeys], entries: Sequence[_Entry[T] | None], owner: str
-    ) -> list[tuple[str, list[bytes], bytes, int]]:
+        self,
+        keyed: Sequence[SessionKeys],
+        entries: Sequence[_Entry[T] | None],
+        owner: str,
+        beside: Callable[[Pipeline], object] | None = None,
+    ) -> tuple[list[tuple[str, list[bytes], bytes, int]], list[Any]]:
         """The first read of each session, from its cached offset: one script for all of them on a server without
-        slots; on a cluster, one per session (each on its own slot)."""
+        slots (with ``beside``'s commands in the same pipeline); on a cluster, one per session (each on its own
+        slot). The reads, and ``beside``'s replies."""
         offsets = [entry.rows if entry else 0 for entry in entries]
+        if beside is not None:
+            if self._connector.is_cluster():
+                raise ValueError("commands beside a read need a server without slots")
+            script_keys = [key for keys in keyed for key in self._script_keys(keys)]
+            per = len(script_keys) // len(keyed)
+            flat, replies = self._connector.run_script_beside(
+                _READ_MANY,
+                script_keys,
+                [self._vector_bytes, self._page_rows, per, owner, *offsets],
+                beside,
+                binary=True,
+            )
+            return [_decoded(flat[i : i + 4]) for i in range(0, len(flat), 4)], replies
         if len(keyed) == 1 or self._connector.is_cluster():
             calls = [
                 (self._script_keys(keys), [offset, self._vector_bytes, self._page_rows, owner])
                 for keys, offset in zip(keyed, offsets, strict=True)
             ]
-            return [_decoded(reply) for reply in self._connector.run_script_many(_READ_FROM, calls, binary=True)]
+            return [_decoded(reply) for reply in self._connector.run_script_many(_READ_FROM, calls, binary=True)], []
         script_keys = [key for keys in keyed for key in self._script_keys(keys)]
         per = len(script_keys) // len(keyed)
         flat = self._connector.run_script(
             _READ_MANY, script_keys, [self._vector_bytes, self._page_rows, per, owner, *offsets], binary=True
         )
-        return [_decoded(flat[i : i + 4]) for i in range(0, len(flat), 4)]
+        return [_decoded(flat[i : i + 4]) for i in range(0, len(flat), 4)], []
 
     def cached_rows(self) -> int:
         """How many rows the cache holds in all."""
