@@ -49,7 +49,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypedDict
 
-from bench.harness import percentile, report
+from bench.harness import percentile, report, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHONPATH = f"{REPO / 'layers' / 'shared' / 'python'}:{REPO}"
@@ -210,13 +210,7 @@ class GatewayProcess:
         return {name: float(seconds) for name, seconds in self.command("stats").items()}
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         if self.process.stdin is not None:
             self.process.stdin.close()
         self._answers.close()

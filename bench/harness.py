@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -93,9 +94,22 @@ def report(
     print_result(result, 1)
     print("\n```text\n" + "\n".join(summary_lines(result)) + "\n```")
     if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(asdict(cast(Any, result)), indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {json_path}")
     print(f"\n(done in {time.perf_counter() - started:.0f} s)")
     return 0
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    """Stop a server the benchmark started: SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def standalone_main(

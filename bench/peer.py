@@ -65,7 +65,6 @@ import os
 import platform
 import random
 import select
-import signal
 import statistics
 import subprocess
 import sys
@@ -83,7 +82,7 @@ import redis
 
 from bench.events import PYTHONPATH, REPO, SEED_MESSAGES, WINDOW
 from bench.gateway import load_requests
-from bench.harness import percentile
+from bench.harness import percentile, report, stop_process
 
 PEER_PACKAGE = "agent-memory-server"
 PEER_VERSION = "0.15.2"
@@ -248,13 +247,7 @@ class PeerProcess:
         raise RuntimeError(f"the peer did not answer /v1/health in {START_TIMEOUT_S:.0f} s: see {self._log_path}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
 
@@ -1099,20 +1092,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rounds": max(1, args.rounds or base.rounds),
         }
     )
-    started = time.perf_counter()
-
-    def progress(message: str) -> None:
-        print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-
-    result = benchmark(settings, python, versions, progress)
-    print_result(result, 1)
-    print("\n```text\n" + "\n".join(summary_lines(result)) + "\n```")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
-        print(f"results written to {args.json}")
-    print(f"\n(done in {time.perf_counter() - started:.0f} s)")
-    return 0
+    return report(
+        lambda progress: benchmark(settings, python, versions, progress),
+        print_result,
+        summary_lines,
+        json_path=args.json,
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,6 @@ Run: ``make bench-redis`` (``ARGS="--quick"`` for a short run, ``--json PATH`` w
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -73,6 +72,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from bench.events import SEED_MESSAGES, WINDOW
+from bench.harness import report
 from bench.retrieval import generated_messages, load_set
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from motorhead.adapters.redis_db.connector import RedisConnector
@@ -939,20 +939,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rounds": max(1, args.rounds or base.rounds),
         }
     )
-    started = time.perf_counter()
-
-    def progress(message: str) -> None:
-        print(f"   .. {message} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-
-    result = benchmark(settings, progress, cluster=not args.no_cluster)
-    print_result(result, 1)
-    print("\n```text\n" + "\n".join(summary_lines(result)) + "\n```")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
-        print(f"results written to {args.json}")
-    print(f"\n(done in {time.perf_counter() - started:.0f} s)")
-    return 0
+    return report(
+        lambda progress: benchmark(settings, progress, cluster=not args.no_cluster),
+        print_result,
+        summary_lines,
+        json_path=args.json,
+    )
 
 
 if __name__ == "__main__":
