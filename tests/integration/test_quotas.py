@@ -15,12 +15,14 @@ import requests
 from hypothesis import strategies as st
 
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
+from motorhead.adapters.redis_db import store as store_module
 from motorhead.adapters.redis_db.codec import encode_new
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.store import RedisMemoryStore
+from motorhead.adapters.redis_db.tenant_migration import RedisSessionAdopter
 from motorhead.core.memory import MemoryService
-from motorhead.core.values import MemoryLimits, NewMessage, Quotas, SessionRef
+from motorhead.core.values import NO_TENANT, MemoryLimits, NewMessage, Quotas, SessionRef
 from motorhead.errors import QuotaExceededError, StoreUnavailableError
 from motorhead.settings import Settings
 from tests.integration.conftest import serving
@@ -32,6 +34,7 @@ LIMITS = MemoryLimits(window=12)
 @dataclass
 class Tenancy:
     store: RedisMemoryStore
+    connector: RedisConnector
     nodes: list[int]
     cluster: bool
 
@@ -63,7 +66,7 @@ def tenancy(
         with redis.Redis(port=port) as client:
             client.flushall()
     connector = RedisConnector(Settings(REDIS_URL=redis_cluster.url if cluster else redis_server.url))
-    yield Tenancy(store=RedisMemoryStore(connector, Keys("mh")), nodes=nodes, cluster=cluster)
+    yield Tenancy(store=RedisMemoryStore(connector, Keys("mh")), connector=connector, nodes=nodes, cluster=cluster)
     connector.close()
 
 
@@ -263,3 +266,56 @@ def test_http_given_a_quota_answers_429_json_and_stores_nothing(redis_server: Em
         assert refused.status_code == 429
         assert refused.json() == {"error": "this tenant's quota of 2 messages is used up; nothing was stored"}
         assert len(requests.get(f"{url}/sessions/chat/memory", timeout=30).json()["messages"]) == 2
+
+
+def test_quota_given_a_new_session_refused_for_its_bytes_takes_back_the_session_and_messages_it_counted(
+    tenancy: Tenancy,
+) -> None:
+    # Given acme near its bytes quota, with room for sessions and messages
+    first = NewMessage("Human", "x" * 40)
+    memory = tenancy.service(Quotas(sessions=10, messages=100, bytes=stored_size(first) + 5))
+    memory.add_memory(SessionRef("acme", "chat"), [first])
+    before = tenancy.store.usage("acme")
+    # When a new session's write is refused for its bytes (its session and messages counted before its bytes)
+    with pytest.raises(QuotaExceededError, match="bytes stored"):
+        memory.add_memory(SessionRef("acme", "new"), says(3, "y" * 30))
+    # Then the usage is what it was, the session does not exist, and a write that fits is still counted once
+    assert tenancy.store.usage("acme") == before == tenancy.held("acme") | {"namespaces": 1}
+    assert memory.get_memory(SessionRef("acme", "new")).messages == []
+
+
+def test_quota_given_a_call_refused_then_resent_as_it_was_is_judged_again(
+    tenancy: Tenancy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given calls whose tokens are known: the third call is a resend of the second, as a client's resend of a call
+    # whose answer was lost is (each call draws a version token, then its call token)
+    tokens = iter(["v1", "call-1", "v2", "call-2", "v3", "call-2"])
+    monkeypatch.setattr(store_module, "new_version", lambda: next(tokens))
+    session = SessionRef("acme", "chat")
+    tenancy.service(Quotas(messages=10)).add_memory(session, says(1))
+    # When a call is refused for a quota, then sent again once the quota allows it
+    with pytest.raises(QuotaExceededError):
+        tenancy.service(Quotas(messages=2)).add_memory(session, says(2))
+    tenancy.service(Quotas(messages=10)).add_memory(session, says(2))
+    # Then the refused call left no trace that would make the resend look already stored: it is stored now
+    assert len(tenancy.service(Quotas()).get_memory(session).messages) == 3
+    assert tenancy.store.usage("acme")["messages"] == 3
+
+
+def test_quota_given_namespaces_counted_before_an_adoption_counts_them_again_for_the_adopting_tenant(
+    tenancy: Tenancy,
+) -> None:
+    # Given a tenant-less session written with quotas on under two namespaces (each counted among its names)
+    counting = tenancy.service(Quotas(namespaces=10))
+    session = SessionRef(NO_TENANT, "chat")
+    counting.add_memory(session, says(1), namespace="one")
+    counting.add_memory(session, says(1), namespace="two")
+    assert tenancy.store.usage(NO_TENANT)["namespaces"] == 2
+    # When acme adopts it, then writes to it under each namespace
+    adopter = RedisSessionAdopter(tenancy.connector, Keys("mh"))
+    assert adopter.adopt("acme", dry_run=False, keep_going=lambda: True).sessions_moved == 1
+    adopted = SessionRef("acme", "chat")
+    counting.add_memory(adopted, says(1), namespace="two")
+    counting.add_memory(adopted, says(1), namespace="one")
+    # Then both namespaces are counted among acme's names (what the session knew of the other tenant's says nothing)
+    assert tenancy.store.usage("acme") | {"bytes": 0} == {"sessions": 1, "messages": 4, "bytes": 0, "namespaces": 2}

@@ -130,9 +130,9 @@ def uncounted(session: SessionRef) -> SessionRef:
 # listings included); on a cluster the usage and the listings are on other slots.
 ROUTES: dict[str, tuple[Callable[[Routes, SessionRef], object], tuple[int, int], tuple[int, int]]] = {
     "GET memory": (lambda r, s: r.memory.get_memory(s), (1, 2), (1, 2)),
-    "POST memory": (lambda r, s: r.memory.add_memory(s, two(9)), (1, 11), (3, 12)),
-    "POST memory?user_id": (lambda r, s: r.memory.add_memory(s, two(9), user_id="ana"), (1, 12), (5, 14)),
-    "POST memory, no quotas": (lambda r, s: r.unquoted.add_memory(uncounted(s), two(9)), (1, 8), (2, 8)),
+    "POST memory": (lambda r, s: r.memory.add_memory(s, two(9)), (1, 9), (3, 11)),
+    "POST memory?user_id": (lambda r, s: r.memory.add_memory(s, two(9), user_id="ana"), (1, 10), (5, 13)),
+    "POST memory, no quotas": (lambda r, s: r.unquoted.add_memory(uncounted(s), two(9)), (1, 7), (2, 7)),
     "DELETE memory": (lambda r, s: r.memory.delete_memory(s), (1, 11), (5, 11)),
     "GET sessions": (lambda r, s: r.memory.list_sessions("acme", page=1, size=10), (1, 2), (1, 2)),
     "GET sessions?user_id": (

@@ -29,11 +29,12 @@ from motorhead.errors import ConflictError, QuotaExceededError, StoreDegradedErr
 # KEYS: messages, meta, namespaces, pending, requests[, the tenant's usage, the tenant's namespace names, the tenant's
 # listing of the namespace[, the user's listing]] (the last four on a server without slots only).
 # ARGV: 1 session id, 2 now ms, 3 namespace, 4 has-context flag, 5 context, 6 a fresh random token, 7 summarize above
-# this count (0: never), 8 summary lease ms, 9 index flag, 10 index lease ms, 11 a token unique to this call, 12 the
-# user the write names ("" for none), 13 "0" when the write may not adopt a session of no user ("1" otherwise), 14 the
-# name of that user's listing ("" for none), 15-18 the tenant's quotas of sessions, messages, bytes and namespaces (0:
-# none), 19 the bytes this call writes, 20 "1" when the session must exist (a cluster's tenant at its session quota),
-# then one JSON object per message without its id.
+# this count (0: never), 8 now less the summary lease (a lease taken at or before is free), 9 index flag, 10 now less
+# the index lease, 11 a token unique to this call, 12 the user the write names ("" for none), 13 "0" when the write may
+# not adopt a session of no user ("1" otherwise), 14 the name of that user's listing ("" for none), 15-18 the tenant's
+# quotas of sessions, messages, bytes and namespaces (0: none), 19 the bytes this call writes, 20 "1" when the session
+# must exist (a cluster's tenant at its session quota), then each message's JSON without its opening brace (the script
+# puts '{"id":N,' in front).
 # The session's last RECENT_REQUESTS call tokens are kept (scored by the last id each stored): a retry of a call after
 # a lost reply is recognised, even when other calls landed in between, and changes nothing. Ids come from the
 # session's own counter, so they are unique and increasing; every message of the call is stored, or none is. The
@@ -49,10 +50,13 @@ from motorhead.errors import ConflictError, QuotaExceededError, StoreDegradedErr
 # check and the count are part of this atomic step, as are the listings (after the user check); on a cluster the
 # caller reserves the messages, bytes and namespace on the usage's slot before, and this step refuses to create a
 # session when ARGV 20 says the tenant has no session left.
-# Its cost is near the floor's: one read of the meta (HMGET), one write of it (HSET), one ZADD per sorted set it grows;
-# what the meta can say is read from it (meta.count, the messages held; meta.ns:<name>, a namespace the session is
-# listed under; meta.calls, calls since the tokens were last trimmed), since each command a script runs costs several
-# times what the same command costs sent by the client (bench/redis_cost.py).
+# Its cost is near the floor's: one read of the meta (HMGET), one write of it (HSET), one ZADD per sorted set it grows,
+# one HINCRBY per usage counter that grows; what the meta can say is read from it (meta.count, the messages held;
+# meta.ns:<name>, a namespace the session is listed under, 'q' once it is known to be among the tenant's names;
+# meta.calls, calls since the tokens were last trimmed); the call's token is added first (ZADD NX: a retry is told
+# apart by the same command) and taken back by a refusal; and the script converts as few strings to numbers as it
+# can, since each command a script runs and each such conversion costs Redis more than the same command sent by the
+# client (bench/redis_cost.py).
 RECENT_REQUESTS = 64  # call tokens remembered per session at least, to recognise a resent call
 TRIM_EVERY = 16  # the tokens are trimmed back to RECENT_REQUESTS once in this many calls (at most 79 are kept)
 MAX_USER_SESSIONS = 10_000  # sessions of one user a filtered listing reads at most
@@ -61,87 +65,113 @@ MAX_DELETE_ROUNDS = 50  # batches one call of a user deletion runs at most (5,00
 _APPEND = """
 local first = 21
 local n = #ARGV - first + 1
-local now = tonumber(ARGV[2])
 local meta = redis.call('HMGET', KEYS[2], 'user', 'gen', 'seq', 'job_at', 'idx_at', 'id', 'created_at', 'version',
   'ulist', 'q', 'bytes', 'count', 'ns:' .. ARGV[3], 'calls')
 local bound, gen = meta[1], meta[2]
-local seen = redis.call('ZSCORE', KEYS[5], ARGV[11])
-if seen then
-  -- the same call again (a client retry after a lost reply): already stored, change nothing
+local seq = meta[3] and tonumber(meta[3]) or 0
+local last = seq + n
+-- the call's token, remembered with the last id it stores; a token already there is the same call again (a client
+-- retry after a lost reply): already stored, change nothing. A refusal below takes the token back.
+if redis.call('ZADD', KEYS[5], 'NX', last, ARGV[11]) == 0 then
+  local seen = redis.call('ZSCORE', KEYS[5], ARGV[11])
   return {redis.call('ZCARD', KEYS[1]), tonumber(seen), 0, 0, gen, bound or ''}
 end
-local fields = {'updated_at', ARGV[2]}
-local function set(field, value)
-  fields[#fields + 1] = field
-  fields[#fields + 1] = value
+local function refuse(count, answer)
+  redis.call('ZREM', KEYS[5], ARGV[11])
+  return {count, 0, 0, 0, '', answer}
 end
 local exists = gen or meta[7]
+local user, ulist = nil, nil
 if ARGV[12] ~= '' then
   if bound and bound ~= ARGV[12] then
-    return {-1, 0, 0, 0, '', bound}
+    return refuse(-1, bound)
   end
   if not bound then
     if ARGV[13] == '0' and exists then
-      return {-1, 0, 0, 0, '', ''}
+      return refuse(-1, '')
     end
-    set('user', ARGV[12])
-    set('ulist', ARGV[14])
-    bound = ARGV[12]
+    user, ulist, bound = ARGV[12], ARGV[14], ARGV[12]
   elseif not meta[9] then
-    set('ulist', ARGV[14])  -- bound before meta.ulist existed
+    ulist = ARGV[14]  -- bound before meta.ulist existed
   end
 end
-local seq = tonumber(meta[3] or '0')
 local added = tonumber(ARGV[19])
+local held = meta[11] and tonumber(meta[11]) or 0
 local counted = meta[10] == '1'
 if not exists and ARGV[20] == '1' then
-  return {-2, 0, 0, 0, '', 'sessions'}
+  return refuse(-2, 'sessions')
 end
-local quotas = tonumber(ARGV[15]) + tonumber(ARGV[16]) + tonumber(ARGV[17]) + tonumber(ARGV[18]) > 0
+local quotas = ARGV[15] ~= '0' or ARGV[16] ~= '0' or ARGV[17] ~= '0' or ARGV[18] ~= '0'
+local mark = meta[13]  -- the session's ns:<name>: nil (a namespace new to it), '1', or 'q' (counted as the tenant's)
+local mark_counted = false
 if (quotas or counted) and #KEYS >= 7 then
-  -- a session not counted yet (new, or from before usage was counted) is counted whole: all it holds and this write
-  local usage = redis.call('HMGET', KEYS[6], 'sessions', 'messages', 'bytes', 'namespaces')
-  local grow = {counted and 0 or 1, n + (counted and 0 or seq), added + (counted and 0 or tonumber(meta[11] or '0')), 0}
-  if redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 0 then
-    grow[4] = 1
-  end
-  local names = {'sessions', 'messages', 'bytes', 'namespaces'}
-  local totals = {}
-  for i = 1, 4 do
-    local limit = tonumber(ARGV[14 + i])
-    totals[i] = tonumber(usage[i] or '0') + grow[i]
-    if limit > 0 and grow[i] > 0 and totals[i] > limit then
-      return {-2, 0, 0, 0, '', names[i]}
+  -- a session not counted yet (new, or from before usage was counted) is counted whole: all it holds and this write.
+  -- meta's ns:<name> is 'q' once the namespace is known to be in the tenant's names (they are never taken out)
+  -- each counter that grows is added to (HINCRBY answers the total); one past its quota is taken back with the
+  -- others added before it, and the write refused
+  local more_messages = n + (counted and 0 or seq)
+  local more_bytes = added + (counted and 0 or held)
+  local grown = {}
+  local function grow(field, by, limit)
+    local total = redis.call('HINCRBY', KEYS[6], field, by)
+    grown[#grown + 1] = field
+    grown[#grown + 1] = by
+    if limit ~= '0' and total > tonumber(limit) then
+      for i = 1, #grown, 2 do
+        redis.call('HINCRBY', KEYS[6], grown[i], -grown[i + 1])
+      end
+      return true
     end
+    return false
   end
-  redis.call('HSET', KEYS[6], 'sessions', totals[1], 'messages', totals[2], 'bytes', totals[3], 'namespaces', totals[4])
-  if grow[4] == 1 then
+  if not counted and grow('sessions', 1, ARGV[15]) then return refuse(-2, 'sessions') end
+  if more_messages > 0 and grow('messages', more_messages, ARGV[16]) then return refuse(-2, 'messages') end
+  if more_bytes > 0 and grow('bytes', more_bytes, ARGV[17]) then return refuse(-2, 'bytes') end
+  if not (counted and mark == 'q') and redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 0 then
+    if grow('namespaces', 1, ARGV[18]) then return refuse(-2, 'namespaces') end
     redis.call('SADD', KEYS[7], ARGV[3])
   end
-end
-if quotas and not counted then
-  set('q', '1')  -- on a cluster, the caller counts it on the usage's slot from what this answers
+  mark_counted = mark ~= 'q'
 end
 if #KEYS >= 8 then
-  redis.call('ZADD', KEYS[8], now, ARGV[1])
+  redis.call('ZADD', KEYS[8], ARGV[2], ARGV[1])
 end
 if bound and #KEYS >= 9 then
-  redis.call('ZADD', KEYS[9], now, ARGV[1])
+  redis.call('ZADD', KEYS[9], ARGV[2], ARGV[1])
 end
-local last = seq + n
-set('seq', last)
-set('bytes', tonumber(meta[11] or '0') + added)
 if n > 0 then
   local args = {}
   for i = 1, n do
-    local id = last - n + i
-    args[#args + 1] = id
-    args[#args + 1] = '{"id":' .. id .. ',' .. string.sub(ARGV[first + i - 1], 2)
+    local id = tostring(seq + i)
+    args[2 * i - 1] = id
+    args[2 * i] = '{"id":' .. id .. ',' .. ARGV[first + i - 1]
   end
   redis.call('ZADD', KEYS[1], unpack(args))
   if ARGV[9] == '1' then
     redis.call('ZADD', KEYS[4], unpack(args))
   end
+end
+local calls = (meta[14] and tonumber(meta[14]) or 0) + 1
+if calls >= TRIM_EVERY then  -- the call tokens trimmed to the last RECENT_REQUESTS once in TRIM_EVERY calls
+  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -RECENT_REQUESTS - 1)
+  calls = 0
+end
+local count  -- how many messages the session holds: meta.count, kept by this step and the summary's commit
+if meta[12] then
+  count = tonumber(meta[12]) + n
+else
+  count = redis.call('ZCARD', KEYS[1])  -- a session from before meta.count
+end
+local fields = {'updated_at', ARGV[2], 'seq', last, 'bytes', held + added, 'calls', calls, 'count', count}
+local f = 10
+local function set(field, value)
+  fields[f + 1], fields[f + 2] = field, value
+  f = f + 2
+end
+if user then set('user', user) end
+if ulist then set('ulist', ulist) end
+if quotas and not counted then
+  set('q', '1')  -- on a cluster, the caller counts it on the usage's slot from what this answers
 end
 if not meta[6] then set('id', ARGV[1]) end
 if not meta[7] then set('created_at', ARGV[2]) end
@@ -155,43 +185,28 @@ if ARGV[4] == '1' then
 elseif not meta[8] then
   set('version', ARGV[6])
 end
-redis.call('ZADD', KEYS[5], last, ARGV[11])
-local calls = tonumber(meta[14] or '0') + 1
-if calls >= TRIM_EVERY then  -- the call tokens trimmed to the last RECENT_REQUESTS once in TRIM_EVERY calls
-  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -RECENT_REQUESTS - 1)
-  calls = 0
-end
-set('calls', calls)
-if not meta[13] then  -- the namespace is new to the session (meta's ns:<name> marks the ones it has)
+if not mark then  -- the namespace is new to the session (meta's ns:<name> marks the ones it has)
   redis.call('SADD', KEYS[3], ARGV[3])
+end
+if mark_counted then  -- known from now on to be among the tenant's names
+  set('ns:' .. ARGV[3], 'q')
+elseif not mark then
   set('ns:' .. ARGV[3], '1')
 end
-local function claim(field, claimed, lease)
-  if not claimed or now - tonumber(claimed) >= lease then
-    set(field, ARGV[2])
-    return 1
-  end
-  return 0
-end
-local count  -- how many messages the session holds: meta.count, kept by this step and the summary's commit
-if meta[12] then
-  count = tonumber(meta[12]) + n
-else
-  count = redis.call('ZCARD', KEYS[1])  -- a session from before meta.count
-end
-set('count', count)
-local summary_due = 0
+local summary_due, index_due = 0, 0
 local above = tonumber(ARGV[7])
-if above > 0 and count > above then
-  summary_due = claim('job_at', meta[4], tonumber(ARGV[8]))
-end
-local index_due = 0
-if ARGV[9] == '1' and n > 0 then
-  index_due = claim('idx_at', meta[5], tonumber(ARGV[10]))
+do  -- a lease is free when it was never taken or taken at or before ARGV 8 (10): now less the lease period
+  if above > 0 and count > above and (not meta[4] or tonumber(meta[4]) <= tonumber(ARGV[8])) then
+    summary_due = 1
+    set('job_at', ARGV[2])
+  end
+  if ARGV[9] == '1' and n > 0 and (not meta[5] or tonumber(meta[5]) <= tonumber(ARGV[10])) then
+    index_due = 1
+    set('idx_at', ARGV[2])
+  end
 end
 redis.call('HSET', KEYS[2], unpack(fields))
 local newly = (quotas and not counted) and 1 or 0
-local held = tonumber(meta[11] or '0')
 return {count, last, summary_due, index_due, gen, bound or '', newly, seq, held, counted and 1 or 0}
 """
 _APPEND_SCRIPT = _APPEND.replace("RECENT_REQUESTS", str(RECENT_REQUESTS)).replace("TRIM_EVERY", str(TRIM_EVERY))
@@ -437,9 +452,9 @@ class RedisMemoryStore:
                 ctx,
                 new_version(),
                 summarize_above or 0,
-                self._lease_ms,
+                now_ms - self._lease_ms,
                 "1" if index else "0",
-                self._index_lease_ms,
+                now_ms - self._index_lease_ms,
                 new_version(),
                 user_id or "",
                 "1" if adopt else "0",
@@ -447,7 +462,7 @@ class RedisMemoryStore:
                 *limits,
                 written,
                 "1" if must_exist else "0",
-                *bodies,
+                *(body[1:] for body in bodies),  # the script puts '{"id":N,' in front of each
             ]
             try:
                 reply = self._connector.run_script(_APPEND_SCRIPT, script_keys, args)

@@ -273,7 +273,10 @@ class RedisSessionAdopter:
                 pipe.zadd(listing, {session_id: score}, gt=True)
                 pipe.hset(copy.meta, "ulist", listing)  # the source's names the tenant-less user's listing
             pipe.execute()
-        text.hdel(copy.meta, "q")  # not in the tenant's usage yet: counted whole at its next write
+        # not in the tenant's usage yet: counted whole at its next write, its namespaces as new to the tenant's names
+        # (meta's ns:<name> marks of the source's tenant say nothing of this one's)
+        marks = [f"ns:{name}" for name in sorted(str(ns) for ns in text.smembers(copy.namespaces))]
+        text.hdel(copy.meta, "q", *marks)
         if delete_source:  # the source leaves the tenant-less usage (on a cluster, on its own slot, after)
             cluster = self._connector.is_cluster()
             usage = self._keys.tenant_usage(NO_TENANT)
