@@ -216,16 +216,21 @@ OPS = st.lists(
 
 
 @hypothesis.settings(max_examples=12, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
-@hypothesis.given(ops=OPS, quota=st.sampled_from([0, 12, 40]))
-@hypothesis.example(ops=[("append", 0, 2, ""), ("delete", 0, 0, ""), ("append", 1, 3, "ns-a")], quota=0)
-@hypothesis.example(ops=[("append", n % 3, 4, "ns-b") for n in range(8)] + [("delete", 1, 0, "")], quota=12)
+@hypothesis.given(ops=OPS, quota=st.sampled_from([0, 12, 40]), sessions=st.sampled_from([1_000, 3]))
+@hypothesis.example(
+    ops=[("append", 0, 2, ""), ("delete", 0, 0, ""), ("append", 1, 3, "ns-a")], quota=0, sessions=1_000
+)
+@hypothesis.example(
+    ops=[("append", n % 3, 4, "ns-b") for n in range(8)] + [("delete", 1, 0, "")], quota=12, sessions=1_000
+)
+@hypothesis.example(ops=[("append", n, 1, "") for n in range(6)] * 2, quota=0, sessions=3)
 def test_usage_given_concurrent_writes_and_deletes_stays_what_the_sessions_hold(
-    tenancy: Tenancy, ops: list[tuple[str, int, int, str]], quota: int
+    tenancy: Tenancy, ops: list[tuple[str, int, int, str]], quota: int, sessions: int
 ) -> None:
     for port in tenancy.nodes:
         with redis.Redis(port=port) as client:
             client.flushall()
-    memory = tenancy.service(Quotas(messages=quota, sessions=1_000))
+    memory = tenancy.service(Quotas(messages=quota, sessions=sessions))
 
     def run(share: list[tuple[str, int, int, str]]) -> None:
         for op, n, count, namespace in share:
@@ -251,6 +256,33 @@ def test_usage_given_concurrent_writes_and_deletes_stays_what_the_sessions_hold(
     assert {name: usage[name] for name in ("sessions", "messages", "bytes")} == tenancy.held("acme")
     if quota:
         assert usage["messages"] <= quota
+    assert usage["sessions"] <= sessions
+
+
+def test_quota_given_new_sessions_written_at_once_lets_exactly_the_quota_in(tenancy: Tenancy) -> None:
+    # Given a session quota of 5, and 16 writers each creating a session of its own at the same instant
+    memory = tenancy.service(Quotas(sessions=5))
+    start, admitted, refused = threading.Barrier(16), [], []
+
+    def write(n: int) -> None:
+        start.wait()
+        try:
+            memory.add_memory(SessionRef("acme", f"new-{n}"), says(1))
+            admitted.append(n)
+        except QuotaExceededError:
+            refused.append(n)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then exactly five got in (on a cluster too, where the count is on another slot than the sessions), the usage
+    # says five, and the others stored nothing
+    assert (len(admitted), len(refused)) == (5, 11)
+    assert tenancy.store.usage("acme")["sessions"] == 5 == tenancy.held("acme")["sessions"]
+    for n in refused:
+        assert memory.get_memory(SessionRef("acme", f"new-{n}")).messages == []
 
 
 def test_http_given_a_quota_answers_429_json_and_stores_nothing(redis_server: EmbeddedRedis) -> None:
@@ -319,3 +351,23 @@ def test_quota_given_namespaces_counted_before_an_adoption_counts_them_again_for
     counting.add_memory(adopted, says(1), namespace="one")
     # Then both namespaces are counted among acme's names (what the session knew of the other tenant's says nothing)
     assert tenancy.store.usage("acme") | {"bytes": 0} == {"sessions": 1, "messages": 4, "bytes": 0, "namespaces": 2}
+
+
+def test_quota_given_a_listing_entry_left_by_a_deleted_session_still_creates_it_within_the_quota(
+    tenancy: Tenancy,
+) -> None:
+    # Given a listing entry naming a session that no longer exists (as a deletion that stopped midway leaves), and room
+    # under the session quota
+    memory = tenancy.service(Quotas(sessions=2))
+    listing = Keys("mh").sessions_index("acme")
+    client = tenancy.connector.client()
+    client.zadd(listing, {"gone": 1})
+    # When a write creates that session again
+    memory.add_memory(SessionRef("acme", "gone"), says(1))
+    # Then it is stored and counted once (on a cluster, where the listing said the session was known, the place it
+    # needs is asked for after the write found it new)
+    assert len(memory.get_memory(SessionRef("acme", "gone")).messages) == 1
+    assert tenancy.store.usage("acme")["sessions"] == 1 == tenancy.held("acme")["sessions"]
+    memory.add_memory(SessionRef("acme", "other"), says(1))
+    with pytest.raises(QuotaExceededError, match="quota of 2 sessions"):
+        memory.add_memory(SessionRef("acme", "third"), says(1))

@@ -212,9 +212,11 @@ return {count, last, summary_due, index_due, gen, bound or '', newly, seq, held,
 _APPEND_SCRIPT = _APPEND.replace("RECENT_REQUESTS", str(RECENT_REQUESTS)).replace("TRIM_EVERY", str(TRIM_EVERY))
 
 # KEYS: the tenant's usage, its namespace names. ARGV: 1-4 the quotas of sessions, messages, bytes and namespaces, 5
-# messages, 6 bytes, 7 the namespace. A cluster's first step of a write: reserves the messages, the bytes and the
-# namespace (counted as the append script counts them), or answers the quota's name and reserves nothing; and says
-# whether the tenant has a session left (a new session may be created only then). Answers {name or '', has_room}.
+# messages, 6 bytes, 7 the namespace, 8 "1" to ask for a session's place. A cluster's step before a write: reserves
+# the messages, the bytes and the namespace (counted as the append script counts them), and, when asked for and the
+# tenant has a session quota with room under it, a place for a session the write may create (the write's until it
+# knows: counted for the session it creates, given back if it created none); or answers the quota's name and reserves
+# nothing. Answers {name or '', has_room, 1 if a place was reserved}.
 _RESERVE = """
 local usage = redis.call('HMGET', KEYS[1], 'sessions', 'messages', 'bytes', 'namespaces')
 local grow = {0, tonumber(ARGV[5]), tonumber(ARGV[6]), 0}
@@ -227,15 +229,18 @@ for i = 1, 4 do
   local limit = tonumber(ARGV[i])
   totals[i] = tonumber(usage[i] or '0') + grow[i]
   if limit > 0 and grow[i] > 0 and totals[i] > limit then
-    return {names[i], 0}
+    return {names[i], 0, 0}
   end
 end
-redis.call('HSET', KEYS[1], 'messages', totals[2], 'bytes', totals[3], 'namespaces', totals[4])
+local sessions = tonumber(ARGV[1])
+local room = sessions == 0 or totals[1] < sessions
+local place = (ARGV[8] == '1' and sessions > 0 and room) and 1 or 0
+redis.call('HSET', KEYS[1], 'sessions', totals[1] + place, 'messages', totals[2], 'bytes', totals[3],
+  'namespaces', totals[4])
 if grow[4] == 1 then
   redis.call('SADD', KEYS[2], ARGV[7])
 end
-local room = tonumber(ARGV[1]) == 0 or totals[1] < tonumber(ARGV[1])
-return {'', room and 1 or 0}
+return {'', room and 1 or 0, place}
 """
 
 # KEYS: a listing. ARGV: 1 session id, 2 the time a refused write listed it at. A cluster's write lists its session
@@ -416,31 +421,25 @@ class RedisMemoryStore:
         usage = [self._keys.tenant_usage(session.tenant), self._keys.tenant_namespaces(session.tenant)]
         limits = [quotas.sessions, quotas.messages, quotas.bytes, quotas.namespaces]
         script_keys = [keys.messages, keys.meta, keys.namespaces, keys.pending, keys.requests]
-        must_exist = False
+        must_exist = placed = False
         with mapped_errors():
             cluster = self._connector.is_cluster()
             if not cluster:  # one atomic step: the usage and the listings are the script's keys too
                 script_keys += [*usage, listing] + ([named] if named is not None else [])
             if cluster:
-                # The usage and the listings are on other slots. The write's messages, bytes and namespace are
-                # reserved first (given back if the write is refused). The session is listed next (if the session
-                # write then fails, a retried POST lands in the same place, and a stored message is never left
-                # unlisted under its user); a write that names a user can be refused, so its namespace listing
-                # waits for the answer.
+                # The usage and the listings are on other slots. The session is listed first (if the session write
+                # then fails, a retried POST lands in the same place, and a stored message is never left unlisted
+                # under its user; a write that names a user can be refused, so its namespace listing waits for the
+                # answer); then the write's messages, bytes and namespace are reserved (given back if the write is
+                # refused), and a session's place if the listing did not have the session (it may be new)
+                pipe = self._connector.client().pipeline(transaction=False)
+                pipe.zadd(named if named is not None else listing, {session.id: now_ms})
+                listed_now = bool(int(pipe.execute()[0]))
                 if quotas.any:
-                    reserved = [*limits, len(bodies), written, namespace]
-                    refused, room = self._connector.run_script(_RESERVE, usage, reserved)
-                    if refused:
-                        raise QuotaExceededError(_quota_message(str(refused), quotas))
-                    must_exist = not int(room)
-                try:
-                    pipe = self._connector.client().pipeline(transaction=False)
-                    pipe.zadd(named if named is not None else listing, {session.id: now_ms})
-                    pipe.execute()
-                except Exception:
-                    if quotas.any:
-                        self._release(session.tenant, len(bodies), written)
-                    raise
+                    must_exist, placed = self._reserve(
+                        session, quotas, len(bodies), written, namespace, place=listed_now, unlist=named or listing,
+                        listed_at=now_ms if listed_now else None,
+                    )  # fmt: skip
             # a failure of the write itself that may have landed (a timeout, a dropped connection) keeps a cluster's
             # reservation: usage is then over-counted, never under; a refusal of the server (degraded: out of memory,
             # read-only during a failover) ran nothing, and gives it back
@@ -466,14 +465,21 @@ class RedisMemoryStore:
             ]
             try:
                 reply = self._connector.run_script(_APPEND_SCRIPT, script_keys, args)
+                if cluster and int(reply[0]) == -2 and must_exist and not placed and quotas.sessions:
+                    # refused a new session without a place: the listing had it (an entry its deletion left
+                    # behind), so no place was asked for; one is asked for now, and the write runs again
+                    must_exist, placed = self._reserve(session, quotas, 0, 0, namespace, place=True)
+                    if placed:
+                        args[19] = "0"
+                        reply = self._connector.run_script(_APPEND_SCRIPT, script_keys, args)
             except StoreDegradedError:
                 if cluster and quotas.any:
-                    self._release(session.tenant, len(bodies), written)
+                    self._release(session.tenant, len(bodies), written, placed)
                 raise
             count, last_id, summary_due, index_due, generation, bound = reply[:6]
             if int(count) < 0:  # refused: nothing was stored
                 if cluster and quotas.any:
-                    self._release(session.tenant, len(bodies), written)
+                    self._release(session.tenant, len(bodies), written, placed)
                 # unlisted again where it was listed for this write alone: under the user it does not belong to, or
                 # under the namespace when it does not exist (refused for the tenant's session quota); unless a write
                 # since listed it at its own time
@@ -484,13 +490,16 @@ class RedisMemoryStore:
                 raise ConflictError("this session belongs to another user")
             if cluster and quotas.any:
                 if len(reply) == 6:  # a resent call, recognised: it stored nothing this time
-                    self._release(session.tenant, len(bodies), written)
+                    self._release(session.tenant, len(bodies), written, placed)
                 elif int(reply[6]):  # counted now for the first time: all it held before, too
                     pipe = self._connector.client().pipeline(transaction=False)
-                    pipe.hincrby(usage[0], "sessions", 1)
+                    if not placed:  # its place was reserved already when the tenant has a session quota
+                        pipe.hincrby(usage[0], "sessions", 1)
                     pipe.hincrby(usage[0], "messages", int(reply[7]))
                     pipe.hincrby(usage[0], "bytes", int(reply[8]))
                     pipe.execute()
+                elif placed:  # an existing session: the place it reserved goes back
+                    self._connector.client().hincrby(usage[0], "sessions", -1)
             elif cluster and len(reply) > 9 and int(reply[9]):
                 # quotas off now, but the session was counted when they were on: its growth is counted still, so
                 # that its deletion takes off what it holds, never more
@@ -524,11 +533,38 @@ class RedisMemoryStore:
         pipe.hincrby(key, "bytes", -sum(int(reply[3]) for reply in counted))
         pipe.execute()
 
-    def _release(self, tenant: str, messages: int, written: int) -> None:
-        """Give back what a cluster's reservation took for a write that was refused."""
+    def _reserve(
+        self,
+        session: SessionRef,
+        quotas: Quotas,
+        messages: int,
+        written: int,
+        namespace: str,
+        *,
+        place: bool,
+        unlist: str = "",
+        listed_at: int | None = None,
+    ) -> tuple[bool, bool]:
+        """A cluster's reservation on the usage's slot (``_RESERVE``): (the session must exist, a place was reserved
+        for it). Refused, nothing is reserved, the session is unlisted again where this write alone listed it
+        (``listed_at``), and the quota's error raised."""
+        usage = [self._keys.tenant_usage(session.tenant), self._keys.tenant_namespaces(session.tenant)]
+        limits = [quotas.sessions, quotas.messages, quotas.bytes, quotas.namespaces]
+        asked = [*limits, messages, written, namespace, "1" if place else "0"]
+        refused, room, placed = self._connector.run_script(_RESERVE, usage, asked)
+        if refused:
+            if listed_at is not None:
+                self._connector.run_script(_UNLIST_IF_OURS, [unlist], [session.id, listed_at])
+            raise QuotaExceededError(_quota_message(str(refused), quotas))
+        return bool(quotas.sessions) and not int(placed), bool(int(placed))
+
+    def _release(self, tenant: str, messages: int, written: int, placed: bool) -> None:
+        """Give back what a cluster's reservation took for a write that was refused (a session's place too)."""
         pipe = self._connector.client().pipeline(transaction=False)
         pipe.hincrby(self._keys.tenant_usage(tenant), "messages", -messages)
         pipe.hincrby(self._keys.tenant_usage(tenant), "bytes", -written)
+        if placed:
+            pipe.hincrby(self._keys.tenant_usage(tenant), "sessions", -1)
         pipe.execute()
 
     def usage(self, tenant: str) -> dict[str, int]:
