@@ -133,15 +133,15 @@ ROUTES: dict[str, tuple[Callable[[Routes, SessionRef], object], tuple[int, int],
     "POST memory": (lambda r, s: r.memory.add_memory(s, two(9)), (1, 11), (3, 12)),
     "POST memory?user_id": (lambda r, s: r.memory.add_memory(s, two(9), user_id="ana"), (1, 12), (5, 14)),
     "POST memory, no quotas": (lambda r, s: r.unquoted.add_memory(uncounted(s), two(9)), (1, 8), (2, 8)),
-    "DELETE memory": (lambda r, s: r.memory.delete_memory(s), (1, 11), (5, 11)),
+    "DELETE memory": (lambda r, s: r.memory.delete_memory(s), (1, 12), (5, 11)),
     "GET sessions": (lambda r, s: r.memory.list_sessions("acme", page=1, size=10), (1, 2), (1, 2)),
     "GET sessions?user_id": (
         lambda r, s: r.memory.list_sessions("acme", page=1, size=10, user_id="ana"),
-        (2, 6),
+        (1, 8),
         (3, 6),
     ),
     "POST retrieval": (lambda r, s: r.retrieval.retrieve(s, "peanuts", 10), (1, 5), (1, 5)),
-    "POST users/{id}/retrieval": (lambda r, s: r.retrieval.retrieve_user(ANA, "peanuts", 10), (2, 10), (5, 17)),
+    "POST users/{id}/retrieval": (lambda r, s: r.retrieval.retrieve_user(ANA, "peanuts", 10), (1, 11), (5, 17)),
 }
 
 

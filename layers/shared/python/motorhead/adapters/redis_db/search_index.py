@@ -31,10 +31,10 @@ from motorhead.adapters.redis_db.connector import RedisClient, RedisConnector, m
 from motorhead.adapters.redis_db.index_record import record_embedder
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
-from motorhead.core.values import SessionRef, StoredMessage
+from motorhead.core.values import SessionRef, StoredMessage, UserRef
 from motorhead.errors import ConfigError, StoreUnavailableError
 from motorhead.ltm.bm25 import SessionTexts
-from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, Vectors, lookup_apart
+from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, UserLookup, Vectors, lookup_apart
 from motorhead.ltm.recipe import DenseText
 
 # KEYS: 1 meta, 2 indexed, 3 doc_ids, 4 docs, then the document key of each message. ARGV: 1 generation, 2 session
@@ -165,6 +165,18 @@ class SearchVectorIndex:
             return Lookup(texts=texts, nearest=lambda: self.vector_search_many(sessions, query, k))
         hits = self._hits(sessions, _documents(reply), query, k)
         return Lookup(texts=texts, nearest=lambda: hits)
+
+    def lookup_user(
+        self,
+        user: UserRef,
+        query: Callable[[], Vectors],
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        limit: int,
+        session_ids: frozenset[str] | None,
+    ) -> UserLookup | None:
+        return None
 
     def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
         return self.distances_many([(session, ids)], query)[0]
