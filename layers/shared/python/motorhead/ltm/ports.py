@@ -38,10 +38,13 @@ class Lookup:
 @dataclass(frozen=True, slots=True)
 class UserLookup:
     """``Lookup`` of a user's listed sessions, the listing read in the same step: the sessions (newest first) and
-    their lookup, each session bound to the user when read (``Lookup.owned``) or read as empty."""
+    their lookup, each session bound to the user when read (``Lookup.owned``) or read as empty. ``recheck``, when
+    given, must be called with the positions of the sessions whose results the caller keeps if it read anything of
+    them after the lookup: the positions of those still the user's, of the generation the lookup read."""
 
     sessions: list[SessionRef]
     lookup: Lookup
+    recheck: Callable[[set[int]], set[int]] | None = None
 
 
 class Embedder(Protocol):

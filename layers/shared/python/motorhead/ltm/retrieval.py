@@ -13,7 +13,7 @@ fusion's z-scores over the candidates of all sessions, and the next-turn lift wi
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -175,8 +175,9 @@ class RetrievalService:
         if not listed.sessions:
             return []
         fused = self._fused(
-            listed.sessions, text, query(), k, filters, explain=explain, owner=user.id, read=listed.lookup
-        )
+            listed.sessions, text, query(), k, filters, explain=explain, owner=user.id, read=listed.lookup,
+            recheck=listed.recheck,
+        )  # fmt: skip
         return [UserHit(session_id=listed.sessions[p].id, hit=hit) for p, hit in fused]
 
     def _retrieve_owned(
@@ -262,6 +263,7 @@ class RetrievalService:
         explain: bool = False,
         owner: str | None = None,
         read: Lookup | None = None,
+        recheck: Callable[[set[int]], set[int]] | None = None,
     ) -> list[tuple[int, Hit]]:
         recipe = self._recipe
         filtering = filters is not None and filters.on_messages
@@ -318,6 +320,9 @@ class RetrievalService:
             distance = 1.0 - cosine[row] if row in cosine else NOT_SCORED
             hit = Hit(message=corpus.message(row), distance=distance, score=fused[row], parts=parts.get(row))
             hits.append((part, hit))
+        if wanted and recheck is not None:  # read more after the lookup: the hits' sessions checked again
+            kept = recheck({part for part, _ in hits})
+            hits = [(part, hit) for part, hit in hits if part in kept]
         return hits
 
     def _looked_for(self, filters: SearchFilters | None) -> int:

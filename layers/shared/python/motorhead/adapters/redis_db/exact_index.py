@@ -217,13 +217,13 @@ class ExactVectorIndex:
         vector = query()
         # the listing, and each listed session's rows with its binding, in one read (session_cache.get_listed)
         listed = self._rows.get_listed(user, limit=limit, session_ids=session_ids)
-        held = [rows if rows is not None else self._new_rows() for _, rows in listed]
+        held = [rows if rows is not None else self._new_rows() for _, rows, _ in listed]
         lookup = Lookup(
             texts=[self._texts_of(rows) for rows in held],
             nearest=lambda: self._nearest(held, vector, k),
-            owned=[rows is not None for _, rows in listed],
+            owned=[rows is not None for _, rows, _ in listed],
         )
-        return UserLookup(sessions=[session for session, _ in listed], lookup=lookup)
+        return UserLookup(sessions=[session for session, _, _ in listed], lookup=lookup)
 
     def _new_rows(self) -> _Rows:
         return _Rows(self._dimensions, texts=None if self._new_texts is None else self._new_texts())

@@ -280,12 +280,13 @@ class SessionRowCache(Generic[T]):
 
     def get_listed(
         self, user: UserRef, *, limit: int, session_ids: frozenset[str] | None = None
-    ) -> list[tuple[SessionRef, T | None]]:
+    ) -> list[tuple[SessionRef, T | None, str]]:
         """The sessions of the user's listing (its ``limit`` most recently written, newest first; only those among
         ``session_ids`` when given), each with its value, or None when it is not bound to the user when read: on a
         server without slots the listing, each listed session's binding and its new rows are one script (the
-        bindings read in the same step as the rows, so what is returned was the user's when read). A listed session
-        whose tag the script did not know is read in a second script, its tag given (``listed.py``)."""
+        bindings read in the same step as the rows, so what is returned was the user's when read), and the generation
+        read with them. A listed session whose tag the script did not know is read in a second script, its tag given
+        (``listed.py``)."""
         listing, tags = self._keys.user_sessions(user), self._keys.user_session_tags(user)
         with self._lock:
             known = [(tag, entry.rows) for tag, entry in self._entries.items() if entry.listing == listing]
@@ -294,7 +295,7 @@ class SessionRowCache(Generic[T]):
         args: list[Any] = [self._vector_bytes, self._page_rows, limit, user.id, self._keys.session_head(user.tenant)]
         args += suffixes
         order: list[str] = []
-        found: dict[str, T | None] = {}
+        found: dict[str, tuple[T | None, str]] = {}
         wanted = session_ids
         given: dict[str, str] = {}
         for _ in range(2):
@@ -315,14 +316,17 @@ class SessionRowCache(Generic[T]):
             if not given:
                 break
             wanted = frozenset(given)  # read again with the tags it lacked; what was read under a wrong one is unused
-        return [(SessionRef(user.tenant, session_id), found.get(session_id)) for session_id in order]
+        return [(SessionRef(user.tenant, i), *found.get(i, (None, ""))) for i in order]
 
-    def _fill_listed(self, user: UserRef, listing: str, reads: Sequence[tuple[str, Any]]) -> dict[str, T | None]:
-        """``_fill`` of each read of ``_READ_LISTED`` (its tag checked), from the offset it was read from."""
+    def _fill_listed(
+        self, user: UserRef, listing: str, reads: Sequence[tuple[str, Any]]
+    ) -> dict[str, tuple[T | None, str]]:
+        """``_fill`` of each read of ``_READ_LISTED`` (its tag checked), from the offset it was read from; with the
+        generation its rows are of."""
         keyed = [self._keys.session(SessionRef(user.tenant, session_id)) for session_id, _ in reads]
         with self._lock:
             entries: list[_Entry[T] | None] = [self._entries.pop(keys.tag, None) for keys in keyed]
-        found: dict[str, T | None] = {}
+        found: dict[str, tuple[T | None, str]] = {}
         try:
             for n, (keys, (session_id, read)) in enumerate(zip(keyed, reads, strict=True)):
                 offset = int(read[2])
@@ -332,10 +336,11 @@ class SessionRowCache(Generic[T]):
                     if offset:
                         first = self._read(keys, 0, user.id)
                     entries[n] = None
-                found[session_id] = self._fill(keys, entries, n, first, user.id)
+                value = self._fill(keys, entries, n, first, user.id)
                 entry = entries[n]
                 if entry is not None:
                     entry.listing = listing
+                found[session_id] = (value, entry.generation if value is not None and entry is not None else "")
         finally:
             for keys, entry in zip(keyed, entries, strict=True):
                 if entry is not None:
