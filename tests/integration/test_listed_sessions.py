@@ -87,7 +87,7 @@ def wired(
 
 
 def tags_of(wired: Wired, user: UserRef) -> dict[str, str]:
-    return wired.client.hgetall(KEYS.user_session_tags(user))
+    return {str(field): str(tag) for field, tag in wired.client.hgetall(KEYS.user_session_tags(user)).items()}
 
 
 def listed(wired: Wired, user: UserRef) -> tuple[list[str], int]:
