@@ -7,6 +7,11 @@ only for the rows after it: one consistent read of the generation and the new ro
 the cached one (first read, session deleted and re-created, or a list shorter than the cache after a failover lost
 its last writes), the cache of that session starts over.
 
+A user's sessions (``get_listed``, a server without slots) are read with the user's listing in one script, which
+builds their keys from the tags kept beside the listing (``listed.py``): the process sends the row offset of each
+session it last read through that listing (``_Entry.listing``), and a listed session it holds from another read
+(sent no offset) is read whole and its cache started over.
+
 Memory is bounded: the cache keeps the ``max_sessions`` (1,024) most recently used sessions, and drops the least
 recently used ones while it holds more than ``max_rows`` rows in all (the session just read is always kept). At 384
 dims a row of the exact index costs about 1.8 kB (its vector and message), so the default bound is about 360 MB per
