@@ -33,7 +33,7 @@ from motorhead.core.values import (
 )
 from motorhead.errors import ConflictError, QuotaExceededError
 from motorhead.ltm.bm25 import SessionTexts
-from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, Vectors, lookup_apart
+from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, UserLookup, Vectors, lookup_apart
 from motorhead.ltm.recipe import CURRENT_DENSE_TEXT, DenseText
 
 
@@ -433,6 +433,18 @@ class FakeVectorIndex:
         owner: str | None = None,
     ) -> Lookup:
         return lookup_apart(self, keywords, sessions, query, k)
+
+    def lookup_user(
+        self,
+        user: UserRef,
+        query: Callable[[], Vectors],
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        limit: int,
+        session_ids: frozenset[str] | None,
+    ) -> UserLookup | None:
+        return None  # the service lists the user's sessions first, as on a cluster
 
 
 def ticking(start: float = 0.0, step: float = 1.0) -> Callable[[], float]:

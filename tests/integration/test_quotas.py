@@ -217,9 +217,7 @@ OPS = st.lists(
 
 @hypothesis.settings(max_examples=12, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
 @hypothesis.given(ops=OPS, quota=st.sampled_from([0, 12, 40]), sessions=st.sampled_from([1_000, 3]))
-@hypothesis.example(
-    ops=[("append", 0, 2, ""), ("delete", 0, 0, ""), ("append", 1, 3, "ns-a")], quota=0, sessions=1_000
-)
+@hypothesis.example(ops=[("append", 0, 2, ""), ("delete", 0, 0, ""), ("append", 1, 3, "ns-a")], quota=0, sessions=1_000)
 @hypothesis.example(
     ops=[("append", n % 3, 4, "ns-b") for n in range(8)] + [("delete", 1, 0, "")], quota=12, sessions=1_000
 )

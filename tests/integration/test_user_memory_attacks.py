@@ -96,13 +96,14 @@ def local_embedder() -> Embedder:
     return long_term.embedder(Settings(MOTORHEAD_EMBEDDER="local"))
 
 
-@pytest.fixture(params=["exact", "exact-owned", "search"])
+@pytest.fixture(params=["exact", "exact-owned", "search", "search-owned"])
 def stack(
     request: pytest.FixtureRequest, redis_server: EmbeddedRedis, search_server: EmbeddedRedis, local_embedder: Embedder
 ) -> Iterator[Stack]:
-    """``exact-owned``: the exact index serving the keyword side too (production's wiring), whose user-level search
-    reads each session's binding with its rows; the others check the bindings before and after their reads."""
-    server = redis_server if request.param != "search" else search_server
+    """``exact-owned`` and ``search-owned``: the index serving the keyword side too (production's wiring), whose
+    user-level search reads the listing with each session's binding and rows (the search one the bindings again after
+    its KNN query); the others check the bindings before and after their reads."""
+    server = redis_server if not request.param.startswith("search") else search_server
     client = redis.Redis(port=server.port, decode_responses=True)
     client.flushall()
     connector = RedisConnector(Settings(REDIS_URL=server.url))
@@ -112,13 +113,13 @@ def stack(
     keywords: KeywordIndex | None = None
     if request.param == "exact":
         index = ExactVectorIndex(connector, keys, dimensions=local_embedder.dimensions)
-    elif request.param == "exact-owned":
+    elif request.param.endswith("-owned"):
         index, keywords = long_term.retrieval_indexes(
-            Settings(REDIS_URL=server.url, MOTORHEAD_VECTOR_BACKEND="exact"),
+            Settings(REDIS_URL=server.url, MOTORHEAD_VECTOR_BACKEND=request.param.removesuffix("-owned")),
             connector,
             dimensions=local_embedder.dimensions,
         )
-        assert index.checks_owner
+        assert index.checks_owner == (request.param == "exact-owned")
     else:
         index = SearchVectorIndex(connector, keys)
     index.ensure_ready(embedder=local_embedder.identity, dimensions=local_embedder.dimensions)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from redis.crc import key_slot
 
-from motorhead.adapters.redis_db.keys import Keys, session_tag, user_tag
-from motorhead.core.values import NO_TENANT, UserRef
+from motorhead.adapters.redis_db.keys import USER_TAGS_SUFFIX, Keys, session_key_suffix, session_tag, user_tag
+from motorhead.core.values import NO_TENANT, SessionRef, UserRef
 from tests.support import ref
 
 HOSTILE_IDS = [
@@ -75,3 +75,28 @@ def test_user_sessions_key_given_a_user_has_the_pinned_shape_and_never_holds_the
     assert tenant.startswith("mh:t:") and tenant.endswith(f":u:{{{user_tag(UserRef('acme', user_id))}}}:sessions")
     assert plain != tenant and user_id not in plain.replace(tag, "")
     assert key_slot(plain.encode()) == key_slot(tag.encode())
+
+
+@pytest.mark.parametrize("tenant", [NO_TENANT, "acme"])
+def test_session_keys_given_the_parts_a_script_gets_are_the_keys_the_store_builds(tenant: str) -> None:
+    # Given a session, and what a script that reads a user's listing is given: the tenant's head and the suffixes
+    session = SessionRef(tenant, "chat-1")
+    keys = Keys("mh").session(session)
+    head = Keys("mh").session_head(tenant)
+    # When the script builds the session's keys from its tag / Then they are the store's, byte for byte
+    for name in ("messages", "meta", "namespaces", "pending", "requests", "vectors", "docs", "indexed", "doc_ids"):
+        assert head + keys.tag + session_key_suffix(name) == getattr(keys, name)
+    with pytest.raises(ValueError):
+        session_key_suffix("usage")
+
+
+def test_user_session_tags_key_given_a_user_is_its_listing_and_the_suffix() -> None:
+    # Given a user of a tenant / When the key of its listed sessions' tags is built
+    user = UserRef("acme", "ana@example.com")
+    tags = Keys("mh").user_session_tags(user)
+    # Then it is the listing's name and ":tags" (a script holding meta.ulist names it), on the listing's slot
+    assert tags == Keys("mh").user_sessions(user) + USER_TAGS_SUFFIX
+    assert USER_TAGS_SUFFIX == ":tags"
+    assert tags.endswith(":u:{" + user_tag(user) + "}:sessions:tags")
+    assert key_slot(tags.encode()) == key_slot(Keys("mh").user_sessions(user).encode())
+    assert "ana" not in tags

@@ -3,12 +3,15 @@ sessions with the session recipe (RetrievalService)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from motorhead.core.memory import MemoryService
 from motorhead.core.values import MemoryLimits, NewMessage, SearchFilters, SessionJob, UserRef
 from motorhead.errors import ConflictError, InvalidInputError
 from motorhead.ltm.indexing import IndexerService
+from motorhead.ltm.ports import KeywordIndex, Lookup, UserLookup, Vectors
 from motorhead.ltm.retrieval import RetrievalService
 from tests.fakes import FakeEmbedder, FakeMemoryStore, FakeVectorIndex
 from tests.support import ref
@@ -81,3 +84,52 @@ def test_is_users_given_a_user_of_many_sessions_knows_each_of_them() -> None:
     assert all(memory.is_users(ANA, ref(f"s{n}", "acme")) for n in range(5))  # not only the newest
     assert not memory.is_users(ANA, ref("b", "acme")) and not memory.is_users(ANA, ref("none", "acme"))
     assert not memory.is_users(UserRef("globex", "ana"), ref("s0", "acme"))
+
+
+class _ListedInOne(FakeVectorIndex):
+    """An index whose ``lookup_user`` reads the user's listed sessions in one step (as the Redis ones do on a single
+    server), its vector side finding nothing (so each keyword candidate's vector is read after the lookup), and whose
+    ``recheck`` says which sessions are still the user's."""
+
+    def __init__(self, store: FakeMemoryStore, still: set[int]) -> None:
+        super().__init__(store)
+        self._users = store
+        self.still = still
+        self.rechecked: list[set[int]] = []
+
+    def lookup_user(
+        self,
+        user: UserRef,
+        query: Callable[[], Vectors],
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        limit: int,
+        session_ids: frozenset[str] | None,
+    ) -> UserLookup | None:
+        query()
+        sessions = [ref(sid, user.tenant) for sid in self._users.listed_sessions(user, limit=limit)]
+        found = Lookup(texts=self.texts_many(sessions), nearest=lambda: [], owned=[True] * len(sessions))
+        return UserLookup(sessions=sessions, lookup=found, recheck=self._recheck)
+
+    def _recheck(self, positions: set[int]) -> set[int]:
+        self.rechecked.append(positions)
+        return positions & self.still
+
+
+def test_retrieve_user_given_vectors_read_after_the_lookup_keeps_only_the_sessions_its_recheck_keeps() -> None:
+    # Given ana's two sessions, read in one lookup whose vector side found nothing, the first no longer hers after it
+    store, embedder = FakeMemoryStore(), FakeEmbedder()
+    for n, sid in enumerate(("w1", "w2")):
+        store.append(ref(sid, "acme"), say(f"peanuts {sid}"), context=None, namespace="", now_ms=1 + n, index=True,
+                     user_id="ana")  # fmt: skip
+    index = _ListedInOne(store, still=set())
+    IndexerService(store=store, embedder=embedder, index=index).run(SessionJob(session=ref("w1", "acme"), last_id=1))
+    IndexerService(store=store, embedder=embedder, index=index).run(SessionJob(session=ref("w2", "acme"), last_id=1))
+    index.still = {store.listed_sessions(ANA, limit=10).index("w2")}
+    service = RetrievalService(embedder=embedder, index=index, keywords=index, users=store)
+    # When she searches (the keyword candidates' vectors read after the lookup)
+    found = service.retrieve_user(ANA, "peanuts", 10)
+    # Then the hits' sessions were checked again, and only the one still hers answers
+    assert index.rechecked == [{0, 1}]
+    assert [hit.session_id for hit in found] == ["w2"]

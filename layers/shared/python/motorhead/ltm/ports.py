@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from motorhead.core.values import SessionRef, StoredMessage
+from motorhead.core.values import SessionRef, StoredMessage, UserRef
 from motorhead.ltm.recipe import DenseText
 from motorhead.ltm.vectors import Vectors as Vectors  # re-exported: the ports speak of it
 
@@ -33,6 +33,18 @@ class Lookup:
     texts: list[SessionTexts]
     nearest: Callable[[], list[tuple[int, Scored]]]
     owned: list[bool] | None = None  # asked for an owner: whether each session was bound to it when read (else empty)
+
+
+@dataclass(frozen=True, slots=True)
+class UserLookup:
+    """``Lookup`` of a user's listed sessions, the listing read in the same step: the sessions (newest first) and
+    their lookup, each session bound to the user when read (``Lookup.owned``) or read as empty. ``recheck``, when
+    given, must be called with the positions of the sessions whose results the caller keeps if it read anything of
+    them after the lookup: the positions of those still the user's, of the generation the lookup read."""
+
+    sessions: list[SessionRef]
+    lookup: Lookup
+    recheck: Callable[[set[int]], set[int]] | None = None
 
 
 class Embedder(Protocol):
@@ -109,6 +121,22 @@ class VectorIndex(Protocol):
         ``keywords`` is this index (it holds the texts beside the vectors), one round trip reads both; otherwise it
         is ``lookup_apart``. ``owner`` (a user id; where ``checks_owner``): only the sessions bound to that user when
         read, the others read as empty (``Lookup.owned``)."""
+        ...
+
+    def lookup_user(
+        self,
+        user: UserRef,
+        query: Callable[[], Vectors],
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        limit: int,
+        session_ids: frozenset[str] | None,
+    ) -> UserLookup | None:
+        """``lookup_many(..., owner=user.id)`` of the user's ``limit`` most recently written listed sessions (those
+        among ``session_ids`` when given), the listing read in the same round trip; ``query`` is called before the
+        read (what is read is what holds after the embedding). None, ``query`` not called, where it cannot be (a
+        cluster, or ``keywords`` not this index): the caller lists the sessions first."""
         ...
 
 

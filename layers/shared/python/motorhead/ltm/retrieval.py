@@ -13,7 +13,7 @@ fusion's z-scores over the candidates of all sessions, and the next-turn lift wi
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,7 +27,7 @@ from motorhead.core.values import FusionParts, Hit, SearchFilters, SessionRef, S
 from motorhead.errors import ConfigError
 from motorhead.ltm.bm25 import SessionTexts, corpus_scores
 from motorhead.ltm.fusion import NOT_SCORED, fusion_parts, named_speaker, reciprocal_rank_fusion, score_fusion
-from motorhead.ltm.ports import Embedder, KeywordIndex, Scored, VectorIndex, Vectors
+from motorhead.ltm.ports import Embedder, KeywordIndex, Lookup, Scored, VectorIndex, Vectors
 from motorhead.ltm.recipe import DEFAULT_RECIPE, FusionRecipe
 from motorhead.ltm.vectors import top_k
 
@@ -122,6 +122,10 @@ class RetrievalService:
             raise ConfigError("user-level retrieval needs the user directory")
         filters = filters or SearchFilters()
         self._ensure_ready()
+        if self._mode == "fusion" and filters.namespace is None:
+            in_one = self._retrieve_listed(user, text, k, filters, explain=explain)
+            if in_one is not None:
+                return in_one
         if self._mode == "fusion" and filters.namespace is None and self._index.checks_owner:
             return self._retrieve_owned(user, text, k, filters, explain=explain)
         listed = self._users.user_sessions(
@@ -148,6 +152,33 @@ class RetrievalService:
             user, [(sid, generation[sid]) for sid in dict.fromkeys(h.session_id for h in found)]
         )
         return [hit for hit in found if hit.session_id in kept]
+
+    def _retrieve_listed(
+        self, user: UserRef, text: str, k: int, filters: SearchFilters, *, explain: bool
+    ) -> list[UserHit] | None:
+        """``retrieve_user`` where the index reads the user's listing with the listed sessions, each session's binding
+        in the same step as its rows (``VectorIndex.lookup_user``: one round trip on a single Redis), the query
+        embedded first; None where the index cannot."""
+        embedded: list[Vectors] = []
+
+        def query() -> Vectors:
+            if not embedded:
+                embedded.append(self._embedder.embed([text])[0])
+            return embedded[0]
+
+        listed = self._index.lookup_user(
+            user, query, self._looked_for(filters), self._keywords, limit=MAX_USER_SESSIONS,
+            session_ids=filters.session_ids,
+        )  # fmt: skip
+        if listed is None:
+            return None
+        if not listed.sessions:
+            return []
+        fused = self._fused(
+            listed.sessions, text, query(), k, filters, explain=explain, owner=user.id, read=listed.lookup,
+            recheck=listed.recheck,
+        )  # fmt: skip
+        return [UserHit(session_id=listed.sessions[p].id, hit=hit) for p, hit in fused]
 
     def _retrieve_owned(
         self, user: UserRef, text: str, k: int, filters: SearchFilters, *, explain: bool
@@ -191,13 +222,20 @@ class RetrievalService:
         return corpus.texts[0], keyword, [scored for _, scored in nearest]
 
     def _lookup(
-        self, sessions: Sequence[SessionRef], text: str, query: Vectors, candidates: int, owner: str | None = None
+        self,
+        sessions: Sequence[SessionRef],
+        text: str,
+        query: Vectors,
+        candidates: int,
+        owner: str | None = None,
+        found: Lookup | None = None,
     ) -> tuple[_Corpus, NDArray[np.float64], list[tuple[int, Scored]]]:
         """The sessions' texts as one corpus, every row's BM25 score, and the nearest ``candidates`` by vector (read
         together: one round trip when the index serves the keyword side). Over many rows the scoring runs side by
         side (numpy releases the GIL): the vector side reads the whole matrix and is bound by memory bandwidth, the
         keyword side by its postings."""
-        found = self._index.lookup_many(sessions, query, candidates, self._keywords, owner=owner)
+        if found is None:  # else read already (``lookup_user``)
+            found = self._index.lookup_many(sessions, query, candidates, self._keywords, owner=owner)
         if owner is not None and found.owned is None:
             raise ConfigError("this vector index cannot check the sessions' owner as it reads them")
         corpus = _Corpus.of(sessions, found.texts)  # a session not the owner's was read as empty
@@ -224,12 +262,12 @@ class RetrievalService:
         *,
         explain: bool = False,
         owner: str | None = None,
+        read: Lookup | None = None,
+        recheck: Callable[[set[int]], set[int]] | None = None,
     ) -> list[tuple[int, Hit]]:
         recipe = self._recipe
         filtering = filters is not None and filters.on_messages
-        # with filters on messages, the vector side looks further, so that enough admitted candidates remain
-        looked_for = recipe.candidates * (4 if filtering else 1)
-        corpus, keyword, nearest = self._lookup(sessions, text, query, looked_for, owner)
+        corpus, keyword, nearest = self._lookup(sessions, text, query, self._looked_for(filters), owner, read)
         if not len(corpus):
             return []
         admitted: NDArray[np.bool_] | None = None
@@ -282,7 +320,15 @@ class RetrievalService:
             distance = 1.0 - cosine[row] if row in cosine else NOT_SCORED
             hit = Hit(message=corpus.message(row), distance=distance, score=fused[row], parts=parts.get(row))
             hits.append((part, hit))
+        if wanted and recheck is not None:  # read more after the lookup: the hits' sessions checked again
+            kept = recheck({part for part, _ in hits})
+            hits = [(part, hit) for part, hit in hits if part in kept]
         return hits
+
+    def _looked_for(self, filters: SearchFilters | None) -> int:
+        """How many candidates the vector side looks for: with filters on messages, further, so that enough admitted
+        candidates remain."""
+        return self._recipe.candidates * (4 if filters is not None and filters.on_messages else 1)
 
     def _by_rank(self, session: SessionRef, text: str, query: Vectors, k: int, *, keyword_only: bool) -> list[Hit]:
         candidates = max(3 * k, 30)

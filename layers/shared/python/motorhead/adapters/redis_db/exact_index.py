@@ -22,10 +22,10 @@ from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.index_record import record_embedder
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.session_cache import SessionRowCache
-from motorhead.core.values import SessionRef, StoredMessage
+from motorhead.core.values import SessionRef, StoredMessage, UserRef
 from motorhead.errors import ConfigError
 from motorhead.ltm.bm25 import SessionTexts
-from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, Vectors, lookup_apart
+from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, UserLookup, Vectors, lookup_apart
 from motorhead.ltm.recipe import DenseText
 from motorhead.ltm.vectors import top_k
 
@@ -201,6 +201,29 @@ class ExactVectorIndex:
             nearest=lambda: self._nearest(held, query, k),
             owned=[rows is not None for rows in owned],
         )
+
+    def lookup_user(
+        self,
+        user: UserRef,
+        query: Callable[[], Vectors],
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        limit: int,
+        session_ids: frozenset[str] | None,
+    ) -> UserLookup | None:
+        if keywords is not self or self._new_texts is None or self._connector.is_cluster():
+            return None
+        vector = query()
+        # the listing, and each listed session's rows with its binding, in one read (session_cache.get_listed)
+        listed = self._rows.get_listed(user, limit=limit, session_ids=session_ids)
+        held = [rows if rows is not None else self._new_rows() for _, rows, _ in listed]
+        lookup = Lookup(
+            texts=[self._texts_of(rows) for rows in held],
+            nearest=lambda: self._nearest(held, vector, k),
+            owned=[rows is not None for _, rows, _ in listed],
+        )
+        return UserLookup(sessions=[session for session, _, _ in listed], lookup=lookup)
 
     def _new_rows(self) -> _Rows:
         return _Rows(self._dimensions, texts=None if self._new_texts is None else self._new_texts())

@@ -14,6 +14,8 @@ Layout (``P`` is the key prefix, ``MOTORHEAD_KEY_PREFIX``; ``S`` is the session'
     P:doc:{D}:ID       hash        `search` backend: one message and its vector, in the shared search index
     L:sessions:NS      sorted set  the tenant's session ids scored by the unix ms of their last POST ("" = no namespace)
     L:u:{U}:sessions   sorted set  the ids of the sessions bound to user U, scored by the unix ms of their last POST
+    L:u:{U}:sessions:tags  hash    listed session id -> its tag D, so that one script reads a user's listing and its
+                                   sessions (a server without slots; written by those reads, bounded; see listed.py)
     P:ltm              hash        the long-term index's embedder identity and dimensions
     P:idx              -           the `search` backend's index (FT.CREATE ... PREFIX P:doc:)
     P:apikey:ID        hash        one API key: tenant, SHA-256 of its secret, scopes, created_at, label
@@ -72,6 +74,19 @@ def user_tag(user: UserRef) -> str:
     return _hex("user", user.tenant, user.id)[:32]
 
 
+SESSION_TAIL = "}:"  # between a session's tag and the name of one of its keys (``Keys.session_head``)
+USER_TAGS_SUFFIX = ":tags"  # a user's listing's name and this: the tags of its sessions (``Keys.user_session_tags``)
+_SESSION_KEY_NAMES = ("messages", "meta", "namespaces", "pending", "requests", "vectors", "docs", "indexed", "doc_ids")
+
+
+def session_key_suffix(name: str) -> str:
+    """What follows a session's tag in the name of its key ``name`` (a field of ``SessionKeys``: ``meta``, ``docs``...):
+    a script builds the key as ``Keys.session_head(tenant) + tag + session_key_suffix(name)``."""
+    if name not in _SESSION_KEY_NAMES:
+        raise ValueError(f"a session has no key {name!r}")
+    return SESSION_TAIL + name
+
+
 @dataclass(frozen=True, slots=True)
 class SessionKeys:
     """The keys of one session, all in one cluster slot."""
@@ -111,20 +126,15 @@ class Keys:
 
     def session(self, session: SessionRef) -> SessionKeys:
         tag = session_tag(session)
-        base = f"{self._tenant_root(session.tenant)}:{{{tag}}}"
-        return SessionKeys(
-            tag=tag,
-            messages=f"{base}:messages",
-            meta=f"{base}:meta",
-            namespaces=f"{base}:namespaces",
-            pending=f"{base}:pending",
-            requests=f"{base}:requests",
-            vectors=f"{base}:vectors",
-            docs=f"{base}:docs",
-            indexed=f"{base}:indexed",
-            doc_ids=f"{base}:doc_ids",
-            doc_prefix=f"{self.doc_root}{{{tag}}}:",
-        )
+        head = f"{self.session_head(session.tenant)}{tag}"
+        names = {name: head + session_key_suffix(name) for name in _SESSION_KEY_NAMES}
+        return SessionKeys(tag=tag, **names, doc_prefix=f"{self.doc_root}{{{tag}}}:")
+
+    def session_head(self, tenant: str) -> str:
+        """What the keys of a session of ``tenant`` start with: a key is ``session_head + tag + SESSION_TAIL + name``
+        (``name`` as in ``SessionKeys``: ``meta``, ``docs``...). A script that reads a user's listing builds the
+        listed sessions' keys from these parts and the tags of ``user_session_tags``."""
+        return f"{self._tenant_root(tenant)}:{{"
 
     @property
     def doc_root(self) -> str:
@@ -137,6 +147,11 @@ class Keys:
     def user_sessions(self, user: UserRef) -> str:
         """The user's listing: the ids of the sessions bound to it."""
         return f"{self._tenant_root(user.tenant)}:u:{{{user_tag(user)}}}:sessions"
+
+    def user_session_tags(self, user: UserRef) -> str:
+        """The tags of the sessions in the user's listing (id -> ``SessionKeys.tag``; its name is the listing's and
+        ``USER_TAGS_SUFFIX``, so a script that holds the listing's name can name it too)."""
+        return self.user_sessions(user) + USER_TAGS_SUFFIX
 
     def api_key(self, key_id: str) -> str:
         return f"{self.prefix}:apikey:{key_id}"

@@ -14,7 +14,7 @@ from redis.client import Pipeline
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.session_cache import SessionRowCache
-from motorhead.core.values import SessionRef, StoredMessage
+from motorhead.core.values import SessionRef, StoredMessage, UserRef
 from motorhead.ltm.bm25 import SessionTexts
 
 
@@ -31,12 +31,20 @@ class RedisKeywordIndex:
     ) -> None:
         """``new`` makes a session's empty texts: the recipe's keyword documents by default (``ltm/bm25.py``)."""
         self._texts: SessionRowCache[SessionTexts] = SessionRowCache(connector, keys, new=new, extend=_extend)
+        self.empty = new  # a session's texts before any message (what a session read as not the user's holds)
 
     def texts(self, session: SessionRef) -> SessionTexts:
         return self._texts.get(session)
 
     def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
         return self._texts.get_many(sessions)
+
+    def texts_listed(
+        self, user: UserRef, *, limit: int, session_ids: frozenset[str] | None = None
+    ) -> list[tuple[SessionRef, SessionTexts | None, str]]:
+        """The user's listed sessions with their texts (None: not bound to the user when read) and the generation
+        read with them, the listing read in the same step (``SessionRowCache.get_listed``; a server without slots)."""
+        return self._texts.get_listed(user, limit=limit, session_ids=session_ids)
 
     def texts_beside(
         self, sessions: Sequence[SessionRef], beside: Callable[[Pipeline], object]

@@ -31,10 +31,10 @@ from motorhead.adapters.redis_db.connector import RedisClient, RedisConnector, m
 from motorhead.adapters.redis_db.index_record import record_embedder
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
-from motorhead.core.values import SessionRef, StoredMessage
+from motorhead.core.values import SessionRef, StoredMessage, UserRef
 from motorhead.errors import ConfigError, StoreUnavailableError
 from motorhead.ltm.bm25 import SessionTexts
-from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, Vectors, lookup_apart
+from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, UserLookup, Vectors, lookup_apart
 from motorhead.ltm.recipe import DenseText
 
 # KEYS: 1 meta, 2 indexed, 3 doc_ids, 4 docs, then the document key of each message. ARGV: 1 generation, 2 session
@@ -165,6 +165,73 @@ class SearchVectorIndex:
             return Lookup(texts=texts, nearest=lambda: self.vector_search_many(sessions, query, k))
         hits = self._hits(sessions, _documents(reply), query, k)
         return Lookup(texts=texts, nearest=lambda: hits)
+
+    def lookup_user(
+        self,
+        user: UserRef,
+        query: Callable[[], Vectors],
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        limit: int,
+        session_ids: frozenset[str] | None,
+    ) -> UserLookup | None:
+        """Two round trips on a server without slots: the listing with each listed session's texts, binding and
+        generation (one script), then the KNN query over the sessions bound to the user with, after it in the same
+        pipeline, their bindings again: a session deleted or re-created meanwhile (a new generation), by anyone, is
+        left out, as is one a later read of its vectors (``recheck``) finds changed."""
+        if keywords is not self or k <= 0 or self._texts is None or self._connector.is_cluster():
+            return None
+        texts_index = self._texts
+        self._require_ready()
+        vector = query()
+        listed = texts_index.texts_listed(user, limit=limit, session_ids=session_ids)
+        sessions = [session for session, _, _ in listed]
+        generations = {n: generation for n, (_, texts, generation) in enumerate(listed) if texts is not None}
+        keyed = [self._keys.session(session) for session in sessions]
+
+        def recheck(positions: set[int]) -> set[int]:
+            asked = sorted(p for p in positions if p in generations)
+            if not asked:
+                return set()
+            with mapped_errors():
+                pipe = self._connector.client().pipeline(transaction=False)
+                for p in asked:
+                    pipe.hmget(keyed[p].meta, ["user", "gen"])
+                replies = pipe.execute()
+            return {
+                p for p, (bound, now) in zip(asked, replies, strict=True) if bound == user.id and now == generations[p]
+            }
+
+        hits: list[tuple[int, Scored]] = []
+        kept: set[int] = set()
+        if generations:
+            owned = sorted(generations)
+            with mapped_errors():
+                pipe = self._connector.client().pipeline(transaction=False)
+                pipe.execute_command(*self._search_command([keyed[p].tag for p in owned], _blob(vector), k))
+                for p in owned:
+                    pipe.hmget(keyed[p].meta, ["user", "gen"])
+                reply, *bindings = pipe.execute(raise_on_error=False)
+            for binding in bindings:
+                if isinstance(binding, Exception):
+                    raise binding
+            kept = {
+                p for p, (bound, now) in zip(owned, bindings, strict=True) if bound == user.id and now == generations[p]
+            }
+            if isinstance(reply, Exception):  # the index gone or not ready: the KNN query alone, checked and retried
+                chosen = sorted(kept)
+                found = self.vector_search_many([sessions[p] for p in chosen], vector, k)
+                kept = recheck(kept)
+                hits = [(chosen[p], scored) for p, scored in found if chosen[p] in kept]
+            else:
+                hits = [(p, scored) for p, scored in self._hits(sessions, _documents(reply), vector, k) if p in kept]
+        texts = [
+            found_texts if found_texts is not None and n in kept else texts_index.empty()
+            for n, (_, found_texts, _) in enumerate(listed)
+        ]
+        lookup = Lookup(texts=texts, nearest=lambda: hits, owned=[n in kept for n in range(len(listed))])
+        return UserLookup(sessions=sessions, lookup=lookup, recheck=recheck)
 
     def distances(self, session: SessionRef, ids: Sequence[int], query: Vectors) -> dict[int, float]:
         return self.distances_many([(session, ids)], query)[0]

@@ -7,6 +7,11 @@ only for the rows after it: one consistent read of the generation and the new ro
 the cached one (first read, session deleted and re-created, or a list shorter than the cache after a failover lost
 its last writes), the cache of that session starts over.
 
+A user's sessions (``get_listed``, a server without slots) are read with the user's listing in one script, which
+builds their keys from the tags kept beside the listing (``listed.py``): the process sends the row offset of each
+session it last read through that listing (``_Entry.listing``), and a listed session it holds from another read
+(sent no offset) is read whole and its cache started over.
+
 Memory is bounded: the cache keeps the ``max_sessions`` (1,024) most recently used sessions, and drops the least
 recently used ones while it holds more than ``max_rows`` rows in all (the session just read is always kept). At 384
 dims a row of the exact index costs about 1.8 kB (its vector and message), so the default bound is about 360 MB per
@@ -25,8 +30,9 @@ from redis.client import Pipeline
 
 from motorhead.adapters.redis_db.codec import decode
 from motorhead.adapters.redis_db.connector import RedisConnector
-from motorhead.adapters.redis_db.keys import Keys, SessionKeys
-from motorhead.core.values import SessionRef, StoredMessage
+from motorhead.adapters.redis_db.keys import Keys, SessionKeys, session_key_suffix
+from motorhead.adapters.redis_db.listed import TAGS_LUA, given_args, wrong_tags
+from motorhead.core.values import SessionRef, StoredMessage, UserRef
 
 # KEYS: meta, docs[, vectors]. ARGV: 1 row offset, 2 bytes per vector row, 3 most rows to return, 4 the user the
 # session must be bound to ("" for any). The generation, up to that many messages after the offset and, with a third
@@ -88,6 +94,85 @@ end
 return out
 """
 
+# _READ_MANY of the sessions of a user's listing, the listing read in the same step (a server without slots; the
+# sessions' keys built from their tags, listed.py). KEYS: the user's listing, its tags. ARGV: 1 bytes per vector row,
+# 2 most rows to return in all, 3 most sessions to read (the most recently written first), 4 the user each session
+# must be bound to, 5 Keys.session_head, 6-8 the suffixes of a session's meta, docs and vectors ("" for none), 9 how
+# many ids the listed ones are filtered on (-1: none), those ids, how many (tag, row offset) pairs follow, those
+# pairs (the offsets this process holds; 0 for another tag), then (id, tag) pairs the caller computed. Seven values
+# per listed session, newest first: its id, the tag its keys were built from ("" when unknown: then nothing was read
+# and its length is -2), the row offset it was read from, and the four values of _READ_FROM.
+_READ_LISTED = (
+    TAGS_LUA
+    + """
+local width, budget, owner, head = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4], ARGV[5]
+local at = 9
+local count = tonumber(ARGV[at])
+local wanted = nil
+if count >= 0 then
+  wanted = {}
+  for i = at + 1, at + count do
+    wanted[ARGV[i]] = true
+  end
+  at = at + count
+end
+at = at + 1
+count = tonumber(ARGV[at])
+local known = {}
+for i = at + 1, at + 2 * count, 2 do
+  known[ARGV[i]] = tonumber(ARGV[i + 1])
+end
+at = at + 2 * count + 1
+local given = {}
+for i = at, #ARGV, 2 do
+  given[ARGV[i]] = ARGV[i + 1]
+end
+local ids = {}
+for _, id in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)) do
+  if not wanted or wanted[id] then
+    ids[#ids + 1] = id
+  end
+end
+if #ids == 0 then
+  return {}
+end
+local tags = known_tags(ids, given)
+local out = {}
+for i, id in ipairs(ids) do
+  local tag = tags[i]
+  local offset, generation, docs, raw, length = 0, '', {}, '', -2
+  if tag then
+    offset = known[tag] or 0
+    local meta = redis.call('HMGET', head .. tag .. ARGV[6], 'gen', 'user')
+    generation = meta[1] or ''
+    length = -1
+    if meta[2] == owner then
+      length = redis.call('LLEN', head .. tag .. ARGV[7])
+    end
+    if length >= 0 and length < offset then
+      generation = generation .. '/shorter'
+    end
+    local take = math.min(length - offset, budget)
+    if take > 0 then
+      docs = redis.call('LRANGE', head .. tag .. ARGV[7], offset, offset + take - 1)
+      budget = budget - #docs
+    end
+    if ARGV[8] ~= '' and #docs > 0 then
+      raw = redis.call('GETRANGE', head .. tag .. ARGV[8], offset * width, (offset + #docs) * width - 1)
+    end
+  end
+  out[#out + 1] = id
+  out[#out + 1] = tag or ''
+  out[#out + 1] = offset
+  out[#out + 1] = generation
+  out[#out + 1] = docs
+  out[#out + 1] = raw
+  out[#out + 1] = length
+end
+return out
+"""
+)
+
 MAX_CACHED_SESSIONS = 1_024  # a user's history is many sessions: the rows bound is the one that bounds memory
 MAX_CACHED_ROWS = 200_000
 PAGE_ROWS = 2_000  # rows per read: a big session is read in pages, never in one reply that could outlast the timeout
@@ -101,6 +186,7 @@ class _Entry(Generic[T]):
     generation: str
     rows: int
     value: T
+    listing: str = ""  # the user listing it was last read through (its offset is sent with that listing's reads)
 
 
 class SessionRowCache(Generic[T]):
@@ -163,27 +249,108 @@ class SessionRowCache(Generic[T]):
         try:
             firsts, replies = self._read_many(keyed, entries, owner, beside)
             for n, (keys, first) in enumerate(zip(keyed, firsts, strict=True)):
-                generation, docs, raw, length = first
-                while length >= 0:  # a page at a time, until every row of the list is read (-1: not the owner's)
-                    cached = entries[n]
-                    if cached is None or generation != cached.generation:
-                        if cached is not None and cached.rows:  # what was read starts at the old offset: read it all
-                            generation, docs, raw, length = self._read(keys, 0, owner)
-                            if length < 0:
-                                break
-                        cached = entries[n] = _Entry(generation=generation, rows=0, value=self._new())
-                    if docs:
-                        self._extend(cached.value, [decode(doc) for doc in docs], raw)
-                        cached.rows += len(docs)
-                    if cached.rows >= length:
-                        found[n] = cached.value
-                        break
-                    generation, docs, raw, length = self._read(keys, cached.rows, owner)
+                found[n] = self._fill(keys, entries, n, first, owner)
         finally:  # kept even when a page fails: what was read is consistent (rows are counted page by page)
             for keys, entry in zip(keyed, entries, strict=True):
                 if entry is not None:
                     self._keep(keys.tag, entry)
         return found, replies
+
+    def _fill(
+        self,
+        keys: SessionKeys,
+        entries: list[_Entry[T] | None],
+        n: int,
+        first: tuple[str, list[bytes], bytes, int],
+        owner: str,
+    ) -> T | None:
+        """Fold a first read (from ``entries[n]``'s offset) into that entry, and read the rest a page at a time:
+        the session's value, or None when it is not bound to ``owner`` (a length of -1)."""
+        generation, docs, raw, length = first
+        while length >= 0:  # a page at a time, until every row of the list is read (-1: not the owner's)
+            cached = entries[n]
+            if cached is None or generation != cached.generation:
+                if cached is not None and cached.rows:  # what was read starts at the old offset: read it all
+                    generation, docs, raw, length = self._read(keys, 0, owner)
+                    if length < 0:
+                        break
+                cached = entries[n] = _Entry(generation=generation, rows=0, value=self._new())
+            if docs:
+                self._extend(cached.value, [decode(doc) for doc in docs], raw)
+                cached.rows += len(docs)
+            if cached.rows >= length:
+                return cached.value
+            generation, docs, raw, length = self._read(keys, cached.rows, owner)
+        return None
+
+    def get_listed(
+        self, user: UserRef, *, limit: int, session_ids: frozenset[str] | None = None
+    ) -> list[tuple[SessionRef, T | None, str]]:
+        """The sessions of the user's listing (its ``limit`` most recently written, newest first; only those among
+        ``session_ids`` when given), each with its value, or None when it is not bound to the user when read: on a
+        server without slots the listing, each listed session's binding and its new rows are one script (the
+        bindings read in the same step as the rows, so what is returned was the user's when read), and the generation
+        read with them. A listed session whose tag the script did not know is read in a second script, its tag given
+        (``listed.py``)."""
+        listing, tags = self._keys.user_sessions(user), self._keys.user_session_tags(user)
+        with self._lock:
+            known = [(tag, entry.rows) for tag, entry in self._entries.items() if entry.listing == listing]
+        suffixes = [session_key_suffix(name) for name in ("meta", "docs")]
+        suffixes.append(session_key_suffix("vectors") if self._vector_bytes else "")
+        args: list[Any] = [self._vector_bytes, self._page_rows, limit, user.id, self._keys.session_head(user.tenant)]
+        args += suffixes
+        order: list[str] = []
+        found: dict[str, tuple[T | None, str]] = {}
+        wanted = session_ids
+        given: dict[str, str] = {}
+        for _ in range(2):
+            filtered = [-1] if wanted is None else [len(wanted), *sorted(wanted)]
+            flat = self._connector.run_script(
+                _READ_LISTED,
+                [listing, tags],
+                [*args, *filtered, len(known), *(part for pair in known for part in pair), *given_args(given)],
+                binary=True,
+            )
+            reads = [flat[i : i + 7] for i in range(0, len(flat), 7)]
+            ids = [bytes(read[0]).decode() for read in reads]
+            if not order:
+                order = ids
+            given = wrong_tags(user.tenant, ids, [bytes(read[1]).decode() for read in reads])
+            right = [(session_id, read) for session_id, read in zip(ids, reads, strict=True) if session_id not in given]
+            found.update(self._fill_listed(user, listing, right))
+            if not given:
+                break
+            wanted = frozenset(given)  # read again with the tags it lacked; what was read under a wrong one is unused
+        return [(SessionRef(user.tenant, i), *found.get(i, (None, ""))) for i in order]
+
+    def _fill_listed(
+        self, user: UserRef, listing: str, reads: Sequence[tuple[str, Any]]
+    ) -> dict[str, tuple[T | None, str]]:
+        """``_fill`` of each read of ``_READ_LISTED`` (its tag checked), from the offset it was read from; with the
+        generation its rows are of."""
+        keyed = [self._keys.session(SessionRef(user.tenant, session_id)) for session_id, _ in reads]
+        with self._lock:
+            entries: list[_Entry[T] | None] = [self._entries.pop(keys.tag, None) for keys in keyed]
+        found: dict[str, tuple[T | None, str]] = {}
+        try:
+            for n, (keys, (session_id, read)) in enumerate(zip(keyed, reads, strict=True)):
+                offset = int(read[2])
+                first = _decoded(read[3:7])
+                held = entries[n]
+                if (held.rows if held is not None else 0) != offset:  # not read from what this process holds
+                    if offset:
+                        first = self._read(keys, 0, user.id)
+                    entries[n] = None
+                value = self._fill(keys, entries, n, first, user.id)
+                entry = entries[n]
+                if entry is not None:
+                    entry.listing = listing
+                found[session_id] = (value, entry.generation if value is not None and entry is not None else "")
+        finally:
+            for keys, entry in zip(keyed, entries, strict=True):
+                if entry is not None:
+                    self._keep(keys.tag, entry)
+        return found
 
     def held(self, session: SessionRef) -> T | None:
         """The session's rows as this process last read them, without asking Redis (None when not held)."""

@@ -9,7 +9,8 @@ from redis.client import Pipeline
 
 from motorhead.adapters.redis_db.codec import decode, encode_new
 from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
-from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.keys import USER_TAGS_SUFFIX, Keys, session_key_suffix
+from motorhead.adapters.redis_db.listed import TAGS_LUA, given_args, wrong_tags
 from motorhead.core.ports import NO_QUOTAS
 from motorhead.core.values import (
     DEFAULT_NAMESPACE,
@@ -254,13 +255,14 @@ return 0
 
 # KEYS: the session's fixed keys (SessionKeys.all()). ARGV: 1 prefix of its search documents, 2 the prefix of the
 # tenant's namespace listings, 3 the session id, 4 the namespace the caller names, 5 the default namespace, 6 the
-# tenant's usage. On a server without slots, one atomic step: unlists the session from every namespace it was written
-# under and from its user's listing (meta.ulist), takes what it held off the tenant's usage, then deletes it as
-# DELETE_SESSION does. A session bound to a user before meta.ulist existed is answered {0, user} with nothing changed:
-# the caller names the listing (ARGV 7) and runs it again.
+# tenant's usage, 7 USER_TAGS_SUFFIX. On a server without slots, one atomic step: unlists the session from every
+# namespace it was written under and from its user's listing (meta.ulist) and that listing's tags (listed.py), takes
+# what it held off the tenant's usage, then deletes it as DELETE_SESSION does. A session bound to a user before
+# meta.ulist existed is answered {0, user} with nothing changed: the caller names the listing (ARGV 8) and runs it
+# again.
 _DELETE_LISTED = """
 local meta = redis.call('HMGET', KEYS[2], 'user', 'ulist', 'q', 'seq', 'bytes')
-local ulist = meta[2] or ARGV[7]
+local ulist = meta[2] or ARGV[8]
 if meta[1] and not ulist then
   return {0, meta[1]}
 end
@@ -278,12 +280,43 @@ for _, ns in ipairs(namespaces) do
 end
 if meta[1] then
   redis.call('ZREM', ulist, ARGV[3])
+  redis.call('HDEL', ulist .. ARGV[7], ARGV[3])
 end
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[8])) do
   redis.call('DEL', ARGV[1] .. id)
 end
 return {1, redis.call('DEL', unpack(KEYS))}
 """
+
+# KEYS: the user's listing, its tags (listed.py). ARGV: 1 offset, 2 limit, 3 Keys.session_head, 4 the suffix of a
+# session's meta, 5 the user id, then (id, tag) pairs the caller computed. A page of the listing (least recently
+# written first) and its size, each id with the tag its meta was read under ("" when unknown) and whether that meta
+# binds it to the user (1) or not (0): the listing and the bindings in one step.
+_USER_PAGE = (
+    TAGS_LUA
+    + """
+local given = {}
+for i = 6, #ARGV, 2 do
+  given[ARGV[i]] = ARGV[i + 1]
+end
+local offset = tonumber(ARGV[1])
+local ids = redis.call('ZRANGE', KEYS[1], offset, offset + tonumber(ARGV[2]) - 1)
+local total = redis.call('ZCARD', KEYS[1])
+if #ids == 0 then
+  return {total, {}, {}, {}}
+end
+local tags = known_tags(ids, given)
+local used, bound = {}, {}
+for i = 1, #ids do
+  used[i] = tags[i] or ''
+  bound[i] = 0
+  if tags[i] and redis.call('HGET', ARGV[3] .. tags[i] .. ARGV[4], 'user') == ARGV[5] then
+    bound[i] = 1
+  end
+end
+return {total, ids, used, bound}
+"""
+)
 
 # KEYS: pending, meta. Releases the index lease only when nothing is pending (see MemoryStore.release_index_lease).
 _RELEASE_INDEX_LEASE = """
@@ -589,7 +622,7 @@ class RedisMemoryStore:
             if not self._connector.is_cluster():  # one atomic step, listings included
                 prefix = self._keys.sessions_index(session.tenant, "")
                 usage = self._keys.tenant_usage(session.tenant)
-                args = [keys.doc_prefix, prefix, session.id, namespace, DEFAULT_NAMESPACE, usage]
+                args = [keys.doc_prefix, prefix, session.id, namespace, DEFAULT_NAMESPACE, usage, USER_TAGS_SUFFIX]
                 done, user = self._connector.run_script(_DELETE_LISTED, keys.all(), args)
                 if not int(done):  # bound before meta.ulist existed: name its listing
                     listing = self._keys.user_sessions(UserRef(session.tenant, str(user)))
@@ -696,6 +729,8 @@ class RedisMemoryStore:
         that is not (a stale entry: a write that failed halfway on a cluster) is left out and dropped from the
         listing."""
         listing = self._keys.user_sessions(user)
+        if namespace is None and not self._connector.is_cluster():
+            return self._user_page(user, offset=offset, limit=limit)
         if namespace is None:
 
             def commands(pipe: Pipeline) -> None:
@@ -725,6 +760,36 @@ class RedisMemoryStore:
                 client.zrem(listing, *stale)
         return [session_id for session_id in page if session_id not in stale], total - len(stale)
 
+    def _user_page(self, user: UserRef, *, offset: int, limit: int) -> tuple[list[str], int]:
+        """``list_user_sessions`` without a namespace on a server without slots: the page and the bindings in one
+        script (again, with the tags it lacked, when it did not know some of the listed sessions' tags)."""
+        listing, tags = self._keys.user_sessions(user), self._keys.user_session_tags(user)
+        args = [offset, limit, self._keys.session_head(user.tenant), session_key_suffix("meta"), user.id]
+        given: dict[str, str] = {}
+        for _ in range(2):
+            total, raw_ids, used, bound = self._connector.run_script(
+                _USER_PAGE, [listing, tags], [*args, *given_args(given)]
+            )
+            ids = [str(i) for i in raw_ids]
+            owned = {session_id: int(b) == 1 for session_id, b in zip(ids, bound, strict=True)}
+            given = wrong_tags(user.tenant, ids, [str(tag) for tag in used])
+            if not given:
+                break
+        with mapped_errors():
+            client = self._connector.client()
+            if given:  # new ids listed twice in a row while it was read: checked as a cluster checks them
+                pipe = client.pipeline(transaction=False)
+                for session_id in given:
+                    pipe.hget(self._keys.session(SessionRef(user.tenant, session_id)).meta, "user")
+                owned.update({i: owner == user.id for i, owner in zip(given, pipe.execute(), strict=True)})
+            stale = [session_id for session_id in ids if not owned[session_id]]
+            if stale:  # a stale entry (a write that failed halfway on a cluster) is dropped from the listing
+                pipe = client.pipeline(transaction=False)
+                pipe.zrem(listing, *stale)
+                pipe.hdel(tags, *stale)
+                pipe.execute()
+        return [session_id for session_id in ids if owned[session_id]], int(total) - len(stale)
+
     def delete_user(self, user: UserRef) -> tuple[int, bool]:
         """Delete every session bound to the user, and its listing: how many sessions were deleted, and whether none
         is left (at most ``MAX_DELETE_ROUNDS`` batches per call, so one request stays well inside its timeout; call
@@ -737,16 +802,18 @@ class RedisMemoryStore:
             client = self._connector.client()
             for _ in range(MAX_DELETE_ROUNDS):
                 batch = [str(i) for i in client.zrange(listing, 0, DELETE_BATCH - 1)]
-                if not batch:
+                if not batch:  # no session listed: the tags of the listing go too (a read stores none then)
+                    client.delete(self._keys.user_session_tags(user))
                     return deleted, True
                 sessions = [SessionRef(user.tenant, session_id) for session_id in batch]
                 pipe = client.pipeline(transaction=False)
                 pipe.zrem(listing, *batch)
+                pipe.hdel(self._keys.user_session_tags(user), *batch)
                 for session in sessions:
                     keys = self._keys.session(session)
                     pipe.hget(keys.meta, "user")
                     pipe.smembers(keys.namespaces)
-                replies = pipe.execute()[1:]
+                replies = pipe.execute()[2:]
                 owned = [
                     (session, {str(ns) for ns in replies[2 * n + 1]} | {DEFAULT_NAMESPACE})
                     for n, session in enumerate(sessions)

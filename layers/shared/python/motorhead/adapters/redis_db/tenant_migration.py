@@ -296,6 +296,7 @@ class RedisSessionAdopter:
                 pipe.zrem(self._list(NO_TENANT, namespace), session_id)
             if user:
                 pipe.zrem(self._keys.user_sessions(UserRef(NO_TENANT, str(user))), session_id)
+                pipe.hdel(self._keys.user_session_tags(UserRef(NO_TENANT, str(user))), session_id)
             pipe.execute()
 
     # -- keys and clients ----------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from redis.exceptions import ResponseError
 
 from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.keys import Keys
-from motorhead.core.values import SessionRef, StoredMessage
-from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, VectorIndex, Vectors
+from motorhead.core.values import SessionRef, StoredMessage, UserRef
+from motorhead.ltm.ports import KeywordIndex, Lookup, Scored, UserLookup, VectorIndex, Vectors
 from motorhead.ltm.recipe import DenseText
 
 if TYPE_CHECKING:
@@ -123,6 +123,19 @@ class AutoVectorIndex:
     ) -> Lookup:
         own = self._keywords() if keywords is self else keywords
         return self.backend.lookup_many(sessions, query, k, own, owner=owner)
+
+    def lookup_user(
+        self,
+        user: UserRef,
+        query: Callable[[], Vectors],
+        k: int,
+        keywords: KeywordIndex,
+        *,
+        limit: int,
+        session_ids: frozenset[str] | None,
+    ) -> UserLookup | None:
+        own = self._keywords() if keywords is self else keywords
+        return self.backend.lookup_user(user, query, k, own, limit=limit, session_ids=session_ids)
 
     def _keywords(self) -> KeywordIndex:
         """The chosen backend as the keyword side (both backends are one; made without ``new_texts``, a ConfigError)."""
