@@ -461,12 +461,14 @@ class FakeKeyStore:
     """Implements ``KeyStore`` in a dict; counts reads (of a record, of the directory, of the revision), to see what
     the directory saves."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, log: int = 10_000) -> None:
         self.keys: dict[str, StoredKey] = {}
         self.reads = 0
         self.loads = 0
         self.revision_reads = 0
         self._revision = 0
+        self._log: list[tuple[int, str]] = []  # (revision, key id) of the last ``log`` changes
+        self._log_size = log
 
     def get(self, key_id: str) -> StoredKey | None:
         self.reads += 1
@@ -474,11 +476,27 @@ class FakeKeyStore:
 
     def put(self, key: StoredKey) -> None:
         self.keys[key.key_id] = key
-        self._revision += 1
+        self._changed(key.key_id)
 
     def delete(self, key_id: str) -> bool:
+        existed = self.keys.pop(key_id, None) is not None
+        self._changed(key_id)
+        return existed
+
+    def _changed(self, key_id: str) -> None:
         self._revision += 1
-        return self.keys.pop(key_id, None) is not None
+        self._log = [*self._log, (self._revision, key_id)][-self._log_size :]
+
+    def changed(self, since: str, until: str) -> list[str] | None:
+        first, last = int(since), int(until)
+        held = {revision: key_id for revision, key_id in self._log if first < revision <= last}
+        if set(held) != set(range(first + 1, last + 1)):
+            return None
+        return list(held.values())
+
+    def some(self, key_ids: Sequence[str]) -> dict[str, StoredKey | None]:
+        self.reads += len(key_ids)
+        return {key_id: self.keys.get(key_id) for key_id in key_ids}
 
     def all(self) -> list[StoredKey]:
         self.loads += 1

@@ -251,6 +251,29 @@ def test_api_keys_given_a_key_revoked_elsewhere_refuse_it_within_a_second(routes
         api.authenticate(Credential(kind="bearer", secret=key))
 
 
+def test_api_keys_given_keys_changed_elsewhere_read_only_their_records_whatever_the_directory_holds(
+    routes: Routes,
+) -> None:
+    # Given a process holding a directory of 500 keys, checked once per second
+    store = RedisKeyStore(routes.connector, Keys("mh"))
+    clock = [0.0]
+    api, admin = ApiKeys(store, clock=lambda: clock[0]), ApiKeys(store)
+    made = [admin.create(f"tenant-{n}") for n in range(500)]
+    assert api.authenticate(Credential(kind="bearer", secret=made[0][0])).tenant == "tenant-0"
+    # When another process revokes one key and creates one, and a second passes
+    assert admin.revoke(made[1][1].key_id)
+    new, _ = admin.create("globex")
+    clock[0] += 1
+    with counted(routes.ports) as count:
+        assert api.authenticate(Credential(kind="bearer", secret=made[0][0])).tenant == "tenant-0"
+    # Then the check read the revision, the log of the two changes, and those two records: no directory load
+    assert count.commands == {"get": 1, "zrangebyscore": 1, "hgetall": 2}, count.commands
+    assert count.round_trips in ((3, 4) if routes.cluster else (3,))  # a cluster's two records: one node or two
+    with pytest.raises(AuthenticationError):
+        api.authenticate(Credential(kind="bearer", secret=made[1][0]))
+    assert api.authenticate(Credential(kind="bearer", secret=new)).tenant == "globex"
+
+
 def test_search_backend_given_its_index_dropped_answers_from_the_index_made_again(search_routes: Routes) -> None:
     # Given a session indexed on the `search` backend, searched once (the process holds the index as ready)
     session = prepared(search_routes, "chat-1")

@@ -141,11 +141,50 @@ def test_authenticate_given_a_warm_directory_checks_the_revision_once_per_period
     clock.now += 1
     keys.authenticate(bearer(key))
     assert (store.revision_reads, store.loads) == (2, 1)
-    # And after a key is made elsewhere, the next check loads the directory again
-    ApiKeys(store).create("globex")
+    # And after a key is made elsewhere, the next check reads that key's record alone, not the directory
+    other, _ = ApiKeys(store).create("globex")
     clock.now += 1
     keys.authenticate(bearer(key))
-    assert (store.revision_reads, store.loads) == (3, 2)
+    assert (store.revision_reads, store.loads, store.reads) == (3, 1, 1)
+    assert keys.authenticate(bearer(other)).tenant == "globex"
+
+
+def test_authenticate_given_changes_elsewhere_brings_the_copy_up_to_date_key_by_key() -> None:
+    # Given a warm process holding three keys among many
+    keys, store, clock = service(cache_seconds=1)
+    admin = ApiKeys(store)
+    held = [keys.create("acme")[0] for _ in range(3)]
+    for n in range(200):
+        admin.create(f"tenant-{n}")
+    keys.authenticate(bearer(held[0]))
+    loads, reads = store.loads, store.reads
+    # When another process revokes one key and creates another
+    admin.revoke(KEY.match(held[1]).group(1))  # type: ignore[union-attr]
+    made, _ = admin.create("globex")
+    clock.now += 1
+    # Then the next check reads the two changed records only: the revoked key is refused, the new one let in
+    assert keys.authenticate(bearer(held[0])).tenant == "acme"
+    assert (store.loads, store.reads - reads) == (loads, 2)
+    with pytest.raises(AuthenticationError):
+        keys.authenticate(bearer(held[1]))
+    assert keys.authenticate(bearer(made)).tenant == "globex"
+
+
+def test_authenticate_given_changes_the_log_no_longer_holds_reads_the_whole_directory() -> None:
+    # Given a store that remembers the last 4 changes, and a process that saw the directory at some revision
+    store, clock = FakeKeyStore(log=4), Clock()
+    keys, admin = ApiKeys(store, clock=clock), ApiKeys(store)
+    key, info = admin.create("acme")
+    keys.authenticate(bearer(key))
+    # When more changes than the log holds happen before its next check, the key's revocation among them
+    admin.revoke(info.key_id)
+    for n in range(5):
+        admin.create(f"tenant-{n}")
+    clock.now += 1
+    # Then it reads the whole directory again (it cannot tell what changed) and refuses the key
+    with pytest.raises(AuthenticationError):
+        keys.authenticate(bearer(key))
+    assert store.loads == 2
 
 
 @pytest.mark.parametrize(

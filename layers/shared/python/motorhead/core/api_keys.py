@@ -7,8 +7,11 @@ Each process keeps a copy of the key directory (every key's record) and checks a
 hash is compared in constant time with the record's, or, for an id the directory does not hold, with a hash that
 matches nothing, so a malformed key, an unknown id and a wrong secret cost no Redis work and take the same time. The
 copy is checked against the store's revision (a counter every creation and revocation bumps) at most once per
-``cache_seconds`` (1 by default, at most 60), and loaded again only when it changed: a revoked key stops working
-everywhere within that time, and a request costs no Redis read of its own for its key.
+``cache_seconds`` (1 by default, at most 60), and brought up to date only when it changed: a revoked key stops
+working everywhere within that time, and a request costs no Redis read of its own for its key. Up to date means the
+records of the keys created or deleted since (the store's log of changes names them), however many keys there are; the
+whole directory is read again only when the log cannot tell (first load, a log trimmed past the copy's revision, more
+than ``MAX_CHANGES_READ`` changes at once).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -29,6 +32,7 @@ from motorhead.errors import AuthenticationError, InvalidInputError
 KEY_PREFIX = "mhk"
 _KEY = re.compile(rf"^{KEY_PREFIX}_([0-9a-f]{{16}})_([A-Za-z0-9_-]{{43}})$")
 MAX_CACHE_SECONDS = 60.0
+MAX_CHANGES_READ = 1_000  # changes past this many since a copy's revision: the whole directory is read instead
 _NO_MATCH = "0" * 64  # what an unknown id's secret is compared with: no SHA-256 of a 43-character secret is this
 
 
@@ -69,6 +73,15 @@ class KeyStore(Protocol):
     def revision(self) -> str:
         """A token that changes whenever a key is created or deleted (read before ``all``: a change in between is
         seen at the next check)."""
+        ...
+
+    def changed(self, since: str, until: str) -> list[str] | None:
+        """The ids of the keys created or deleted after revision ``since`` up to ``until``, or None when the store
+        cannot tell them all (its log holds not every change in between): the caller then reads ``all``."""
+        ...
+
+    def some(self, key_ids: Sequence[str]) -> dict[str, StoredKey | None]:
+        """The records of ``key_ids`` (None for one that is gone or unreadable), read together."""
         ...
 
 
@@ -176,14 +189,25 @@ class ApiKeys:
             return
         revision = self._store.revision()
         if revision != self._revision:
-            keys = self._store.all()
-            self._directory = {
-                key.key_id: Caller(tenant=key.tenant, scopes=key.scopes, method="api-key", key_id=key.key_id)
-                for key in keys
-            }
-            self._secret_hashes = {key.key_id: key.secret_hash for key in keys}
+            changed = None if self._revision is None else self._store.changed(self._revision, revision)
+            if changed is None or len(changed) > MAX_CHANGES_READ:  # the whole directory again
+                keys = self._store.all()
+                self._directory = {key.key_id: _caller(key) for key in keys}
+                self._secret_hashes = {key.key_id: key.secret_hash for key in keys}
+            else:  # only the keys created or deleted since: one read of their records, whatever the directory's size
+                for key_id, stored in self._store.some(sorted(set(changed))).items():
+                    if stored is None:
+                        self._directory.pop(key_id, None)
+                        self._secret_hashes.pop(key_id, None)
+                    else:
+                        self._directory[key_id] = _caller(stored)
+                        self._secret_hashes[key_id] = stored.secret_hash
             self._revision = revision
         self._checked_at = now
+
+
+def _caller(key: StoredKey) -> Caller:
+    return Caller(tenant=key.tenant, scopes=key.scopes, method="api-key", key_id=key.key_id)
 
 
 def _info(key: StoredKey) -> KeyInfo:

@@ -1,8 +1,10 @@
-"""API keys in Redis: one hash per key (never the key, only its secret's SHA-256), a set of every key id, and a
-revision counter that every creation and deletion bumps (what each process checks its copy of the directory by)."""
+"""API keys in Redis: one hash per key (never the key, only its secret's SHA-256), a set of every key id, a revision
+counter that every creation and deletion bumps (what each process checks its copy of the directory by), and a log of
+the last changes (which key each revision changed: what a process reads to bring its copy up to date)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 from motorhead.adapters.redis_db.connector import RedisConnector, mapped_errors
@@ -10,6 +12,8 @@ from motorhead.adapters.redis_db.keys import Keys
 from motorhead.core.api_keys import StoredKey
 from motorhead.core.auth import Scope
 from motorhead.observability import logger
+
+CHANGE_LOG = 10_000  # creations and deletions the log keeps (a process further behind reads every key)
 
 
 class RedisKeyStore:
@@ -37,7 +41,7 @@ class RedisKeyStore:
             pipe.hset(self._keys.api_key(key.key_id), mapping=mapping)
             pipe.sadd(self._keys.api_keys(), key.key_id)
             pipe.execute()
-            self._bump()
+            self._bump(key.key_id)
 
     def delete(self, key_id: str) -> bool:
         with mapped_errors():
@@ -45,19 +49,47 @@ class RedisKeyStore:
             pipe.delete(self._keys.api_key(key_id))
             pipe.srem(self._keys.api_keys(), key_id)
             existed, _ = pipe.execute()
-            self._bump()
+            self._bump(key_id)
         return bool(existed)
 
-    def _bump(self) -> None:
+    def _bump(self, key_id: str) -> None:
         """The revision moves only once the change is written (its own round trip, after the change's replies): on a
         cluster the record, the id set and the revision are on three nodes, and one pipeline to all three could bump
         the revision first; a process checking in between would keep the old directory under the new revision, a
-        revoked key accepted until the next change."""
-        self._connector.client().incr(self._keys.api_keys_revision())
+        revoked key accepted until the next change. The log names the key after the revision moved: a process that
+        reads the revision before the log has it finds a revision missing from the log and reads every key."""
+        client = self._connector.client()
+        revision = int(client.incr(self._keys.api_keys_revision()))
+        pipe = client.pipeline(transaction=False)
+        pipe.zadd(self._keys.api_keys_changes(), {f"{revision}:{key_id}": revision})
+        pipe.zremrangebyrank(self._keys.api_keys_changes(), 0, -CHANGE_LOG - 1)
+        pipe.execute()
 
     def revision(self) -> str:
         with mapped_errors():
             return str(self._connector.client().get(self._keys.api_keys_revision()) or "0")
+
+    def changed(self, since: str, until: str) -> list[str] | None:
+        try:
+            first, last = int(since), int(until)
+        except ValueError:
+            return None
+        if last <= first or last - first > CHANGE_LOG:  # the counter went back (data lost) or past what the log holds
+            return None
+        with mapped_errors():
+            entries = self._connector.client().zrangebyscore(self._keys.api_keys_changes(), f"({first}", last)
+        revisions: set[str] = set()
+        ids: list[str] = []
+        for entry in entries:
+            revision, _, key_id = str(entry).partition(":")
+            revisions.add(revision)
+            ids.append(key_id)
+        if revisions != {str(n) for n in range(first + 1, last + 1)}:  # a change the log does not hold (yet)
+            return None
+        return ids
+
+    def some(self, key_ids: Sequence[str]) -> dict[str, StoredKey | None]:
+        return self._read(key_ids)
 
     def all(self) -> list[StoredKey]:
         """Every readable key. Each record is read and decoded on its own: one that is not a hash, or not UTF-8, is
@@ -69,12 +101,18 @@ class RedisKeyStore:
                 for key_id in (_text(raw) for raw in client.smembers(self._keys.api_keys()))
                 if key_id is not None
             )
-            pipe = client.pipeline(transaction=False)
-            for key_id in ids:
+        return [key for key in self._read(ids).values() if key is not None]
+
+    def _read(self, key_ids: Sequence[str]) -> dict[str, StoredKey | None]:
+        """The records of ``key_ids`` in one pipeline, each decoded on its own (None: gone or unreadable)."""
+        with mapped_errors():
+            pipe = self._connector.client(binary=True).pipeline(transaction=False)
+            for key_id in key_ids:
                 pipe.hgetall(self._keys.api_key(key_id))
-            rows = pipe.execute(raise_on_error=False)
-        found: list[StoredKey] = []
-        for key_id, raw in zip(ids, rows, strict=True):
+            rows = pipe.execute(raise_on_error=False) if key_ids else []
+        found: dict[str, StoredKey | None] = {}
+        for key_id, raw in zip(key_ids, rows, strict=True):
+            found[key_id] = None
             if isinstance(raw, Exception) or not isinstance(raw, dict):
                 _report(key_id, f"not a hash ({type(raw).__name__})")
                 continue
@@ -82,9 +120,7 @@ class RedisKeyStore:
             if None in fields or None in fields.values():
                 _report(key_id, "not UTF-8")
                 continue
-            key = _decode(key_id, cast("dict[str, str]", fields)) if fields else None
-            if key is not None:
-                found.append(key)
+            found[key_id] = _decode(key_id, cast("dict[str, str]", fields)) if fields else None
         return found
 
 

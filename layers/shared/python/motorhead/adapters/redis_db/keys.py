@@ -20,6 +20,8 @@ Layout (``P`` is the key prefix, ``MOTORHEAD_KEY_PREFIX``; ``S`` is the session'
     P:idx              -           the `search` backend's index (FT.CREATE ... PREFIX P:doc:)
     P:apikey:ID        hash        one API key: tenant, SHA-256 of its secret, scopes, created_at, label
     P:apikeys          set         the ids of every API key
+    P:apikeys:rev      string      a counter every key creation and deletion bumps (the directory's revision)
+    P:apikeys:changes  sorted set  `<revision>:<key id>` of the last 10,000 creations and deletions, scored by revision
     L:rate             string      the tenant's request-rate bucket (tokens and time), when rate limiting is on
 
 A session is the pair (tenant, session id), and every key of it is derived from both:
@@ -171,6 +173,10 @@ class Keys:
     def api_keys_revision(self) -> str:
         """A counter bumped by every key creation and deletion."""
         return f"{self.prefix}:apikeys:rev"
+
+    def api_keys_changes(self) -> str:
+        """The log of the last key creations and deletions: ``<revision>:<key id>`` scored by the revision."""
+        return f"{self.prefix}:apikeys:changes"
 
     def rate_bucket(self, tenant: str) -> str:
         return f"{self._tenant_root(tenant)}:rate"
