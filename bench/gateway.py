@@ -18,6 +18,11 @@ processes (``devserver/worker.py``: the Lambda handler, and its own share of the
   and the stricter (gateway + the workers' own part: reading the event, writing the answer) / the handler alone;
   requests/s and p50 / p95 latency.
 
+Then MCP beside REST, warm, through the same gateway: ``get_memory`` of the same session as a ``tools/call`` on
+``POST /mcp`` (``McpFunction``: stateless, JSON response, protocol 2025-06-18, no ``initialize``) and ``GET
+/sessions/{id}/memory``, one client with keep-alive, interleaved rounds of each after a warm-up of each; its answer
+checked to be GET's JSON first. Latency p50 / p95 / p99 seen by the client.
+
 Phases run in order, ``rounds`` times, after a warm-up (which also starts the function's 4 worker processes); CPU is
 summed over the rounds, and the first ratio is also given round by round. The machine may be shared: compare the
 ratios. Run alone with ``PYTHONPATH=layers/shared/python:. .venv/bin/python bench/gateway.py [--quick]``, or as part
@@ -57,6 +62,18 @@ PYTHONPATH = f"{REPO / 'layers' / 'shared' / 'python'}:{REPO}"
 FUNCTION = "GetMemoryFunction"
 SESSION = "bench-gateway"
 PATH = f"/sessions/{SESSION}/memory"
+MCP_PATH = "/mcp"
+MCP_CALL = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/call",
+    "params": {"name": "get_memory", "arguments": {"session_id": SESSION}},
+}
+MCP_HEADERS = {
+    "content-type": "application/json",
+    "accept": "application/json, text/event-stream",
+    "mcp-protocol-version": "2025-06-18",
+}
 WINDOW = 12  # the template's default MaxWindowSize
 SEED_MESSAGES = 14
 CLIENT_TIMEOUT_S = 30.0
@@ -87,6 +104,9 @@ class GatewaySettings:
     rounds: int
     warmup_requests: int
     phases: tuple[Phase, ...]
+    mcp_rounds: int = 6  # MCP beside REST: interleaved rounds of each
+    mcp_calls: int = 100  # calls of each per round (one client, keep-alive)
+    mcp_warmup: int = 50  # calls of each before the first round
 
 
 def _phases(scale: int) -> tuple[Phase, ...]:
@@ -100,7 +120,7 @@ def _phases(scale: int) -> tuple[Phase, ...]:
 
 
 DEFAULT = GatewaySettings(rounds=3, warmup_requests=600, phases=_phases(100))
-QUICK = GatewaySettings(rounds=1, warmup_requests=300, phases=_phases(40))
+QUICK = GatewaySettings(rounds=1, warmup_requests=300, phases=_phases(40), mcp_rounds=2, mcp_calls=50)
 
 
 # -- the gateway, in a process of its own ---------------------------------------------------------------------------
@@ -333,15 +353,23 @@ def _exchange(sock: socket.socket, request: bytes, pending: bytes) -> tuple[int,
     return status, closes, buffer[body_end:]
 
 
-def load(port: int, path: str, clients: int, total: int, keep_alive: bool) -> LoadOutcome:
+def load(port: int, path: str, clients: int, total: int, keep_alive: bool, *, mcp: bool = False) -> LoadOutcome:
     """``total`` GETs of ``path`` from ``clients`` threads that start together (so that ``clients`` connections
     arrive at once), each keeping its connection for the next request, or opening a new one for each. Raw sockets:
-    far less work per request than the gateway's, so that the load generator is not what limits the rate."""
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bench-gateway\r\nAccept: */*\r\n"
-        + ("" if keep_alive else "Connection: close\r\n")
-        + "\r\n"
-    ).encode()
+    far less work per request than the gateway's, so that the load generator is not what limits the rate. With
+    ``mcp``, each request is instead ``get_memory``'s ``tools/call`` POSTed to ``path``."""
+    close = "" if keep_alive else "Connection: close\r\n"
+    if mcp:
+        body = json.dumps(MCP_CALL).encode()
+        headers = "".join(f"{name}: {value}\r\n" for name, value in MCP_HEADERS.items())
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bench-gateway\r\n{headers}"
+            f"Content-Length: {len(body)}\r\n{close}\r\n"
+        ).encode() + body
+    else:
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bench-gateway\r\nAccept: */*\r\n{close}\r\n"
+        ).encode()
     return load_requests(port, [request], clients, total, keep_alive=keep_alive)
 
 
@@ -402,18 +430,22 @@ def load_requests(
     )
 
 
-def run_load(port: int, phase: Phase) -> LoadOutcome:
+def run_load(port: int, phase: Phase, *, mcp: bool = False) -> LoadOutcome:
     """The load generator as a child process, so that its CPU time is neither the gateway's nor ours."""
-    command = [
-        sys.executable,
-        "-m",
-        "bench.gateway",
-        "client",
-        f"--port={port}",
-        f"--path={PATH}",
-        f"--clients={phase.clients}",
-        f"--requests={phase.requests}",
-    ] + ([] if phase.keep_alive else ["--close"])
+    command = (
+        [
+            sys.executable,
+            "-m",
+            "bench.gateway",
+            "client",
+            f"--port={port}",
+            f"--path={MCP_PATH if mcp else PATH}",
+            f"--clients={phase.clients}",
+            f"--requests={phase.requests}",
+        ]
+        + ([] if phase.keep_alive else ["--close"])
+        + (["--mcp"] if mcp else [])
+    )
     done = subprocess.run(
         command, cwd=REPO, env={**os.environ, "PYTHONPATH": PYTHONPATH}, capture_output=True, text=True, check=False
     )
@@ -454,6 +486,21 @@ class PhaseResult:
 
 
 @dataclass
+class McpBeside:
+    """``get_memory`` over ``POST /mcp`` beside ``GET /sessions/{id}/memory``, warm, one client: latency in ms."""
+
+    calls: int  # of each, over all rounds
+    rest_p50_ms: float
+    rest_p95_ms: float
+    rest_p99_ms: float
+    mcp_p50_ms: float
+    mcp_p95_ms: float
+    mcp_p99_ms: float
+    round_p50_ms: list[tuple[float, float]]  # (REST, MCP) round by round
+    errors: dict[str, int]  # connection errors and non-200 answers, of both
+
+
+@dataclass
 class GatewayResult:
     settings: GatewaySettings
     phases: list[PhaseResult]
@@ -463,14 +510,17 @@ class GatewayResult:
     requests_logged: int  # GETs sent with the access log on
     listen_backlog: int
     somaxconn: int | None
+    mcp: McpBeside | None = None
 
 
-def _http(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, bytes]:
+def _http(
+    port: int, method: str, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT_S)
     try:
         payload = None if body is None else json.dumps(body).encode()
-        headers = {} if payload is None else {"content-type": "application/json"}
-        connection.request(method, path, body=payload, headers=headers)
+        sent = headers or ({} if payload is None else {"content-type": "application/json"})
+        connection.request(method, path, body=payload, headers=sent)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -495,6 +545,46 @@ def seed(port: int) -> tuple[int, int]:
     if status != 200 or len(memory["messages"]) != WINDOW or memory["context"] is None:
         raise RuntimeError(f"unexpected GET response: {status} {body[:500]!r}")
     return len(memory["messages"]), len(body)
+
+
+def mcp_beside_rest(port: int, settings: GatewaySettings, progress: Callable[[str], None]) -> McpBeside:
+    """``get_memory`` over MCP and GET over REST, the same session through the same gateway, interleaved rounds."""
+    status, body = _http(port, "POST", MCP_PATH, MCP_CALL, headers=MCP_HEADERS)
+    answer = json.loads(body) if status == 200 else {}
+    _, rest_body = _http(port, "GET", PATH)
+    if answer.get("result", {}).get("structuredContent") != json.loads(rest_body):
+        raise RuntimeError(f"get_memory over MCP is not GET's JSON: {status} {body[:500]!r}")
+    kinds = (False, True)  # REST, then MCP, in each round
+    for mcp in kinds:
+        run_load(port, Phase(1, True, settings.mcp_warmup), mcp=mcp)
+    latencies: dict[bool, list[float]] = {mcp: [] for mcp in kinds}
+    rounds: list[tuple[float, float]] = []
+    errors: Counter[str] = Counter()
+    for round_no in range(1, settings.mcp_rounds + 1):
+        p50 = []
+        for mcp in kinds:
+            outcome = run_load(port, Phase(1, True, settings.mcp_calls), mcp=mcp)
+            latencies[mcp] += outcome["latencies_us"]
+            p50.append(round(percentile(outcome["latencies_us"], 50) / 1000, 3))
+            errors.update({f"{'mcp' if mcp else 'rest'} {kind}": n for kind, n in outcome["errors"].items()})
+            errors.update({f"{'mcp' if mcp else 'rest'} {s}": n for s, n in outcome["statuses"].items() if s != "200"})
+        rounds.append((p50[0], p50[1]))
+        progress(f"gateway: MCP beside REST, round {round_no}/{settings.mcp_rounds}")
+
+    def ms(mcp: bool, q: float) -> float:
+        return percentile(latencies[mcp], q) / 1000
+
+    return McpBeside(
+        calls=len(latencies[True]),
+        rest_p50_ms=ms(False, 50),
+        rest_p95_ms=ms(False, 95),
+        rest_p99_ms=ms(False, 99),
+        mcp_p50_ms=ms(True, 50),
+        mcp_p95_ms=ms(True, 95),
+        mcp_p99_ms=ms(True, 99),
+        round_p50_ms=rounds,
+        errors=dict(errors),
+    )
 
 
 def _somaxconn() -> int | None:
@@ -587,6 +677,7 @@ def benchmark(settings: GatewaySettings, progress: Callable[[str], None]) -> Gat
                     outcome = run_load(gateway.port, phase)
                     tally.add(outcome, before, CpuSnapshot.take(gateway, redis_server.pid))
                 progress(f"gateway: round {round_no}/{settings.rounds}")
+            beside = mcp_beside_rest(gateway.port, settings, progress) if settings.mcp_rounds else None
         finally:
             gateway.stop()
         logged = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -600,6 +691,7 @@ def benchmark(settings: GatewaySettings, progress: Callable[[str], None]) -> Gat
         requests_logged=1 + settings.warmup_requests + settings.rounds * logged_phases,  # the GETs
         listen_backlog=LocalGateway.request_queue_size,
         somaxconn=_somaxconn(),
+        mcp=beside,
     )
 
 
@@ -645,6 +737,22 @@ def print_result(result: GatewayResult, number: int) -> None:
         "   gw/worker round by round: "
         + "; ".join(f"{p.label}: {' '.join(f'{r:.2f}' for r in p.round_ratios)}" for p in result.phases)
     )
+    if result.mcp is not None:
+        print(
+            f"   MCP beside REST, warm, one client, keep-alive: {settings.mcp_rounds} interleaved rounds of"
+            f" {settings.mcp_calls} calls of each after {settings.mcp_warmup} of each ({result.mcp.calls} in all)"
+        )
+        print(f"   {'':40} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
+        print(_beside_line(f"GET {PATH}", result.mcp.rest_p50_ms, result.mcp.rest_p95_ms, result.mcp.rest_p99_ms))
+        print(_beside_line("get_memory, tools/call on POST /mcp", result.mcp.mcp_p50_ms, result.mcp.mcp_p95_ms,
+                           result.mcp.mcp_p99_ms))  # fmt: skip
+        rounds = " ".join(f"{rest:.2f}/{mcp:.2f}" for rest, mcp in result.mcp.round_p50_ms)
+        errors = ", ".join(f"{kind} {n}" for kind, n in sorted(result.mcp.errors.items())) or "none"
+        print(f"   p50 REST/MCP round by round: {rounds}; errors: {errors}")
+
+
+def _beside_line(label: str, p50: float, p95: float, p99: float) -> str:
+    return f"   {label:40} {p50:7.2f} {p95:7.2f} {p99:7.2f}"
 
 
 def summary_lines(result: GatewayResult) -> list[str]:
@@ -659,6 +767,13 @@ def summary_lines(result: GatewayResult) -> list[str]:
         f" errors {_errors(phase)}"
         for phase in result.phases
     ]
+    if result.mcp is not None:
+        beside = result.mcp
+        lines.append(
+            f"  MCP beside REST, warm, one client ({beside.calls} calls of each): get_memory on POST /mcp p50"
+            f" {beside.mcp_p50_ms:.2f} ms, p99 {beside.mcp_p99_ms:.2f} ms; GET p50 {beside.rest_p50_ms:.2f} ms, p99"
+            f" {beside.rest_p99_ms:.2f} ms"
+        )
     return lines
 
 
@@ -677,6 +792,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loader.add_argument("--clients", type=int, required=True)
     loader.add_argument("--requests", type=int, required=True)
     loader.add_argument("--close", action="store_true", help="a new connection per request")
+    loader.add_argument("--mcp", action="store_true", help="get_memory's tools/call POSTed to --path instead")
     arguments = list(sys.argv[1:] if argv is None else argv)
     if not arguments or arguments[0] not in {"run", "serve", "client"}:
         arguments.insert(0, "run")
@@ -685,7 +801,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.mode == "serve":
         return serve(args.redis_url, args.ready_fd)
     if args.mode == "client":
-        print(json.dumps(load(args.port, args.path, args.clients, args.requests, keep_alive=not args.close)))
+        outcome = load(args.port, args.path, args.clients, args.requests, keep_alive=not args.close, mcp=args.mcp)
+        print(json.dumps(outcome))
         return 0
     return report(
         lambda progress: benchmark(QUICK if args.quick else DEFAULT, progress),

@@ -14,8 +14,8 @@
 8. What authentication costs per warm request (none, API key cached or not, JWT, rate limit) and 9. at a cold start:
    see ``bench/auth.py``.
 10. What ``make run``'s local gateway costs per request beside the handler it invokes (its process vs. the function's
-    worker processes, CPU per request; requests/s, latency and connection errors up to 64 clients): see
-    ``bench/gateway.py``.
+    worker processes, CPU per request; requests/s, latency and connection errors up to 64 clients), and MCP's
+    ``get_memory`` on ``POST /mcp`` beside that GET, warm: see ``bench/gateway.py``.
 11. What observability costs on the warm path (logging with the Lambda context, EMF metrics, X-Ray subsegments),
     as a ratio against the same handler without it: see ``bench/observability.py``.
 

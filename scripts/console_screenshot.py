@@ -1,5 +1,7 @@
-"""docs/images/console.png, the console's picture in the README: `make run` (long-term memory on, a fresh data folder)
-seeded with a sample conversation, the console opened on it with a search done, captured by Debian's Chromium.
+"""docs/images/console.png, the console's picture in the README: `make run` (long-term memory on, a fresh data folder,
+a window of 8) seeded with a sample conversation longer than the window, so that the summarizer (the offline one: no
+model, 0 tokens) folds its oldest messages into the summary the picture shows; the console opened on it with a
+search done, captured by Debian's Chromium.
 
     .venv/bin/python scripts/console_screenshot.py [--out docs/images/console.png] [--chromium /usr/bin/chromium]
 """
@@ -21,6 +23,7 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
+WINDOW = 8  # fewer than the conversation's 11 messages: the summarizer folds the oldest
 CONVERSATION = [
     ("human", "Hi! We're planning a trip to Lisbon with my sister Ana in May."),
     ("ai", "Lovely. How many nights, and do you prefer a hotel near the river or up in Alfama?"),
@@ -54,11 +57,15 @@ def post(base: str, session_id: str, messages: list[tuple[str, str]], **query: s
     requests.post(f"{base}/sessions/{session_id}/memory", params=query, json=body, timeout=30).raise_for_status()
 
 
-def wait_indexed(base: str, session_id: str) -> None:
+def wait_settled(base: str, session_id: str) -> None:
+    """Until the session is indexed and its summary written by the summarizer, with nothing pending."""
     deadline = time.monotonic() + 120
-    while requests.get(f"{base}/sessions/{session_id}", timeout=30).json()["index_pending"]:
+    while True:
+        stats = requests.get(f"{base}/sessions/{session_id}", timeout=30).json()
+        if stats["has_summary"] and not stats["summary_pending"] and not stats["index_pending"]:
+            return
         if time.monotonic() > deadline:
-            raise SystemExit(f"{session_id} was not indexed within 120 s")
+            raise SystemExit(f"{session_id} was not indexed and summarized within 120 s: {stats}")
         time.sleep(0.3)
 
 
@@ -75,6 +82,7 @@ def main() -> None:
             PORT=str(port),
             MOTORHEAD_DATA_DIR=data_dir,
             MOTORHEAD_LONG_TERM_MEMORY="true",
+            MOTORHEAD_MAX_WINDOW_SIZE=str(WINDOW),
             PYTHONPATH=f"{REPO}/layers/shared/python:{REPO}",
         )
         server = subprocess.Popen(
@@ -98,16 +106,7 @@ def main() -> None:
             for start in range(0, len(CONVERSATION), 2):  # a conversation over several POSTs, as a chat app writes
                 post(base, "lisbon-trip", CONVERSATION[start : start + 2], user_id="ana")
                 time.sleep(0.4)
-            requests.post(
-                f"{base}/sessions/lisbon-trip/memory",
-                json={
-                    "messages": [],
-                    "context": "Ana and her sister plan five nights in Lisbon in May: a quiet stay in Alfama, "
-                    "fado in Mouraria, a day trip to Sintra. Ana is allergic to peanuts.",
-                },
-                timeout=30,
-            ).raise_for_status()
-            wait_indexed(base, "lisbon-trip")
+            wait_settled(base, "lisbon-trip")  # indexed, and summarized by the summarizer (no client's context)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
                 page = browser.new_page(viewport={"width": 1440, "height": 1180}, device_scale_factor=1)

@@ -65,6 +65,7 @@ HTTP_EVENTS: dict[str, tuple[str, int]] = {
     "retrieval-ok": ("RetrievalFunction", 200),
     "user_retrieval-ok": ("UserRetrievalFunction", 200),
     "mcp-ok": ("McpFunction", 200),
+    "mcp-get-memory": ("McpFunction", 200),
     "post_memory-user": ("PostMemoryFunction", 200),
     "list_sessions-user": ("ListSessionsFunction", 200),
     "delete_user-ok": ("DeleteUserFunction", 200),
@@ -326,3 +327,16 @@ def test_local_embedder_given_the_template_default_indexes_and_finds_a_message_b
     with redis.Redis.from_url(local_stack.functions["IndexerFunction"].environment["REDIS_URL"]) as client:
         assert client.hget("mhlocal:ltm", "embedder") == b"onnx:all-MiniLM-L6-v2-int8:384"
     assert not local_stack.stub.requests
+
+
+def test_mcp_given_the_sample_tools_call_the_built_function_answers_get_memorys_json(stack: Stack) -> None:
+    # Given session-42 written by the built post function
+    stack.invoke("DeleteMemoryFunction", load_event("delete_memory-ok"))
+    assert stack.invoke("PostMemoryFunction", load_event("post_memory-ok"))["statusCode"] == 200
+    # When the built MCP function (its McpLayer, on Python 3.12) handles the sample tools/call of get_memory
+    answer = http_body(stack.invoke("McpFunction", load_event("mcp-get-memory")))
+    # Then the tool ran: no tool error, and its structured content is GET memory's body
+    result = answer["result"]
+    assert result.get("isError") is not True, (result, stack.environment("McpFunction").output())
+    memory = http_body(stack.invoke("GetMemoryFunction", load_event("get_memory-ok")))
+    assert memory["messages"] and result["structuredContent"] == memory

@@ -5,18 +5,15 @@ comes back on reload."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import BrowserContext
 
 from devserver.embedded_redis import free_port
 from tests.integration.test_examples import OFFLINE, Server, chat_web, example_environment
 from tests.make_run import make_run
 
-CHROMIUM = Path("/usr/bin/chromium")
 HOSTILE = '<img src=x onerror="window.pwned = 1">I live in Lisbon'
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -30,46 +27,38 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]
 
 
 def test_page_given_two_turns_round_trips_them_through_the_memory_and_renders_text_as_text(
-    web: tuple[Server, str],
+    web: tuple[Server, str], context: BrowserContext
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
+    # The conftest's browser (`context`): without Chromium this fails in CI and skips elsewhere, as every browser test
     server, url = web
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            problems: list[str] = []
-            refused: list[tuple[int, str]] = []
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-            page.on(
-                "response", lambda r: refused.append((r.status, r.url.removeprefix(url))) if r.status >= 400 else None
-            )
-            # Given the page, opened on a session
-            page.goto(url)
-            page.wait_for_selector("body[data-ready=true]")
-            badge = page.text_content("#responder")
-            page.fill("#session", "browser-1")
-            page.click("#settings button[type=submit]")
-            # When two messages are sent, the first one hostile markup
-            page.fill("#text", HOSTILE)
-            page.press("#text", "Enter")
-            page.wait_for_selector("#messages li.ai >> nth=0")
-            page.fill("#text", "Where do I live?")
-            page.press("#text", "Enter")
-            page.wait_for_selector("#messages li.ai >> nth=1")
-            answers = page.locator("#messages li.ai .content").all_text_contents()
-            images = page.locator("#messages img").count()
-            pwned = page.evaluate("window.pwned")
-            window_label = page.text_content("#window")
-            # And the page is opened again
-            page.reload()
-            page.wait_for_selector("body[data-ready=true]")
-            page.wait_for_selector("#messages li >> nth=3")
-            reloaded = page.locator("#messages li .content").all_text_contents()
-        finally:
-            browser.close()
+    page = context.new_page()
+    problems: list[str] = []
+    refused: list[tuple[int, str]] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("response", lambda r: refused.append((r.status, r.url.removeprefix(url))) if r.status >= 400 else None)
+    # Given the page, opened on a session
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]")
+    badge = page.text_content("#responder")
+    page.fill("#session", "browser-1")
+    page.click("#settings button[type=submit]")
+    # When two messages are sent, the first one hostile markup
+    page.fill("#text", HOSTILE)
+    page.press("#text", "Enter")
+    page.wait_for_selector("#messages li.ai >> nth=0")
+    page.fill("#text", "Where do I live?")
+    page.press("#text", "Enter")
+    page.wait_for_selector("#messages li.ai >> nth=1")
+    answers = page.locator("#messages li.ai .content").all_text_contents()
+    images = page.locator("#messages img").count()
+    pwned = page.evaluate("window.pwned")
+    window_label = page.text_content("#window")
+    # And the page is opened again
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#messages li >> nth=3")
+    reloaded = page.locator("#messages li .content").all_text_contents()
     # Then the offline responder answered from the memory, and said so
     assert badge == "offline responder (no model configured)"
     assert all(answer.startswith(OFFLINE) for answer in answers) and len(answers) == 2

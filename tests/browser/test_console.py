@@ -137,8 +137,13 @@ def test_console_given_a_session_opened_shows_window_newest_first_summary_stats_
     expect(page.locator("#d-context")).to_have_text("Ana plans Lisbon.")
     expect(page.locator('[data-stat="messages"] .value')).to_have_text(str(len(TRIP)))
     expect(page.locator('[data-stat="tokens"] .value')).to_have_text("0")
+    # And 0 tokens beside a summary is explained (no model wrote it: here a client's context), never "used by" it
+    expect(page.locator('[data-stat="tokens"] .sub')).to_have_text(
+        "no model wrote the summary (offline summarizer, or a client's context)"
+    )
     expect(page.locator('[data-flag="summary-done"]')).to_be_visible()
     expect(page.locator('[data-flag="index-done"]')).to_be_visible()
+    expect(page.locator('[data-flag="index-off"]')).to_have_count(0)
     expect(page.locator("#d-badges")).to_contain_text("user ana")
     # And the chart draws one point per message of the window
     chart = page.locator('#d-chart svg[data-chart="activity"]')
@@ -207,6 +212,28 @@ def test_console_given_a_search_ranks_the_hits_with_the_parts_of_their_scores(co
     chart = page.locator('#q-chart svg[data-chart="scores"]')
     expect(chart).to_have_attribute("data-bars", str(rows.count()))
     assert chart.locator("rect").count() >= rows.count()
+
+
+def test_console_given_a_search_with_one_candidate_says_there_is_no_fusion(console: Console, page: Page) -> None:
+    # Given a session of one message: a search has that one candidate, and nothing to fuse it against
+    console.post("lone", [("human", "The violin lesson is on Tuesday.")], namespace=SCRATCH)
+    console.wait_indexed("lone")
+    page.goto(console.url + "?session=lone")
+    expect(page.locator("#d-id")).to_have_text("lone")
+    # When it is searched
+    page.fill("#q-text", "violin lesson")
+    page.click("#q-go")
+    # Then its row says so in place of a row of 0.000 terms, and keeps its raw cosine and BM25
+    row = page.locator("#q-rows tr")
+    expect(row).to_have_count(1)
+    expect(row.locator("td[data-lone]")).to_have_text("only candidate: no fusion")
+    cells = row.locator("td")
+    expect(cells.nth(1)).to_have_text("—")
+    assert float(cells.nth(3).inner_text()) > 0 and float(cells.nth(4).inner_text()) > 0  # cosine, BM25
+    expect(cells.nth(5)).to_contain_text("violin lesson")
+    # And no chart of zero-length bars: a note instead
+    expect(page.locator('#q-chart [data-chart="lone"]')).to_contain_text("One candidate")
+    expect(page.locator('#q-chart svg[data-chart="scores"]')).to_have_count(0)
 
 
 def test_console_given_a_search_of_the_user_spans_its_sessions(console: Console, page: Page) -> None:

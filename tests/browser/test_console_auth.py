@@ -118,3 +118,16 @@ def test_console_given_a_key_without_the_list_scope_says_so(secure: SecureConsol
     # Then the caller shows with its one scope, and the list says why it is empty
     expect(page.locator("#identity")).to_contain_text("read")
     expect(page.locator("#session-empty")).to_contain_text("this key may not do that")
+
+
+def test_console_given_long_term_memory_off_says_so_never_index_up_to_date(secure: SecureConsole, page: Page) -> None:
+    # Given `make run` with long-term memory off (its default): nothing is ever indexed
+    page.goto(secure.url)
+    page.fill("#key-input", secure.key)
+    page.press("#key-input", "Enter")
+    # When a session is opened
+    page.locator('#session-rows tr[data-session="acme-chat"]').click()
+    expect(page.locator("#d-id")).to_have_text("acme-chat")
+    # Then its badge says long-term memory is off, not that its index is up to date
+    expect(page.locator('[data-flag="index-off"]')).to_have_text("long-term memory off")
+    expect(page.locator('[data-flag="index-done"]')).to_have_count(0)

@@ -62,6 +62,7 @@ EXPECTED: dict[str, int | dict[str, Any]] = {
     "retrieval-ok": 400,  # long-term memory is off by default (the template's LongTermMemory)
     "user_retrieval-ok": 400,  # the same
     "mcp-ok": OK,  # tools/list: every tool, long-term memory on or off
+    "mcp-get-memory": OK,  # tools/call: session-42's memory, GET's JSON
     "post_memory-user": OK,
     "list_sessions-user": OK,
     "delete_user-ok": OK,

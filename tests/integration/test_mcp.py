@@ -1,5 +1,6 @@
 """The memory as MCP tools, with the real ``mcp`` client: over streamable HTTP through the local gateway (the MCP
-function as Lambda runs it, behind API keys), and over stdio against ``python -m devserver.mcp`` (``make -s mcp``).
+function as Lambda runs it, behind API keys), and over stdio against ``make -s mcp`` (and ``python -m devserver.mcp``,
+what it runs, where the exit status is the server's own).
 Every tool, both protocol eras, every refusal, hostile ids, and what MCP writes the REST API reads (and back)."""
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from motorhead.core.values import SessionRef
 from motorhead.observability import logger
 from tests.integration.conftest import SecureApi, ltm_gateway, serving
 from tests.jwks_server import JwksServer, SigningKey, in_seconds, mint, rsa_key
-from tests.support import REPO, cold_start
+from tests.support import REPO, Api, cold_start, load_event, with_wrong_secret
 
 T = TypeVar("T")
 HOSTILE_ID = "ana@example.com:{s} *1 ünï/%25?#"
@@ -206,6 +207,49 @@ def test_http_given_no_wrong_or_revoked_key_answers_401_before_any_mcp(secure: S
         assert set(answer.json()) == {"error"}
 
 
+def refused_mcp_client(base_url: str, key: str | None, *, mode: str) -> list[httpx2.Response]:
+    """Every HTTP answer a real MCP client got while it tried to list the tools with ``key``, which must fail."""
+    answers: list[httpx2.Response] = []
+
+    async def seen(response: httpx2.Response) -> None:
+        await response.aread()
+        answers.append(response)
+
+    async def run() -> None:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=30, event_hooks={"response": [seen]}) as http,
+            Client(streamable_http_client(base_url + "/mcp", http_client=http), mode=mode) as client,
+        ):
+            await client.list_tools()
+
+    with pytest.raises(BaseExceptionGroup) as refused:  # the client's task group: the server said no
+        asyncio.run(run())
+    assert refused.group_contains(MCPError)
+    return answers
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_http_given_no_malformed_wrong_or_revoked_key_the_mcp_client_gets_401_and_nothing_else(
+    secure: SecureApi, mode: str
+) -> None:
+    key = secure.key("acme")
+    revoked = secure.key("acme")
+    secure.revoke(revoked)
+    # Given no key, a malformed one, a well-formed key with a wrong secret, and a revoked key
+    for presented in (None, "mh_nope_nope", with_wrong_secret(key), revoked):
+        # When a real MCP client connects with it and lists the tools
+        answers = refused_mcp_client(secure.base_url, presented, mode=mode)
+        # Then every answer it got was the REST API's 401, JSON with a challenge: no MCP message got through
+        assert answers, presented
+        for answer in answers:
+            assert answer.status_code == 401, (presented, answer.status_code, answer.text)
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+            assert set(answer.json()) == {"error"}
+    # And the good key still lists the tools
+    assert len(over_http(secure.base_url, key, lambda client: client.list_tools()).tools) == len(TOOLS)
+
+
 def test_http_given_a_body_over_the_limit_answers_413_before_the_sdk(secure: SecureApi) -> None:
     key = secure.key("acme")
     huge = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add_memory", "arguments": {
@@ -217,17 +261,24 @@ def test_http_given_a_body_over_the_limit_answers_413_before_the_sdk(secure: Sec
     assert rest(secure.base_url, key, "GET", memory_path("big")).json()["messages"] == []
 
 
-def test_http_given_a_foreign_host_answers_421(secure: SecureApi) -> None:
+def test_http_given_a_foreign_host_or_origin_answers_421_or_403_as_json_errors(secure: SecureApi) -> None:
     key = secure.key("acme")
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
     headers = {
         "Authorization": f"Bearer {key}",
-        "Host": "evil.example.com",
         "Accept": "application/json, text/event-stream",
         "MCP-Protocol-Version": "2025-06-18",
     }
-    # When a request names a host the function does not serve (DNS rebinding) / Then the SDK refuses it
-    assert requests.post(secure.base_url + "/mcp", json=body, headers=headers, timeout=30).status_code == 421
+    foreign_host = {**headers, "Host": "evil.example.com"}
+    foreign_origin = {**headers, "Origin": "https://evil.example.com"}
+    # When a request names a host the function does not serve, or comes from a foreign page (DNS rebinding)
+    refusals = ((foreign_host, 421, "Invalid Host header"), (foreign_origin, 403, "Invalid Origin header"))
+    for sent, status, text in refusals:
+        answer = requests.post(secure.base_url + "/mcp", json=body, headers=sent, timeout=30)
+        # Then the SDK's check refuses it with its status, the body JSON {"error": ...} as every other error's
+        assert answer.status_code == status, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.json() == {"error": text}
 
 
 def test_tools_given_a_read_only_key_read_and_are_refused_the_rest(secure: SecureApi) -> None:
@@ -465,8 +516,14 @@ def stdio_environment(redis_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+MAKE_MCP = ["make", "-s", "-C", str(REPO), "mcp"]  # as a desktop client starts it (README, docs/mcp.md)
+PYTHON_MCP = [sys.executable, "-m", "devserver.mcp"]  # what the Makefile's recipe runs
+STDIO_COMMANDS = {"make -s mcp": MAKE_MCP, "python -m devserver.mcp": PYTHON_MCP}
+
+
 def over_stdio(environment: dict[str, str], steps: Callable[[Client], Awaitable[T]]) -> T:
-    server = StdioServerParameters(command=sys.executable, args=["-m", "devserver.mcp"], env=environment, cwd=REPO)
+    """Run ``steps`` with a real MCP client on ``make -s mcp``."""
+    server = StdioServerParameters(command=MAKE_MCP[0], args=MAKE_MCP[1:], env=environment, cwd=REPO)
 
     async def run() -> T:
         async with Client(server) as client:
@@ -537,19 +594,21 @@ def test_stdio_given_a_key_revoked_while_it_runs_refuses_every_call_after(
     assert refused.json()["error"] in listed
 
 
+@pytest.mark.parametrize("command", STDIO_COMMANDS.values(), ids=STDIO_COMMANDS.keys())
 def test_stdio_given_a_wrong_key_exits_with_the_reason_on_stderr_and_nothing_on_stdout(
-    secure: SecureApi, redis_server: EmbeddedRedis
+    secure: SecureApi, redis_server: EmbeddedRedis, command: list[str]
 ) -> None:
     environment = stdio_environment(redis_server.url, MOTORHEAD_AUTH="api-key", MOTORHEAD_API_KEY="mh_nope_nope")
-    done = subprocess.run(
-        [sys.executable, "-m", "devserver.mcp"], env=environment, cwd=REPO, input="", capture_output=True, timeout=60
-    )
-    assert done.returncode == 2
+    done = subprocess.run(command, env=environment, cwd=REPO, input="", capture_output=True, timeout=60)
+    assert done.returncode == 2  # the server's status (make's too, for a recipe that failed)
     assert done.stdout == b""
     assert b"MOTORHEAD_API_KEY" in done.stderr
 
 
-def test_stdio_given_auth_none_writes_nothing_but_json_rpc_to_stdout(redis_server: EmbeddedRedis) -> None:
+@pytest.mark.parametrize("command", STDIO_COMMANDS.values(), ids=STDIO_COMMANDS.keys())
+def test_stdio_given_auth_none_writes_nothing_but_json_rpc_to_stdout(
+    redis_server: EmbeddedRedis, command: list[str]
+) -> None:
     lines = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}},
@@ -560,7 +619,7 @@ def test_stdio_given_auth_none_writes_nothing_but_json_rpc_to_stdout(redis_serve
     environment = stdio_environment(redis_server.url, MOTORHEAD_AUTH="none")
     # When a client speaks to `make -s mcp` line by line / Then every line on stdout is a JSON-RPC message
     with subprocess.Popen(
-        [sys.executable, "-m", "devserver.mcp"],
+        command,
         env=environment,
         cwd=REPO,
         stdin=subprocess.PIPE,
@@ -610,9 +669,9 @@ def test_stdio_given_long_term_memory_finds_what_add_memory_saved(redis_server: 
 # --- the documented client configurations ---------------------------------------------------------------------------
 
 
-def documented_configs() -> list[dict[str, Any]]:
-    """The ``mcpServers`` entries of docs/mcp.md's JSON blocks, as a desktop client reads them."""
-    text = (REPO / "docs/mcp.md").read_text(encoding="utf-8")
+def documented_configs(page: str = "docs/mcp.md") -> list[dict[str, Any]]:
+    """The ``mcpServers`` entries of ``page``'s JSON blocks, as a desktop client reads them."""
+    text = (REPO / page).read_text(encoding="utf-8")
     blocks = [block.split("```", 1)[0] for block in text.split("```json\n")[1:]]
     return [entry for block in blocks for entry in json.loads(block)["mcpServers"].values()]
 
@@ -622,6 +681,8 @@ def test_docs_given_the_documented_client_configs_a_client_started_from_them_ser
 ) -> None:
     key = secure.key("acme")
     stdio, http = sorted(documented_configs(), key=lambda entry: "url" in entry)
+    # (the README's own blocks are these two, word for word: what is tested here is what a newcomer copies)
+    assert sorted(documented_configs("README.md"), key=lambda entry: "url" in entry) == [stdio, http]
 
     async def roundtrip(client: Client) -> list[str]:
         added = await client.call_tool(
@@ -665,3 +726,19 @@ def test_tools_given_a_refused_call_log_the_key_id_and_source_never_the_key(
     assert len(refusals) == 1, lines
     assert refusals[0]["origin"] == {"key_id": key_id, "source_ip": "127.0.0.1"} and refusals[0]["status"] == 403
     assert not any(reader in json.dumps(line) or '"s"' in json.dumps(line) for line in lines)
+
+
+# --- the sample event ------------------------------------------------------------------------------------------------
+
+
+def test_event_given_the_sample_tools_call_the_function_answers_get_memorys_json(api: Api) -> None:
+    # Given session-42 written by the sample POST event
+    assert api.invoke("PostMemoryFunction", load_event("post_memory-ok"))["statusCode"] == 200
+    # When the MCP function handles the sample tools/call of get_memory (events/mcp-get-memory.json)
+    answer = api.invoke("McpFunction", load_event("mcp-get-memory"))
+    # Then it is a JSON-RPC result, no tool error, whose structured content is GET memory's body
+    assert answer["statusCode"] == 200 and answer["headers"]["content-type"].startswith("application/json")
+    result = json.loads(answer["body"])["result"]
+    assert result.get("isError") is not True, result
+    memory = json.loads(api.invoke("GetMemoryFunction", load_event("get_memory-ok"))["body"])
+    assert memory["messages"] and result["structuredContent"] == memory

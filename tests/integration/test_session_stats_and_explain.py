@@ -74,6 +74,7 @@ EMPTY_STATS: dict[str, object] = {
     "summary_pending": False,
     "index_pending": False,
     "unindexed": 0,
+    "long_term_memory": True,  # the deployment's: these tests' is on
 }
 
 

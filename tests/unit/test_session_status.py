@@ -84,3 +84,16 @@ def test_session_status_given_another_tenants_session_of_that_id_does_not_see_it
     assert memory.session_status(ref("shared", tenant="acme")).exists
     assert not memory.session_status(ref("shared", tenant="globex")).exists
     assert not memory.session_status(ref("shared")).exists
+
+
+def test_session_status_given_long_term_memory_off_says_so_and_never_pending() -> None:
+    # Given a deployment without long-term memory, and one with it whose function sends no index job (GET's)
+    off, _ = service(index=False)
+    off.add_memory(ref("s"), messages(3))
+    store = FakeMemoryStore()
+    reader = MemoryService(store=store, limits=MemoryLimits(window=WINDOW), long_term_memory=True)
+    # Then the first says long-term memory is off (nothing pending), the second that it is on
+    status = off.session_status(ref("s"))
+    assert (status.long_term_memory, status.index_pending) == (False, False)
+    assert reader.session_status(ref("s")).long_term_memory is True
+    assert service(index=True)[0].session_status(ref("s")).long_term_memory is True

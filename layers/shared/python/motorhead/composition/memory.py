@@ -76,4 +76,5 @@ def memory_service() -> MemoryService:
         quotas=memory_quotas(settings),
         summary_jobs=job_queue(settings.summary_queue_url),
         index_jobs=job_queue(settings.index_queue_url) if settings.long_term_memory else None,
+        long_term_memory=settings.long_term_memory,
     )

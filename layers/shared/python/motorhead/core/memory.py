@@ -35,12 +35,16 @@ class MemoryService:
         index_jobs: JobQueue | None = None,
         quotas: Quotas = NO_QUOTAS,
         clock: Callable[[], int] = now_ms,
+        long_term_memory: bool | None = None,
     ) -> None:
+        """``long_term_memory``: whether the deployment indexes messages (a function that sends no index job, as
+        GET /sessions/{id}, still says so); by default, whether this service has ``index_jobs``."""
         self._store = store
         self._limits = limits
         self._quotas = quotas
         self._summary_jobs = summary_jobs
         self._index_jobs = index_jobs
+        self._long_term_memory = index_jobs is not None if long_term_memory is None else long_term_memory
         self._clock = clock
 
     def get_memory(self, session: SessionRef) -> SessionSnapshot:
@@ -59,6 +63,7 @@ class MemoryService:
             exists=found is not None,
             summary_pending=self._summary_jobs is not None and stats.messages > self._limits.window,
             index_pending=stats.unindexed > 0,
+            long_term_memory=self._long_term_memory,
         )
 
     def add_memory(

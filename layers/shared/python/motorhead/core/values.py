@@ -91,6 +91,7 @@ class SessionStatus:
     exists: bool
     summary_pending: bool  # more messages than the window: a summary job is queued, running or due
     index_pending: bool  # messages await the indexer
+    long_term_memory: bool = False  # this deployment indexes messages at all (off: nothing is ever pending)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,14 @@ def _valid_unicode(text: str) -> str:
     return text
 
 
-Text = Annotated[str, AfterValidator(_valid_unicode)]
-Role = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+_UNICODE = AfterValidator(_valid_unicode)
+# Each bounded text carries its lengths on the string itself, checked before the Unicode check, so that a refusal
+# speaks of characters ("String should have at least 1 character"). A length given by ``Field`` on ``Text`` instead
+# would be checked after that validator, as a collection's ("Value should have at least 1 item after validation").
+Text = Annotated[str, _UNICODE]
+Role = Annotated[str, StringConstraints(min_length=1, max_length=64), _UNICODE]
+Query = Annotated[str, StringConstraints(min_length=1, max_length=8_192), _UNICODE]
+Namespace = Annotated[str, StringConstraints(max_length=256), _UNICODE]
 
 
 class MessageIn(BaseModel):
@@ -102,6 +108,10 @@ class SessionOut(BaseModel):
     summary_pending: bool = Field(description="More messages than the window: a summary job is queued or running")
     index_pending: bool = Field(description="Messages await the long-term indexer")
     unindexed: int = Field(description="How many messages await the long-term indexer")
+    long_term_memory: bool = Field(
+        description="Whether this deployment indexes messages (MOTORHEAD_LONG_TERM_MEMORY): when off, nothing is "
+        "ever indexed, and index_pending stays false"
+    )
 
     @classmethod
     def of(cls, status: SessionStatus) -> SessionOut:
@@ -119,6 +129,7 @@ class SessionOut(BaseModel):
             summary_pending=status.summary_pending,
             index_pending=status.index_pending,
             unindexed=stats.unindexed,
+            long_term_memory=status.long_term_memory,
         )
 
 
@@ -157,7 +168,7 @@ class RetrievalIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    text: Text = Field(min_length=1, max_length=8_192)
+    text: Query
     k: int = Field(10, ge=1, le=100, description="How many messages to return")
     explain: bool = Field(False, description="Add each hit's `parts`: what its score is made of")
 
@@ -188,7 +199,7 @@ class RetrievalHitOut(BaseModel):
         )
 
 
-SessionId = Annotated[Text, StringConstraints(min_length=1, max_length=256)]
+SessionId = Annotated[str, StringConstraints(min_length=1, max_length=256), _UNICODE]
 
 
 class UserRetrievalIn(BaseModel):
@@ -196,12 +207,12 @@ class UserRetrievalIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    text: Text = Field(min_length=1, max_length=8_192)
+    text: Query
     limit: int = Field(10, ge=1, le=100, description="How many messages to return")
     session_ids: list[SessionId] | None = Field(
         None, max_length=1_000, description="Only these sessions of the user (others' ids find nothing)"
     )
-    namespace: Text | None = Field(None, max_length=256, description="Only sessions listed under this namespace")
+    namespace: Namespace | None = Field(None, description="Only sessions listed under this namespace")
     roles: list[Role] | None = Field(None, max_length=64, description="Only messages of these roles")
     since: int | None = Field(None, ge=0, description="Only messages stored at or after this unix time in ms")
     until: int | None = Field(None, ge=0, description="Only messages stored at or before this unix time in ms")

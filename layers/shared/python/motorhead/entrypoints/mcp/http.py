@@ -10,7 +10,7 @@ gets its own SDK session manager, run for that request alone (Mangum runs no lif
 must live on the request's event loop). The SDK serves the current protocol revision (no ``initialize``, version in
 each request) and clients of the previous ones, which initialize. ``GET`` and ``DELETE`` answer 405 (``Allow: POST``),
 as the spec lets a server without event streams or sessions. Its Host check (DNS rebinding) accepts only
-``MOTORHEAD_MCP_ALLOWED_HOSTS``.
+``MOTORHEAD_MCP_ALLOWED_HOSTS``; its refusals (``421``, ``403``) are JSON ``{"error": ...}``, as every error is.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ from typing import Any
 
 from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
 from mcp.server.mcpserver import MCPServer
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from motorhead.core.auth import AccessControl, Caller
@@ -83,6 +84,13 @@ class StatelessEndpoint:
             return
         caller: Caller = scope[CALLER]
         security = transport_security(self.allowed_hosts, Headers(scope=scope).get("host"))
+        # The SDK's own checks (Content-Type, Host, Origin), run first so that a refusal is answered as every other
+        # error, JSON {"error": ...} with its status (400, 421, 403), not the SDK's plain text.
+        refused = await TransportSecurityMiddleware(security).validate_request(Request(scope), is_post=True)
+        if refused is not None:
+            text = bytes(refused.body).decode("utf-8", errors="replace")
+            await error_response(refused.status_code, text)(scope, receive, send)
+            return
         app = self.server.streamable_http_app(
             streamable_http_path=PATH, stateless_http=True, json_response=True, transport_security=security
         )

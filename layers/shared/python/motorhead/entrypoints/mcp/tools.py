@@ -18,10 +18,18 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any, Protocol, TypeVar
 
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_REQUEST, CallToolResult, InputRequiredResult, TextContent, ToolAnnotations
+from mcp.types import (
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    CallToolResult,
+    InputRequiredResult,
+    TextContent,
+    ToolAnnotations,
+)
 from mcp.types import Tool as McpTool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,6 +41,7 @@ from motorhead.entrypoints.http.errors import message_for, status_for
 from motorhead.entrypoints.http.models import (
     MemoryOut,
     MessageIn,
+    Query,
     RetrievalHitOut,
     StatusOut,
     Text,
@@ -160,13 +169,34 @@ def invalid_arguments(tool: str, error: ValidationError) -> str:
     return f"invalid arguments for {tool}: " + "; ".join(problems)
 
 
+# What this server has: tools, and a list of them that never changes while it runs (no notification is ever sent).
+CAPABILITIES: dict[str, Any] = {"tools": {"listChanged": False}}
+ADVERTISING = frozenset({"initialize", "server/discover"})  # the answers that carry the capabilities
+NOT_SERVED = ("prompts/", "resources/", "completion/", "logging/")
+
+
+async def tools_only(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """The SDK's server middleware: advertise tools alone (``initialize`` for clients of the previous revisions,
+    ``server/discover`` for the current one), and answer the methods of what it does not advertise as unknown. The
+    SDK derives capabilities from the handlers ``MCPServer`` registers, which include empty prompts and resources
+    (with ``listChanged`` and ``subscribe`` on the current revision): a client would list them, or wait for changes
+    that never come."""
+    if ctx.method.startswith(NOT_SERVED):
+        raise MCPError(METHOD_NOT_FOUND, "Method not found")
+    result = await call_next(ctx)
+    if ctx.method in ADVERTISING and isinstance(result, dict):
+        result = {**result, "capabilities": CAPABILITIES}
+    return result
+
+
 class MemoryServer(MCPServer[Any]):
-    """The SDK's server, with two differences: ``tools/list`` shows a caller only the tools its scopes allow (a
-    read-only key sees the three read tools), and arguments that fail their schema are answered field by field
-    (``invalid_arguments``)."""
+    """The SDK's server, with three differences: it advertises tools alone (``tools_only``); ``tools/list`` shows a
+    caller only the tools its scopes allow (a read-only key sees the three read tools); and arguments that fail
+    their schema are answered field by field (``invalid_arguments``)."""
 
     def __init__(self, **settings: Any) -> None:
-        super().__init__(**settings)
+        # No subscriptions/listen: a stateless server has no stream to send changes on, and its tools never change.
+        super().__init__(**settings, subscriptions=False, middleware=[tools_only])
         self.scopes: dict[str, Scope] = {}  # each tool's scope, as its REST route's
 
     async def list_tools(self) -> list[McpTool]:
@@ -209,6 +239,10 @@ def _guarded(call: Callable[[], CallToolResult]) -> CallToolResult:
         return call()
     except MotorheadError as exc:
         raise _tool_error(exc) from None
+    finally:
+        # This call's session, never on the next call's lines: over stdio one process serves every call, and no
+        # request's end clears the logger's keys (over HTTP, Lambda's context does).
+        logger.remove_keys(["session"])
 
 
 def _render_messages(memory: MemoryOut) -> str:
@@ -305,7 +339,7 @@ def memory_server(*, memory: MemoryService, retrieval: Retrieval, settings: Sett
         annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True),
     )
     def search_memory(
-        text: Annotated[Text, Field(min_length=1, max_length=8_192, description="What to look for, in plain words")],
+        text: Annotated[Query, Field(description="What to look for, in plain words")],
         session_id: Annotated[Text | None, Field(description="Search this session only")] = None,
         user_id: Annotated[Text | None, Field(description="Search every session of this user")] = None,
         limit: Annotated[int, Field(ge=1, le=100, description="How many messages to return")] = 10,

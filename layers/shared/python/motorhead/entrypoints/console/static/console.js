@@ -330,10 +330,13 @@
         ? el("span", { class: "pill warn", text: "summary pending", "data-flag": "summary-pending" })
         : el("span", { class: "pill ok", text: "summary up to date", "data-flag": "summary-done" }),
     );
+    // With long-term memory off nothing is ever indexed: "up to date" would say that something was
     badges.push(
-      stats.index_pending
-        ? el("span", { class: "pill warn", text: `index pending · ${stats.unindexed}`, "data-flag": "index-pending" })
-        : el("span", { class: "pill ok", text: "index up to date", "data-flag": "index-done" }),
+      stats.long_term_memory === false
+        ? el("span", { class: "pill info", text: "long-term memory off", "data-flag": "index-off" })
+        : stats.index_pending
+          ? el("span", { class: "pill warn", text: `index pending · ${stats.unindexed}`, "data-flag": "index-pending" })
+          : el("span", { class: "pill ok", text: "index up to date", "data-flag": "index-done" }),
     );
     badges.push(el("span", { class: "pill info", text: stats.user_id === null ? "no user" : `user ${stats.user_id}` }));
     for (const ns of stats.namespaces) {
@@ -352,7 +355,11 @@
     $("d-stats").replaceChildren(
       tile("Window", number(stats.messages), "messages stored now", "messages"),
       tile("Total", number(stats.total_messages), "messages ever appended", "total"),
-      tile("Tokens", number(memory.tokens), "used by summaries", "tokens"),
+      // `tokens` counts what a model spent on summaries: a summary beside 0 had none (the offline summarizer, or a
+      // client's own `context`), which "used by summaries" alone would contradict
+      tile("Tokens", number(memory.tokens), memory.context !== null && !memory.tokens
+        ? "no model wrote the summary (offline summarizer, or a client's context)"
+        : "model tokens used by summaries", "tokens"),
       tile("Last write", ago(stats.updated_at), when(stats.updated_at), "updated"),
       tile("Created", ago(stats.created_at), when(stats.created_at), "created"),
     );
@@ -535,19 +542,25 @@
       return;
     }
     const cell = (value, digits) => el("td", { class: "num" + (value < 0 ? " neg" : ""), text: fixed(value, digits) });
+    // One candidate alone: the fusion's z-scores have nothing to be measured against, so every term (and the score,
+    // their sum) is 0. Say so, rather than a row of 0.000; its raw cosine and BM25 still tell how well it matches.
+    const lone = hits.length === 1 && Boolean(hits[0].parts) && PARTS.every((name) => !Number(hits[0].parts[name]));
     const rows = hits.map((hit, rank) => {
       const parts = hit.parts || {};
       const meta = [hit.role, `#${hit.id}`, ago(hit.created_at)];
       if (byUser) meta.unshift(`session ${hit.session_id}`);
+      const terms = lone
+        ? [
+            el("td", { class: "num", text: "—", title: "nothing to fuse against" }),
+            el("td", { class: "lone", colSpan: 4, text: "only candidate: no fusion", "data-lone": "true" }),
+          ]
+        : [el("td", { class: "num", text: fixed(hit.score) }), cell(parts.vector), cell(parts.keyword),
+           cell(parts.speaker), cell(parts.next)];
       return el(
         "tr",
         { "data-rank": rank + 1 },
         el("td", { class: "num", text: rank + 1 }),
-        el("td", { class: "num", text: fixed(hit.score) }),
-        cell(parts.vector),
-        cell(parts.keyword),
-        cell(parts.speaker),
-        cell(parts.next),
+        ...terms,
         cell(parts.cosine),
         cell(parts.bm25, 2),
         el(
@@ -560,7 +573,12 @@
     });
     $("q-rows").replaceChildren(...rows);
     show($("q-table"), true);
-    drawScores(hits);
+    if (lone) {
+      const text = "One candidate: nothing to rank it against, so there is no fusion to draw (its cosine and BM25 are in the table).";
+      $("q-chart").replaceChildren(el("p", { class: "note", text, "data-chart": "lone" }));
+    } else {
+      drawScores(hits);
+    }
   }
 
   // -- chart: each hit's score as the sum of its parts (negative z-scores to the left of zero) ----------------------
