@@ -88,9 +88,6 @@ class RedisKeyStore:
             return None
         return ids
 
-    def some(self, key_ids: Sequence[str]) -> dict[str, StoredKey | None]:
-        return self._read(key_ids)
-
     def all(self) -> list[StoredKey]:
         """Every readable key. Each record is read and decoded on its own: one that is not a hash, or not UTF-8, is
         left out (and logged once), never a failure of the whole directory (which would refuse every key)."""
@@ -101,9 +98,9 @@ class RedisKeyStore:
                 for key_id in (_text(raw) for raw in client.smembers(self._keys.api_keys()))
                 if key_id is not None
             )
-        return [key for key in self._read(ids).values() if key is not None]
+        return [key for key in self.some(ids).values() if key is not None]
 
-    def _read(self, key_ids: Sequence[str]) -> dict[str, StoredKey | None]:
+    def some(self, key_ids: Sequence[str]) -> dict[str, StoredKey | None]:
         """The records of ``key_ids`` in one pipeline, each decoded on its own (None: gone or unreadable)."""
         with mapped_errors():
             pipe = self._connector.client(binary=True).pipeline(transaction=False)

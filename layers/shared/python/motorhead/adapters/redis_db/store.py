@@ -210,6 +210,7 @@ redis.call('HSET', KEYS[2], unpack(fields))
 local newly = (quotas and not counted) and 1 or 0
 return {count, last, summary_due, index_due, gen, bound or '', newly, seq, held, counted and 1 or 0}
 """
+_MUST_EXIST = 19  # the index in the append's arguments of ARGV 20, "1" when the session must exist
 _APPEND_SCRIPT = _APPEND.replace("RECENT_REQUESTS", str(RECENT_REQUESTS)).replace("TRIM_EVERY", str(TRIM_EVERY))
 
 # KEYS: the tenant's usage, its namespace names. ARGV: 1-4 the quotas of sessions, messages, bytes and namespaces, 5
@@ -503,7 +504,7 @@ class RedisMemoryStore:
                     # behind), so no place was asked for; one is asked for now, and the write runs again
                     must_exist, placed = self._reserve(session, quotas, 0, 0, namespace, place=True)
                     if placed:
-                        args[19] = "0"
+                        args[_MUST_EXIST] = "0"
                         reply = self._connector.run_script(_APPEND_SCRIPT, script_keys, args)
             except StoreDegradedError:
                 if cluster and quotas.any:
