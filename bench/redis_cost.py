@@ -19,11 +19,17 @@ takes its summary and index leases as it does on AWS), on a fresh ``EmbeddedRedi
 - ``API key, cold cache``: ``ApiKeys.authenticate`` on the Redis key store with ``cache_seconds=0`` (every check
   reads the key directory's revision; the directory itself is loaded once, as nothing changes);
 - ``PING`` (the floor): one ``PING`` per operation through the same client;
-- ``POST's commands, piped`` (the append's floor, single Redis only): the commands the append script ran for one
+- ``POST's commands, piped`` (a floor of the append, single Redis only): the commands the append script ran for one
   ``POST 2 messages`` (captured once with ``MONITOR``), sent without a script as one plain pipeline per operation,
   spread over as many sessions as the POST route's and grown the same way (each copy's messages get new ids, so it
-  adds members as an append does): what the append's reads and writes cost in one round trip with nothing else,
-  against which the scripted append is compared (the issue's "one-round-trip floor" for an append).
+  adds members as an append does; each copy has a call token of its own and a later time, so it adds its token and
+  moves the session's listing as an append does): what the append's reads and writes cost in one round trip with
+  nothing else;
+- ``POST's commands, scripted`` (the append's one-round-trip floor as a script, single Redis only): the same copies
+  run by a script that runs those commands and nothing else (``bare_script``: the keys from ``KEYS``, what differs
+  between copies from ``ARGV``, the rest written into the script), one ``EVALSHA`` per operation: what any atomic
+  append of these commands in one round trip costs at least, since a write that decides (ids, idempotency, quotas,
+  the user's binding) needs a script on Redis; the append is compared with both (``floor_lines``).
 
 Measured per phase (one route, ``clients`` threads sharing the process's one client, as ``clients`` concurrent
 callers, doing ``ops`` operations between them):
@@ -96,10 +102,12 @@ DIMENSIONS = 384
 K = 10
 PING = "PING (floor)"
 APPEND_FLOOR = "POST's commands, piped"
+APPEND_SCRIPTED = "POST's commands, scripted"
 ROUTES = (
     "GET memory",
     "POST 2 messages",
     APPEND_FLOOR,
+    APPEND_SCRIPTED,
     "POST, no quotas",
     "DELETE",
     "list sessions",
@@ -487,6 +495,44 @@ def monitor_arguments(line: str) -> list[bytes]:
     return args
 
 
+def call_values(commands: Sequence[Sequence[bytes]], session_id: bytes) -> tuple[bytes, bytes]:
+    """The time and the call token of a captured append, from its commands: the score the session's listing
+    (``ZADD`` of the session id) is given, and the member of the ``ZADD NX`` of its call tokens."""
+    now = next((c[2] for c in commands if c[0].upper() == b"ZADD" and len(c) == 4 and c[3] == session_id), None)
+    token = next((c[4] for c in commands if c[0].upper() == b"ZADD" and len(c) == 5 and c[2].upper() == b"NX"), None)
+    if now is None or token is None:
+        raise RuntimeError(f"no listing or no call token among the append's commands: {commands}")
+    return now, token
+
+
+def lua_string(value: bytes) -> str:
+    """``value`` as a Lua string literal: letters and digits as they are, every other byte as a decimal escape."""
+    return '"' + "".join(chr(b) if chr(b).isascii() and chr(b).isalnum() else f"\\{b:03d}" for b in value) + '"'
+
+
+def bare_script(
+    first: Sequence[Sequence[bytes]], second: Sequence[Sequence[bytes]]
+) -> tuple[str, list[tuple[int, int]]]:
+    """A Lua script that runs these commands and nothing else, from two copies of them (the same commands on other
+    keys, with other values): each command's key (its first argument) from ``KEYS``, every argument that differs
+    between the copies from ``ARGV``, the others written into the script as constants (as a script names its fields).
+    Returns the script and the (command, argument) positions that ``ARGV`` holds, in order."""
+    if len(first) != len(second) or any(len(a) != len(b) for a, b in zip(first, second, strict=True)):
+        raise ValueError("the two copies must be the same commands with as many arguments")
+    lines: list[str] = []
+    varying: list[tuple[int, int]] = []
+    for c, (command, other) in enumerate(zip(first, second, strict=True)):
+        parts = [lua_string(command[0]), f"KEYS[{c + 1}]"]
+        for a in range(2, len(command)):
+            if command[a] == other[a]:
+                parts.append(lua_string(command[a]))
+            else:
+                varying.append((c, a))
+                parts.append(f"ARGV[{len(varying)}]")
+        lines.append(f"redis.call({', '.join(parts)})")
+    return "\n".join([*lines, "return 1"]), varying
+
+
 def scripted_commands(client: redis.Redis, run: Callable[[], object]) -> list[list[bytes]]:
     """The commands Lua scripts ran on the server while ``run`` ran (``MONITOR``'s ``lua`` lines), in order."""
     connection = client.connection_pool.get_connection()
@@ -553,11 +599,15 @@ class Routes:
         self.deleted = 0
         self.cluster = cluster
         # on a cluster the append's commands span slots (its listings, the tenant's usage): no plain pipeline of them
-        self.routes = tuple(route for route in ROUTES if not (cluster and route == APPEND_FLOOR))
+        self.routes = tuple(route for route in ROUTES if not (cluster and route in (APPEND_FLOOR, APPEND_SCRIPTED)))
         self.append_commands: list[list[bytes]] = []
         self.append_tag = b""
         self.floor_tags: list[bytes] = []
-        self.copies = 0  # how many copies of the append the floor has sent
+        self.copies = 0  # how many copies of the append the floors have sent
+        self.append_now = b""  # the captured append's time and call token, as its commands carry them
+        self.append_token = b""
+        self.bare_sha = ""  # the append's commands as a script that runs them and nothing else (``bare_script``)
+        self.bare_varying: list[tuple[int, int]] = []
 
     def seed(self, progress: Callable[[str], None]) -> None:
         s = self.settings
@@ -586,12 +636,15 @@ class Routes:
             assert isinstance(client, redis.Redis)
             self.append_commands = scripted_commands(client, lambda: self.memory.add_memory(template, POST_PAIR))
             self.append_tag = Keys(self.config.key_prefix).session(template).tag.encode()
+            self.append_now, self.append_token = call_values(self.append_commands, b"floor-template")
             for i in range(s.get_sessions):  # the floor's sessions, as the POST route's are before it runs
                 floor = SessionRef(TENANT, f"floor-{i}")
                 self.memory.add_memory(floor, POST_PAIR)
                 self.floor_tags.append(Keys(self.config.key_prefix).session(floor).tag.encode())
             if not self.append_commands or not any(self.append_tag in arg for c in self.append_commands for arg in c):
                 raise RuntimeError(f"the append's scripted commands were not captured: {self.append_commands}")
+            script, self.bare_varying = bare_script(self._floor_commands(0), self._floor_commands(1))
+            self.bare_sha = str(client.script_load(script))
         progress("redis cost: seeded")
 
     def _indexed(
@@ -642,10 +695,11 @@ class Routes:
             post_refs = [SessionRef(TENANT, f"{prefix}-{i}") for i in range(s.get_sessions)]
             writer = self.unquoted if unquoted else memory
             return [partial(writer.add_memory, post_refs[i % len(post_refs)], POST_PAIR) for i in range(ops)]
-        if route == APPEND_FLOOR:
+        if route in (APPEND_FLOOR, APPEND_SCRIPTED):
             client = self.connector.client(binary=True)
             first, self.copies = self.copies, self.copies + ops
-            return [partial(self._piped_append, client, first + i) for i in range(ops)]
+            send = self._piped_append if route == APPEND_FLOOR else self._scripted_append
+            return [partial(send, client, first + i) for i in range(ops)]
         if route == "DELETE":
             doomed = [SessionRef(TENANT, f"deleted-{self.deleted + i}") for i in range(ops)]
             self.deleted += ops
@@ -674,24 +728,42 @@ class Routes:
             return [client.ping for _ in range(ops)]
         raise ValueError(f"no route {route!r}")
 
-    def _piped_append(self, client: redis.Redis | RedisCluster, copy: int) -> None:
-        """The append's commands in one plain pipeline, on one of ``get_sessions`` sessions grown as the POST route's
-        are (its tag and id in place of the captured session's); the messages' ids (scores, and the ``"id":`` each
-        member starts with) moved past every earlier copy's, so that each copy adds members as an append does."""
+    def _floor_commands(self, copy: int) -> list[list[bytes]]:
+        """The append's commands for one copy, on one of ``get_sessions`` sessions grown as the POST route's are (its
+        tag and id in place of the captured session's); the messages' ids (scores, and the ``"id":`` each member
+        starts with) moved past every earlier copy's, so that each copy adds members as an append does; its call
+        token its own and its time later than the copy's before (so the token is added and the listing's score
+        moved, as an append does; the copies' token sets are not trimmed, as the append's are once in 16 calls)."""
         tag, name = self.append_tag, b"floor-template"
         target = copy % self.settings.get_sessions
         fresh_tag, fresh_name = self.floor_tags[target], f"floor-{target}".encode()
         shift = 1_000_000 + 2 * copy  # two messages per copy
-        pipe = client.pipeline(transaction=False)
+        # each copy is a call of its own, later than the one before: a new token, a new time
+        fresh = {self.append_now: b"%d" % (int(self.append_now) + 1 + copy), self.append_token: b"%032x" % copy}
+        commands: list[list[bytes]] = []
         for command in self.append_commands:
-            args = [arg.replace(tag, fresh_tag).replace(name, fresh_name) for arg in command]
+            args = [fresh.get(arg) or arg.replace(tag, fresh_tag).replace(name, fresh_name) for arg in command]
             if args[0].upper() == b"ZADD" and len(args) > 3 and args[3].startswith(b'{"id":'):
                 for at in range(2, len(args) - 1, 2):  # score, member: a message of the session
                     old = int(args[at])
                     args[at] = b"%d" % (old + shift)
                     args[at + 1] = args[at + 1].replace(b'{"id":%d,' % old, b'{"id":%d,' % (old + shift), 1)
+            commands.append(args)
+        return commands
+
+    def _piped_append(self, client: redis.Redis | RedisCluster, copy: int) -> None:
+        """The append's commands in one plain pipeline (``_floor_commands``)."""
+        pipe = client.pipeline(transaction=False)
+        for args in self._floor_commands(copy):
             pipe.execute_command(*args)
         pipe.execute()
+
+    def _scripted_append(self, client: redis.Redis | RedisCluster, copy: int) -> None:
+        """The same commands run by a script that does nothing else (``bare_script``), in one ``EVALSHA``."""
+        commands = self._floor_commands(copy)
+        keys = [command[1] for command in commands]
+        values = [commands[c][a] for c, a in self.bare_varying]
+        client.evalsha(self.bare_sha, len(keys), *keys, *values)
 
     def close(self) -> None:
         self.connector.close()
@@ -846,6 +918,32 @@ def benchmark(settings: CostSettings, progress: Callable[[str], None], *, cluste
     )
 
 
+def ratio_to(server: ServerResult, route: str, floor: str) -> float | None:
+    """The route's CPU per op over the floor route's, within each round (the median of the rounds' ratios); None
+    where either did not run."""
+    rows = {row.route: row for row in server.rows}
+    if route not in rows or floor not in rows:
+        return None
+    idle = server.idle_cpu_us_per_s
+    pairs = zip(rows[route].samples, rows[floor].samples, strict=True)
+    return statistics.median(net_cpu_per_op(a, idle) / net_cpu_per_op(b, idle) for a, b in pairs)
+
+
+def floor_lines(server: ServerResult) -> list[str]:
+    """The append against its two one-round-trip floors: its commands sent as a plain pipeline, and the same
+    commands run by a script that does nothing else."""
+    lines: list[str] = []
+    for route in ("POST 2 messages", "POST, no quotas", APPEND_SCRIPTED):
+        piped, scripted = ratio_to(server, route, APPEND_FLOOR), ratio_to(server, route, APPEND_SCRIPTED)
+        if piped is None:
+            continue
+        against = f"{piped:.2f}x its commands piped" if route != APPEND_SCRIPTED else f"{piped:.2f}x them piped"
+        if route != APPEND_SCRIPTED and scripted is not None:
+            against += f", {scripted:.2f}x them in a bare script"
+        lines.append(f"{route}: {against}")
+    return lines
+
+
 # -- report ---------------------------------------------------------------------------------------------------------
 
 
@@ -878,6 +976,8 @@ def print_result(result: CostResult, number: int) -> None:
             " x PING: cpu / the PING floor's;\n   x RT*PING: cpu / (RT x the PING floor's), within each round"
         )
         for line in table_lines(server):
+            print("   " + line)
+        for line in floor_lines(server):
             print("   " + line)
         print(
             f"   cpu is net of the idle server's {server.idle_cpu_us_per_s:.0f} us/s over each phase (measured 2 s"
@@ -913,6 +1013,7 @@ def summary_lines(result: CostResult) -> list[str]:
             "`make bench-redis`):"
         )
         lines += ["  " + line for line in table_lines(server)]
+        lines += ["  " + line for line in floor_lines(server)]
     return lines
 
 

@@ -141,6 +141,40 @@ def test_append_given_an_expired_lease_claims_it_again(store: RedisMemoryStore) 
     assert _fill(store, "s", 1, above=4, now=1_000 + 600_000).summary_due is True
 
 
+@pytest.mark.parametrize("taken", [9_400_000, 9_999_999, 99_999_999_999])
+def test_append_given_lease_times_across_a_power_of_ten_frees_the_lease_exactly_at_its_end(
+    store: RedisMemoryStore, taken: int
+) -> None:
+    # Given a summary lease taken at a time whose end (600 s later) has more digits than the time itself, or not
+    _fill(store, "s", 4, above=4, now=taken - 1)
+    assert _fill(store, "s", 1, above=4, now=taken).summary_due is True
+    # Then it is held one millisecond before its end, and free at its end (times compared by value, whatever their
+    # number of digits)
+    assert _fill(store, "s", 1, above=4, now=taken + 599_999).summary_due is False
+    assert _fill(store, "s", 1, above=4, now=taken + 600_000).summary_due is True
+
+
+def test_append_given_a_session_from_before_meta_shape_keeps_what_it_has_and_fills_what_it_lacks(
+    store: RedisMemoryStore, connector: RedisConnector
+) -> None:
+    # Given a session of a user, written before meta.shape, whose meta lacks its user listing's name and its version
+    store.append(ref("old"), [NewMessage("Human", "a")], context="sum", namespace="", now_ms=5, user_id="u1")
+    meta = Keys("mh").session(ref("old")).meta
+    client = connector.client()
+    before = client.hmget(meta, ["id", "created_at", "gen"])
+    client.hdel(meta, "shape", "ulist", "version")
+    # When it is written to again, later
+    result = store.append(ref("old"), [NewMessage("AI", "b")], context=None, namespace="", now_ms=9, user_id="u1")
+    # Then it keeps its id, creation time and generation, and gets back the fields it lacked, once
+    assert result.count == 2 and result.user == "u1"
+    assert client.hmget(meta, ["id", "created_at", "gen"]) == before
+    assert client.hget(meta, "ulist") is not None and client.hget(meta, "version") is not None
+    assert client.hget(meta, "shape") == "1"
+    version = client.hget(meta, "version")
+    store.append(ref("old"), [NewMessage("AI", "c")], context=None, namespace="", now_ms=10, user_id="u1")
+    assert client.hget(meta, "version") == version  # a summary's version token changes with the summary only
+
+
 def test_fold_input_given_at_most_the_window_is_none(store: RedisMemoryStore) -> None:
     _fill(store, "s", 4)
     assert store.fold_input(ref("s"), window=4, keep=2) is None

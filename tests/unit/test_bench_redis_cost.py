@@ -1,5 +1,7 @@
-"""The pure parts of ``bench/redis_cost.py``: reading commands back from redis-py's packed bytes, and splitting the
-server's commandstats between the route, its connections' upkeep, the observer and the scripts."""
+"""The pure parts of ``bench/redis_cost.py``: reading commands back from redis-py's packed bytes, splitting the
+server's commandstats between the route, its connections' upkeep, the observer and the scripts, and the append's
+floors (its captured call's values; its commands as a bare script: run on a real Redis in
+``tests/integration/test_bench_floors.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import pytest
 
 from bench.redis_cost import (
     CommandStat,
+    bare_script,
+    call_values,
     command_names,
     merge_stats,
     monitor_arguments,
@@ -105,3 +109,31 @@ def test_monitor_arguments_given_quotes_escapes_and_bytes_reads_each_argument_ba
     args = monitor_arguments(line)
     # Then every argument comes back whole, its spaces, quotes, escapes and non-ASCII bytes as they were sent
     assert args == [b"ZADD", b"mh:{ab}:messages", b"7", '{"id":7,"content":"a b\\n\u00e9"}'.encode()]
+
+
+def test_bare_script_given_two_copies_takes_what_differs_from_argv_and_writes_the_rest_in() -> None:
+    first = [[b"HMGET", b"k:{a}", b"user", b"seq"], [b"ZADD", b"z:{a}", b"NX", b"4", b"tok-a"]]
+    second = [[b"HMGET", b"k:{b}", b"user", b"seq"], [b"ZADD", b"z:{b}", b"NX", b"6", b"tok-b"]]
+    script, varying = bare_script(first, second)
+    assert varying == [(1, 3), (1, 4)]
+    assert script.splitlines() == [
+        'redis.call("HMGET", KEYS[1], "user", "seq")',
+        'redis.call("ZADD", KEYS[2], "NX", ARGV[1], ARGV[2])',
+        "return 1",
+    ]
+
+
+def test_bare_script_given_copies_of_other_shapes_refuses_them() -> None:
+    with pytest.raises(ValueError):
+        bare_script([[b"GET", b"a"]], [[b"GET", b"a", b"extra"]])
+
+
+def test_call_values_given_an_append_s_commands_finds_its_time_and_token() -> None:
+    commands = [
+        [b"HMGET", b"meta", b"user"],
+        [b"ZADD", b"tokens", b"NX", b"4", b"0123abcd"],
+        [b"ZADD", b"listing", b"1796642338594", b"floor-template"],
+    ]
+    assert call_values(commands, b"floor-template") == (b"1796642338594", b"0123abcd")
+    with pytest.raises(RuntimeError):
+        call_values(commands[:1], b"floor-template")

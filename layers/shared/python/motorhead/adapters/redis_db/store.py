@@ -51,13 +51,15 @@ from motorhead.errors import ConflictError, QuotaExceededError, StoreDegradedErr
 # check and the count are part of this atomic step, as are the listings (after the user check); on a cluster the
 # caller reserves the messages, bytes and namespace on the usage's slot before, and this step refuses to create a
 # session when ARGV 20 says the tenant has no session left.
-# Its cost is near the floor's: one read of the meta (HMGET), one write of it (HSET), one ZADD per sorted set it grows,
-# one HINCRBY per usage counter that grows; what the meta can say is read from it (meta.count, the messages held;
-# meta.ns:<name>, a namespace the session is listed under, 'q' once it is known to be among the tenant's names;
-# meta.calls, calls since the tokens were last trimmed); the call's token is added first (ZADD NX: a retry is told
-# apart by the same command) and taken back by a refusal; and the script converts as few strings to numbers as it
-# can, since each command a script runs and each such conversion costs Redis more than the same command sent by the
-# client (bench/redis_cost.py).
+# Its cost is near the floor's (bench/redis_cost.py: the same commands run by a script that does nothing else): one
+# read of the meta (HMGET), one write of it (HSET), one ZADD per sorted set it grows, one HINCRBY per usage counter
+# that grows; what the meta can say is read from it (meta.count, the messages held; meta.ns:<name>, a namespace the
+# session is listed under, 'q' once it is known to be among the tenant's names; meta.calls, calls since the tokens
+# were last trimmed; meta.shape, that the meta holds the fields this step keeps, so that a session from before them
+# has them read apart, once); the call's token is added first (ZADD NX: a retry is told apart by the same command)
+# and taken back by a refusal; and the script converts as few strings to numbers and back as it can (times compared
+# as strings, numbers handed to redis.call as numbers, each message's member made by one string.format), since each
+# such conversion, each argument and each table entry costs a script more than the same command sent by the client.
 RECENT_REQUESTS = 64  # call tokens remembered per session at least, to recognise a resent call
 TRIM_EVERY = 16  # the tokens are trimmed back to RECENT_REQUESTS once in this many calls (at most 79 are kept)
 MAX_USER_SESSIONS = 10_000  # sessions of one user a filtered listing reads at most
@@ -66,8 +68,9 @@ MAX_DELETE_ROUNDS = 50  # batches one call of a user deletion runs at most (5,00
 _APPEND = """
 local first = 21
 local n = #ARGV - first + 1
-local meta = redis.call('HMGET', KEYS[2], 'user', 'gen', 'seq', 'job_at', 'idx_at', 'id', 'created_at', 'version',
-  'ulist', 'q', 'bytes', 'count', 'ns:' .. ARGV[3], 'calls')
+local ns = 'ns:' .. ARGV[3]
+local meta = redis.call('HMGET', KEYS[2], 'user', 'gen', 'seq', 'job_at', 'idx_at', 'shape', 'q', 'bytes', 'count',
+  ns, 'calls')
 local bound, gen = meta[1], meta[2]
 local seq = meta[3] and tonumber(meta[3]) or 0
 local last = seq + n
@@ -81,8 +84,19 @@ local function refuse(count, answer)
   redis.call('ZREM', KEYS[5], ARGV[11])
   return {count, 0, 0, 0, '', answer}
 end
-local exists = gen or meta[7]
-local user, ulist = nil, nil
+-- meta.shape: the meta holds id, created_at, version and count, and ulist when bound (what this step writes); a
+-- session from before it (or a new one) has those read apart, once
+local has_id, created, versioned, has_ulist = true, true, true, true
+if not meta[6] then
+  local old = redis.call('HMGET', KEYS[2], 'id', 'created_at', 'version', 'ulist')
+  has_id, created, versioned, has_ulist = old[1], old[2], old[3], old[4]
+end
+local exists = gen or created
+local extra, e = {}, 0  -- the meta's fields this step writes beside those it always writes
+local function set(field, value)
+  extra[e + 1], extra[e + 2] = field, value
+  e = e + 2
+end
 if ARGV[12] ~= '' then
   if bound and bound ~= ARGV[12] then
     return refuse(-1, bound)
@@ -91,19 +105,21 @@ if ARGV[12] ~= '' then
     if ARGV[13] == '0' and exists then
       return refuse(-1, '')
     end
-    user, ulist, bound = ARGV[12], ARGV[14], ARGV[12]
-  elseif not meta[9] then
-    ulist = ARGV[14]  -- bound before meta.ulist existed
+    bound = ARGV[12]
+    set('user', bound)
+    set('ulist', ARGV[14])
+  elseif not has_ulist then
+    set('ulist', ARGV[14])  -- bound before meta.ulist existed
   end
 end
 local added = tonumber(ARGV[19])
-local held = meta[11] and tonumber(meta[11]) or 0
-local counted = meta[10] == '1'
+local held = meta[8] and tonumber(meta[8]) or 0
+local counted = meta[7] == '1'
 if not exists and ARGV[20] == '1' then
   return refuse(-2, 'sessions')
 end
 local quotas = ARGV[15] ~= '0' or ARGV[16] ~= '0' or ARGV[17] ~= '0' or ARGV[18] ~= '0'
-local mark = meta[13]  -- the session's ns:<name>: nil (a namespace new to it), '1', or 'q' (counted as the tenant's)
+local mark = meta[10]  -- the session's ns:<name>: nil (a namespace new to it), '1', or 'q' (counted as the tenant's)
 local mark_counted = false
 if (quotas or counted) and #KEYS >= 7 then
   -- a session not counted yet (new, or from before usage was counted) is counted whole: all it holds and this write.
@@ -141,41 +157,35 @@ if bound and #KEYS >= 9 then
   redis.call('ZADD', KEYS[9], ARGV[2], ARGV[1])
 end
 if n > 0 then
-  local args = {}
+  local members, format = {}, string.format
   for i = 1, n do
-    local id = tostring(seq + i)
-    args[2 * i - 1] = id
-    args[2 * i] = '{"id":' .. id .. ',' .. ARGV[first + i - 1]
+    members[2 * i - 1] = seq + i
+    members[2 * i] = format('{"id":%d,%s', seq + i, ARGV[first + i - 1])
   end
-  redis.call('ZADD', KEYS[1], unpack(args))
+  redis.call('ZADD', KEYS[1], unpack(members))
   if ARGV[9] == '1' then
-    redis.call('ZADD', KEYS[4], unpack(args))
+    redis.call('ZADD', KEYS[4], unpack(members))
   end
 end
-local calls = (meta[14] and tonumber(meta[14]) or 0) + 1
+local calls = (meta[11] and tonumber(meta[11]) or 0) + 1
 if calls >= TRIM_EVERY then  -- the call tokens trimmed to the last RECENT_REQUESTS once in TRIM_EVERY calls
   redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -RECENT_REQUESTS - 1)
   calls = 0
 end
 local count  -- how many messages the session holds: meta.count, kept by this step and the summary's commit
-if meta[12] then
-  count = tonumber(meta[12]) + n
+if meta[9] then
+  count = tonumber(meta[9]) + n
 else
   count = redis.call('ZCARD', KEYS[1])  -- a session from before meta.count
 end
-local fields = {'updated_at', ARGV[2], 'seq', last, 'bytes', held + added, 'calls', calls, 'count', count}
-local f = 10
-local function set(field, value)
-  fields[f + 1], fields[f + 2] = field, value
-  f = f + 2
-end
-if user then set('user', user) end
-if ulist then set('ulist', ulist) end
 if quotas and not counted then
   set('q', '1')  -- on a cluster, the caller counts it on the usage's slot from what this answers
 end
-if not meta[6] then set('id', ARGV[1]) end
-if not meta[7] then set('created_at', ARGV[2]) end
+if not meta[6] then
+  set('shape', '1')
+  if not has_id then set('id', ARGV[1]) end
+  if not created then set('created_at', ARGV[2]) end
+end
 if not gen then
   gen = ARGV[6]
   set('gen', gen)
@@ -183,30 +193,39 @@ end
 if ARGV[4] == '1' then
   set('context', ARGV[5])
   set('version', ARGV[6])
-elseif not meta[8] then
+elseif not versioned then
   set('version', ARGV[6])
 end
 if not mark then  -- the namespace is new to the session (meta's ns:<name> marks the ones it has)
   redis.call('SADD', KEYS[3], ARGV[3])
 end
 if mark_counted then  -- known from now on to be among the tenant's names
-  set('ns:' .. ARGV[3], 'q')
+  set(ns, 'q')
 elseif not mark then
-  set('ns:' .. ARGV[3], '1')
+  set(ns, '1')
+end
+-- a lease is free when it was never taken or taken at or before ARGV 8 (10): now less the lease period; times are
+-- compared as the decimal strings they are (no leading zeros: the shorter is the earlier; a lease is taken at a time
+-- of zero or more, so never at or before a negative one)
+local function free(taken, since)
+  if not taken then return true end
+  if string.byte(since, 1) == 45 then return false end
+  return #taken < #since or (#taken == #since and taken <= since)
 end
 local summary_due, index_due = 0, 0
-local above = tonumber(ARGV[7])
-do  -- a lease is free when it was never taken or taken at or before ARGV 8 (10): now less the lease period
-  if above > 0 and count > above and (not meta[4] or tonumber(meta[4]) <= tonumber(ARGV[8])) then
-    summary_due = 1
-    set('job_at', ARGV[2])
-  end
-  if ARGV[9] == '1' and n > 0 and (not meta[5] or tonumber(meta[5]) <= tonumber(ARGV[10])) then
-    index_due = 1
-    set('idx_at', ARGV[2])
-  end
+if ARGV[7] ~= '0' and count > tonumber(ARGV[7]) and free(meta[4], ARGV[8]) then
+  summary_due = 1
+  set('job_at', ARGV[2])
 end
-redis.call('HSET', KEYS[2], unpack(fields))
+if ARGV[9] == '1' and n > 0 and free(meta[5], ARGV[10]) then
+  index_due = 1
+  set('idx_at', ARGV[2])
+end
+redis.call('HSET', KEYS[2], 'updated_at', ARGV[2], 'seq', last, 'bytes', held + added, 'calls', calls, 'count', count,
+  unpack(extra))
+if #KEYS > 5 then  -- a server without slots: the caller needs no more
+  return {count, last, summary_due, index_due, gen, bound or ''}
+end
 local newly = (quotas and not counted) and 1 or 0
 return {count, last, summary_due, index_due, gen, bound or '', newly, seq, held, counted and 1 or 0}
 """
