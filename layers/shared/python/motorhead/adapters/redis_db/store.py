@@ -66,34 +66,36 @@ MAX_USER_SESSIONS = 10_000  # sessions of one user a filtered listing reads at m
 DELETE_BATCH = 100  # sessions deleted per pipeline when a user is forgotten
 MAX_DELETE_ROUNDS = 50  # batches one call of a user deletion runs at most (5,000 sessions, a few seconds)
 _APPEND = """
+local call = redis.call
 local first = 21
 local n = #ARGV - first + 1
 local ns = 'ns:' .. ARGV[3]
-local meta = redis.call('HMGET', KEYS[2], 'user', 'gen', 'seq', 'job_at', 'idx_at', 'shape', 'q', 'bytes', 'count',
+local meta = call('HMGET', KEYS[2], 'user', 'gen', 'seq', 'job_at', 'idx_at', 'shape', 'q', 'bytes', 'count',
   ns, 'calls')
 local bound, gen = meta[1], meta[2]
 local seq = meta[3] and tonumber(meta[3]) or 0
 local last = seq + n
 -- the call's token, remembered with the last id it stores; a token already there is the same call again (a client
 -- retry after a lost reply): already stored, change nothing. A refusal below takes the token back.
-if redis.call('ZADD', KEYS[5], 'NX', last, ARGV[11]) == 0 then
-  local seen = redis.call('ZSCORE', KEYS[5], ARGV[11])
-  return {redis.call('ZCARD', KEYS[1]), tonumber(seen), 0, 0, gen, bound or ''}
+if call('ZADD', KEYS[5], 'NX', last, ARGV[11]) == 0 then
+  local seen = call('ZSCORE', KEYS[5], ARGV[11])
+  return {call('ZCARD', KEYS[1]), tonumber(seen), 0, 0, gen, bound or ''}
 end
 local function refuse(count, answer)
-  redis.call('ZREM', KEYS[5], ARGV[11])
+  call('ZREM', KEYS[5], ARGV[11])
   return {count, 0, 0, 0, '', answer}
 end
 -- meta.shape: the meta holds id, created_at, version and count, and ulist when bound (what this step writes); a
 -- session from before it (or a new one) has those read apart, once
 local has_id, created, versioned, has_ulist = true, true, true, true
 if not meta[6] then
-  local old = redis.call('HMGET', KEYS[2], 'id', 'created_at', 'version', 'ulist')
+  local old = call('HMGET', KEYS[2], 'id', 'created_at', 'version', 'ulist')
   has_id, created, versioned, has_ulist = old[1], old[2], old[3], old[4]
 end
 local exists = gen or created
-local extra, e = {}, 0  -- the meta's fields this step writes beside those it always writes
+local extra, e = nil, 0  -- the meta's fields this step writes beside those it always writes (a table when any)
 local function set(field, value)
+  extra = extra or {}
   extra[e + 1], extra[e + 2] = field, value
   e = e + 2
 end
@@ -130,12 +132,12 @@ if (quotas or counted) and #KEYS >= 7 then
   local more_bytes = added + (counted and 0 or held)
   local grown = {}
   local function grow(field, by, limit)
-    local total = redis.call('HINCRBY', KEYS[6], field, by)
+    local total = call('HINCRBY', KEYS[6], field, by)
     grown[#grown + 1] = field
     grown[#grown + 1] = by
     if limit ~= '0' and total > tonumber(limit) then
       for i = 1, #grown, 2 do
-        redis.call('HINCRBY', KEYS[6], grown[i], -grown[i + 1])
+        call('HINCRBY', KEYS[6], grown[i], -grown[i + 1])
       end
       return true
     end
@@ -144,17 +146,17 @@ if (quotas or counted) and #KEYS >= 7 then
   if not counted and grow('sessions', 1, ARGV[15]) then return refuse(-2, 'sessions') end
   if more_messages > 0 and grow('messages', more_messages, ARGV[16]) then return refuse(-2, 'messages') end
   if more_bytes > 0 and grow('bytes', more_bytes, ARGV[17]) then return refuse(-2, 'bytes') end
-  if not (counted and mark == 'q') and redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 0 then
+  if not (counted and mark == 'q') and call('SISMEMBER', KEYS[7], ARGV[3]) == 0 then
     if grow('namespaces', 1, ARGV[18]) then return refuse(-2, 'namespaces') end
-    redis.call('SADD', KEYS[7], ARGV[3])
+    call('SADD', KEYS[7], ARGV[3])
   end
   mark_counted = mark ~= 'q'
 end
 if #KEYS >= 8 then
-  redis.call('ZADD', KEYS[8], ARGV[2], ARGV[1])
+  call('ZADD', KEYS[8], ARGV[2], ARGV[1])
 end
 if bound and #KEYS >= 9 then
-  redis.call('ZADD', KEYS[9], ARGV[2], ARGV[1])
+  call('ZADD', KEYS[9], ARGV[2], ARGV[1])
 end
 if n > 0 then
   local members, format = {}, string.format
@@ -162,21 +164,21 @@ if n > 0 then
     members[2 * i - 1] = seq + i
     members[2 * i] = format('{"id":%d,%s', seq + i, ARGV[first + i - 1])
   end
-  redis.call('ZADD', KEYS[1], unpack(members))
+  call('ZADD', KEYS[1], unpack(members))
   if ARGV[9] == '1' then
-    redis.call('ZADD', KEYS[4], unpack(members))
+    call('ZADD', KEYS[4], unpack(members))
   end
 end
 local calls = (meta[11] and tonumber(meta[11]) or 0) + 1
 if calls >= TRIM_EVERY then  -- the call tokens trimmed to the last RECENT_REQUESTS once in TRIM_EVERY calls
-  redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -RECENT_REQUESTS - 1)
+  call('ZREMRANGEBYRANK', KEYS[5], 0, -RECENT_REQUESTS - 1)
   calls = 0
 end
 local count  -- how many messages the session holds: meta.count, kept by this step and the summary's commit
 if meta[9] then
   count = tonumber(meta[9]) + n
 else
-  count = redis.call('ZCARD', KEYS[1])  -- a session from before meta.count
+  count = call('ZCARD', KEYS[1])  -- a session from before meta.count
 end
 if quotas and not counted then
   set('q', '1')  -- on a cluster, the caller counts it on the usage's slot from what this answers
@@ -197,7 +199,7 @@ elseif not versioned then
   set('version', ARGV[6])
 end
 if not mark then  -- the namespace is new to the session (meta's ns:<name> marks the ones it has)
-  redis.call('SADD', KEYS[3], ARGV[3])
+  call('SADD', KEYS[3], ARGV[3])
 end
 if mark_counted then  -- known from now on to be among the tenant's names
   set(ns, 'q')
@@ -221,8 +223,12 @@ if ARGV[9] == '1' and n > 0 and free(meta[5], ARGV[10]) then
   index_due = 1
   set('idx_at', ARGV[2])
 end
-redis.call('HSET', KEYS[2], 'updated_at', ARGV[2], 'seq', last, 'bytes', held + added, 'calls', calls, 'count', count,
-  unpack(extra))
+if extra then
+  call('HSET', KEYS[2], 'updated_at', ARGV[2], 'seq', last, 'bytes', held + added, 'calls', calls, 'count', count,
+    unpack(extra))
+else
+  call('HSET', KEYS[2], 'updated_at', ARGV[2], 'seq', last, 'bytes', held + added, 'calls', calls, 'count', count)
+end
 if #KEYS > 5 then  -- a server without slots: the caller needs no more
   return {count, last, summary_due, index_due, gen, bound or ''}
 end
