@@ -79,7 +79,21 @@ local last = seq + n
 -- retry after a lost reply): already stored, change nothing. A refusal below takes the token back.
 if call('ZADD', KEYS[5], 'NX', last, ARGV[11]) == 0 then
   local seen = call('ZSCORE', KEYS[5], ARGV[11])
-  return {call('ZCARD', KEYS[1]), tonumber(seen), 0, 0, gen, bound or ''}
+  if #KEYS > 5 then
+    return {call('ZCARD', KEYS[1]), tonumber(seen), 0, 0, gen, bound or ''}
+  end
+  -- on a cluster the caller settles the usage on its own slot from what the call did the first time: whether it
+  -- counted the session (meta.qfirst names the call that did, with the messages and bytes the session held then)
+  local first_count = call('HGET', KEYS[2], 'qfirst')
+  local newly, was_seq, was_held = 0, 0, 0
+  if first_count then
+    local token, s, h = string.match(first_count, '^(.*):(%d+):(%d+)$')
+    if token == ARGV[11] then
+      newly, was_seq, was_held = 1, tonumber(s), tonumber(h)
+    end
+  end
+  return {call('ZCARD', KEYS[1]), tonumber(seen), 0, 0, gen, bound or '', newly, was_seq, was_held,
+    (meta[7] == '1' and newly == 0) and 1 or 0}
 end
 local function refuse(count, answer)
   call('ZREM', KEYS[5], ARGV[11])
@@ -182,6 +196,9 @@ else
 end
 if quotas and not counted then
   set('q', '1')  -- on a cluster, the caller counts it on the usage's slot from what this answers
+  if #KEYS <= 5 then  -- and may have to again, from a resent call (a reply lost after the step ran)
+    set('qfirst', ARGV[11] .. ':' .. (meta[3] or '0') .. ':' .. (meta[8] or '0'))
+  end
 end
 if not meta[6] then
   set('shape', '1')
@@ -548,9 +565,9 @@ class RedisMemoryStore:
                     raise QuotaExceededError(_quota_message(str(bound), quotas))
                 raise ConflictError("this session belongs to another user")
             if cluster and quotas.any:
-                if len(reply) == 6:  # a resent call, recognised: it stored nothing this time
-                    self._release(session.tenant, len(bodies), written, placed)
-                elif int(reply[6]):  # counted now for the first time: all it held before, too
+                # a resent call (its reply lost after it ran: redis-py's cluster client sends it again) is answered
+                # what it did the first time, so its reservation is kept and settled as the first run's
+                if int(reply[6]):  # counted now for the first time: all it held before, too
                     pipe = self._connector.client().pipeline(transaction=False)
                     if not placed:  # its place was reserved already when the tenant has a session quota
                         pipe.hincrby(usage[0], "sessions", 1)
@@ -783,8 +800,31 @@ class RedisMemoryStore:
             owners = pipe.execute()
             stale = [session_id for session_id, owner in zip(page, owners, strict=True) if owner != user.id]
             if stale:
-                client.zrem(listing, *stale)
+                self._drop_stale(user, stale)
         return [session_id for session_id in page if session_id not in stale], total - len(stale)
+
+    def _drop_stale(self, user: UserRef, stale: Sequence[str]) -> None:
+        """Unlist from the user's listing sessions found not bound to the user, on a cluster (the listing and a
+        session's meta are on different slots). A first write lists its session before it binds it and lists it
+        again after: an entry read before the binding and dropped after the second listing would leave a session
+        bound to the user unlisted (out of the user's pages, searches and deletion), so each dropped entry's binding
+        is read again after, and one bound by then is listed back with its score (unless listed anew meanwhile)."""
+        listing = self._keys.user_sessions(user)
+        client = self._connector.client()
+        pipe = client.pipeline(transaction=False)
+        pipe.zmscore(listing, list(stale))
+        pipe.zrem(listing, *stale)
+        scores, _ = pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        for session_id in stale:
+            pipe.hget(self._keys.session(SessionRef(user.tenant, session_id)).meta, "user")
+        bound_now = {
+            session_id: score
+            for session_id, score, owner in zip(stale, scores, pipe.execute(), strict=True)
+            if owner == user.id and score is not None
+        }
+        if bound_now:
+            client.zadd(listing, bound_now, nx=True)
 
     def _user_page(self, user: UserRef, *, offset: int, limit: int) -> tuple[list[str], int]:
         """``list_user_sessions`` without a namespace on a server without slots: the page and the bindings in one

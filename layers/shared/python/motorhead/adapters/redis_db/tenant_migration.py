@@ -214,20 +214,26 @@ class RedisSessionAdopter:
         run.moved += 1
 
     def _copy_keys(self, source: SessionKeys, copy: SessionKeys) -> None:
-        """Every fixed key of the source over the copy's (a key the source lacks is deleted from the copy too)."""
+        """Every fixed key of the source over the copy's (a key the source lacks is deleted from the copy too), in one
+        transaction on the copy's slot that also takes out of the copy's meta what says it is counted in the source
+        tenant's usage (``q``, ``qfirst``, the ``ns:<name>`` marks): the tenant never sees the copy counted, so a
+        deletion of it while the adoption runs takes nothing off the tenant's usage."""
         binary = self._binary()
         pipe = binary.pipeline(transaction=False)
         for key in source.all():
             pipe.dump(key)
             pipe.pttl(key)
-        dumped = pipe.execute()
-        pipe = binary.pipeline(transaction=False)
+        pipe.smembers(source.namespaces)
+        *dumped, namespaces = pipe.execute()
+        marks = [b"ns:" + bytes(name) for name in sorted(namespaces)]
+        pipe = binary.pipeline(transaction=True)
         for index, target in enumerate(copy.all()):
             payload, ttl = dumped[2 * index], int(dumped[2 * index + 1])
             if payload is None:
                 pipe.delete(target)
             else:
                 pipe.restore(target, max(ttl, 0), payload, replace=True)
+        pipe.hdel(copy.meta, "q", "qfirst", *marks)
         pipe.execute()
 
     def _copy_documents(self, source: SessionKeys, copy: SessionKeys) -> int:
@@ -276,7 +282,7 @@ class RedisSessionAdopter:
         # not in the tenant's usage yet: counted whole at its next write, its namespaces as new to the tenant's names
         # (meta's ns:<name> marks of the source's tenant say nothing of this one's)
         marks = [f"ns:{name}" for name in sorted(str(ns) for ns in text.smembers(copy.namespaces))]
-        text.hdel(copy.meta, "q", *marks)
+        text.hdel(copy.meta, "q", "qfirst", *marks)
         if delete_source:  # the source leaves the tenant-less usage (on a cluster, on its own slot, after)
             cluster = self._connector.is_cluster()
             usage = self._keys.tenant_usage(NO_TENANT)
