@@ -15,13 +15,18 @@ from motorhead.adapters.redis_db import store as store_module
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.store import RedisMemoryStore
-from motorhead.composition import long_term
-from motorhead.core.values import NewMessage, SessionJob, SessionRef, UserRef
-from motorhead.ltm.indexing import IndexerService
+from motorhead.core.values import NewMessage, SessionRef, UserRef
 from motorhead.ltm.ports import Embedder
-from motorhead.ltm.retrieval import RetrievalService
 from motorhead.settings import Settings
-from tests.integration.test_listed_sessions import Wired, embedder, listed, searched, tags_of, wired  # noqa: F401
+from tests.integration.test_listed_sessions import (  # noqa: F401
+    Wired,
+    embedder,
+    listed,
+    on_connector,
+    searched,
+    tags_of,
+    wired,
+)
 
 ANA, BRUNO = UserRef("acme", "ana"), UserRef("acme", "bruno")
 KEYS = Keys("mh")
@@ -155,18 +160,7 @@ def test_user_retrieval_given_tags_unknown_and_the_session_rebound_between_its_t
     with redis.Redis(port=server.port) as client:
         client.flushall()
     connector = _DeleteBetweenReads(Settings(REDIS_URL=server.url))
-    store = RedisMemoryStore(connector, KEYS)
-    index, keywords = long_term.retrieval_indexes(
-        Settings(REDIS_URL=server.url, MOTORHEAD_VECTOR_BACKEND=backend), connector, dimensions=embedder.dimensions
-    )
-    index.ensure_ready(embedder=embedder.identity, dimensions=embedder.dimensions)
-    indexer = IndexerService(store=store, embedder=embedder, index=index)
-    retrieval = RetrievalService(embedder=embedder, index=index, keywords=keywords, users=store)
-
-    def write(session: SessionRef, text: str, user: UserRef) -> None:
-        done = store.append(session, [NewMessage("Human", text)], context=None, namespace="", now_ms=1_000,
-                            index=True, user_id=user.id)  # fmt: skip
-        indexer.run(SessionJob(session=session, last_id=done.last_id, generation=done.generation))
+    store, retrieval, write = on_connector(connector, server.url, backend, embedder)
 
     chat = SessionRef("acme", "chat")
     write(chat, "ana likes peanut butter", ANA)

@@ -221,6 +221,27 @@ def test_user_retrieval_given_session_ids_reads_only_those_in_one_round_trip(wir
     assert count.round_trips == (1 if wired.retrieval_backend == "exact" else 2)
 
 
+def on_connector(
+    connector: RedisConnector, url: str, backend: str, embedder: Embedder
+) -> tuple[RedisMemoryStore, RetrievalService, Callable[[SessionRef, str, UserRef], None]]:
+    """The store and user retrieval on ``connector`` (a test's own, that acts between reads), and a write of one
+    indexed message to a session of a user."""
+    store = RedisMemoryStore(connector, KEYS)
+    index, keywords = long_term.retrieval_indexes(
+        Settings(REDIS_URL=url, MOTORHEAD_VECTOR_BACKEND=backend), connector, dimensions=embedder.dimensions
+    )
+    index.ensure_ready(embedder=embedder.identity, dimensions=embedder.dimensions)
+    indexer = IndexerService(store=store, embedder=embedder, index=index)
+    retrieval = RetrievalService(embedder=embedder, index=index, keywords=keywords, users=store)
+
+    def write(session: SessionRef, text: str, user: UserRef) -> None:
+        done = store.append(session, [NewMessage("Human", text)], context=None, namespace="", now_ms=1_000,
+                            index=True, user_id=user.id)  # fmt: skip
+        indexer.run(SessionJob(session=session, last_id=done.last_id, generation=done.generation))
+
+    return store, retrieval, write
+
+
 class _RebindAfterListing(RedisConnector):
     """A connector that runs ``meanwhile`` once, right after the script that read a user's listing with its sessions
     returned: a concurrent request between that read and the `search` backend's KNN query."""
@@ -244,19 +265,7 @@ def test_user_retrieval_given_a_session_rebound_between_its_reads_returns_nothin
     with redis.Redis(port=search_server.port) as client:
         client.flushall()
     connector = _RebindAfterListing(Settings(REDIS_URL=search_server.url))
-    store = RedisMemoryStore(connector, KEYS)
-    index, keywords = long_term.retrieval_indexes(
-        Settings(REDIS_URL=search_server.url, MOTORHEAD_VECTOR_BACKEND="search"), connector,
-        dimensions=embedder.dimensions,
-    )  # fmt: skip
-    index.ensure_ready(embedder=embedder.identity, dimensions=embedder.dimensions)
-    indexer = IndexerService(store=store, embedder=embedder, index=index)
-    retrieval = RetrievalService(embedder=embedder, index=index, keywords=keywords, users=store)
-
-    def write(session: SessionRef, text: str, user: UserRef) -> None:
-        done = store.append(session, [NewMessage("Human", text)], context=None, namespace="", now_ms=1_000,
-                            index=True, user_id=user.id)  # fmt: skip
-        indexer.run(SessionJob(session=session, last_id=done.last_id, generation=done.generation))
+    store, retrieval, write = on_connector(connector, search_server.url, "search", embedder)
 
     chat, other = SessionRef("acme", "chat"), SessionRef("acme", "other")
     write(chat, "ana likes peanut butter", ANA)

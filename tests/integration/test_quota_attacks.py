@@ -9,18 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import redis
 
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from motorhead.adapters.redis_db import store as store_module
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys
-from motorhead.adapters.redis_db.store import RedisMemoryStore
 from motorhead.adapters.redis_db.tenant_migration import RedisSessionAdopter
-from motorhead.core.memory import MemoryService
-from motorhead.core.values import NO_TENANT, MemoryLimits, NewMessage, Quotas, SessionRef
+from motorhead.core.values import NO_TENANT, MemoryLimits, Quotas, SessionRef
 from motorhead.errors import QuotaExceededError
-from motorhead.settings import Settings
+from tests.integration.test_quotas import Tenancy, fresh_tenancy, says
 
 LIMITS = MemoryLimits(window=1_000)
 KEYS = Keys("mh")
@@ -44,27 +41,13 @@ class _LostReplyConnector(RedisConnector):
 
 
 @dataclass
-class Tenancy:
-    store: RedisMemoryStore
-    connector: _LostReplyConnector
-    nodes: list[int]
-    cluster: bool
+class Lossy(Tenancy):
+    """The tenancy of ``test_quotas.py`` on a connector that loses the next append reply when told to."""
 
-    def service(self, quotas: Quotas) -> MemoryService:
-        return MemoryService(store=self.store, limits=LIMITS, quotas=quotas)
-
-    def held(self, tenant: str) -> dict[str, int]:
-        root = KEYS.session(SessionRef(tenant, "x")).meta.split(":{")[0]
-        sessions = messages = written = 0
-        for port in self.nodes:
-            with redis.Redis(port=port, decode_responses=True) as client:
-                for meta in client.scan_iter(f"{root}:{{*}}:meta", count=1_000):
-                    fields = client.hmget(meta, "q", "seq", "bytes")
-                    if fields[0] == "1":
-                        sessions += 1
-                        messages += int(fields[1] or 0)
-                        written += int(fields[2] or 0)
-        return {"sessions": sessions, "messages": messages, "bytes": written}
+    @property
+    def lossy(self) -> _LostReplyConnector:
+        assert isinstance(self.connector, _LostReplyConnector)
+        return self.connector
 
     def usage(self, tenant: str) -> dict[str, int]:
         found = self.store.usage(tenant)
@@ -74,19 +57,8 @@ class Tenancy:
 @pytest.fixture(params=["standalone", pytest.param("cluster", marks=pytest.mark.cluster)])
 def tenancy(
     request: pytest.FixtureRequest, redis_server: EmbeddedRedis, redis_cluster: EmbeddedRedisCluster
-) -> Iterator[Tenancy]:
-    cluster = request.param == "cluster"
-    nodes = [node.port for node in (redis_cluster.nodes if cluster else [redis_server])]
-    for port in nodes:
-        with redis.Redis(port=port) as client:
-            client.flushall()
-    connector = _LostReplyConnector(Settings(REDIS_URL=redis_cluster.url if cluster else redis_server.url))
-    yield Tenancy(store=RedisMemoryStore(connector, KEYS), connector=connector, nodes=nodes, cluster=cluster)
-    connector.close()
-
-
-def says(n: int, text: str = "hello") -> list[NewMessage]:
-    return [NewMessage("Human", text) for _ in range(n)]
+) -> Iterator[Lossy]:
+    yield from fresh_tenancy(request.param == "cluster", redis_server, redis_cluster, _LostReplyConnector, Lossy)
 
 
 # --- a lost reply, the call resent ------------------------------------------------------------------------------
@@ -94,12 +66,12 @@ def says(n: int, text: str = "hello") -> list[NewMessage]:
 
 @pytest.mark.parametrize("quotas", [Quotas(sessions=2, messages=4), Quotas(messages=4)], ids=["with-sessions", "no-sq"])
 def test_quota_given_the_append_reply_lost_and_resent_keeps_the_usage_what_is_held(
-    tenancy: Tenancy, quotas: Quotas
+    tenancy: Lossy, quotas: Quotas
 ) -> None:
     # Given a tenant with a quota of 4 messages, and a first write whose reply is lost after Redis ran it (the client
     # sends the same EVALSHA again: the append script recognises its call token and answers "already stored")
     memory = tenancy.service(quotas)
-    tenancy.connector.lose_next_append_reply = True
+    tenancy.lossy.lose_next_append_reply = True
     memory.add_memory(SessionRef("acme", "chat"), says(3))
     # Then what the session holds is counted (docs/security.md: a write that may have landed is over-counted, never
     # under)
@@ -107,12 +79,12 @@ def test_quota_given_the_append_reply_lost_and_resent_keeps_the_usage_what_is_he
     assert tenancy.usage("acme") == tenancy.held("acme")
 
 
-def test_quota_given_lost_replies_a_tenant_keeps_more_than_its_quota(tenancy: Tenancy) -> None:
+def test_quota_given_lost_replies_a_tenant_keeps_more_than_its_quota(tenancy: Lossy) -> None:
     # Given a quota of 4 messages, and writes whose replies are lost once each (a slow or flapping cluster node)
     memory = tenancy.service(Quotas(messages=4))
     stored = 0
     for n in range(5):
-        tenancy.connector.lose_next_append_reply = True
+        tenancy.lossy.lose_next_append_reply = True
         try:
             memory.add_memory(SessionRef("acme", f"chat-{n}"), says(4))
         except QuotaExceededError:
@@ -122,9 +94,9 @@ def test_quota_given_lost_replies_a_tenant_keeps_more_than_its_quota(tenancy: Te
     assert stored <= 4, f"{stored} messages kept under a quota of 4; usage says {tenancy.usage('acme')}"
 
 
-def test_quota_given_a_lost_reply_then_a_delete_usage_never_goes_negative(tenancy: Tenancy) -> None:
+def test_quota_given_a_lost_reply_then_a_delete_usage_never_goes_negative(tenancy: Lossy) -> None:
     memory = tenancy.service(Quotas(messages=4))
-    tenancy.connector.lose_next_append_reply = True
+    tenancy.lossy.lose_next_append_reply = True
     memory.add_memory(SessionRef("acme", "chat"), says(3))
     memory.delete_memory(SessionRef("acme", "chat"))
     assert tenancy.usage("acme") == {"sessions": 0, "messages": 0, "bytes": 0}
@@ -134,7 +106,7 @@ def test_quota_given_a_lost_reply_then_a_delete_usage_never_goes_negative(tenanc
 
 
 def test_adoption_given_the_tenant_deletes_the_copy_midway_usage_never_goes_negative(
-    tenancy: Tenancy, monkeypatch: pytest.MonkeyPatch
+    tenancy: Lossy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a tenant-less session of 50 messages written with quotas on (meta.q = 1: counted in the tenant-less usage)
     counting = tenancy.service(Quotas(messages=1_000))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import hypothesis
 import pytest
@@ -29,6 +30,7 @@ from tests.integration.conftest import serving
 from tests.support import cold_start
 
 LIMITS = MemoryLimits(window=12)
+T = TypeVar("T", bound="Tenancy")
 
 
 @dataclass
@@ -60,13 +62,23 @@ class Tenancy:
 def tenancy(
     request: pytest.FixtureRequest, redis_server: EmbeddedRedis, redis_cluster: EmbeddedRedisCluster
 ) -> Iterator[Tenancy]:
-    cluster = request.param == "cluster"
+    yield from fresh_tenancy(request.param == "cluster", redis_server, redis_cluster, RedisConnector, Tenancy)
+
+
+def fresh_tenancy(
+    cluster: bool,
+    redis_server: EmbeddedRedis,
+    redis_cluster: EmbeddedRedisCluster,
+    connector_type: type[RedisConnector],
+    tenancy_type: type[T],
+) -> Iterator[T]:
+    """A tenancy on an emptied server (standalone or the cluster), its connector of ``connector_type``."""
     nodes = [node.port for node in (redis_cluster.nodes if cluster else [redis_server])]
     for port in nodes:
         with redis.Redis(port=port) as client:
             client.flushall()
-    connector = RedisConnector(Settings(REDIS_URL=redis_cluster.url if cluster else redis_server.url))
-    yield Tenancy(store=RedisMemoryStore(connector, Keys("mh")), connector=connector, nodes=nodes, cluster=cluster)
+    connector = connector_type(Settings(REDIS_URL=redis_cluster.url if cluster else redis_server.url))
+    yield tenancy_type(store=RedisMemoryStore(connector, Keys("mh")), connector=connector, nodes=nodes, cluster=cluster)
     connector.close()
 
 
