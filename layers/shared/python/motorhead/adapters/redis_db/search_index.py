@@ -12,13 +12,13 @@ session's slot, and on a cluster a search runs on the node that holds the sessio
 
 How a query walks the index (``_QueryPolicy``): RediSearch answers a KNN pre-filtered on a TAG either by comparing
 the query with every document the filter admits (exact) or by walking the HNSW graph in batches, keeping those the
-filter admits (``HYBRID_POLICY BATCHES``: approximate). It picks by its own estimate, which at 100,000 documents of one
-session chose the exact scan (11 ms of the server per query). When the sessions searched hold many documents
+filter admits (``HYBRID_POLICY BATCHES``: approximate). Left to its own estimate it chose the exact scan for a session
+of 100,000 documents alone in the index, most of the lookup's time. When the sessions searched hold many documents
 (``BATCHES_FROM_ROWS``) and at least half of the index's (``num_docs`` of ``FT.INFO``, read with the readiness check
-and then, at most once a minute, in the pipeline of a session retrieval), the filter is not selective and the query
-asks for batches, with ``EF_RUNTIME`` = ``EF_RUNTIME`` (top-100 recall 0.9996 against the exact top 100 at 100,000
-messages, ``bench/locomo.py``; 2.8 ms of the server). A server that refuses these attributes (valkey-search, MemoryDB)
-is told by the query failing with them and succeeding without: the process then never sends them again.
+and then, at most once a minute, in the pipeline of a retrieval), the filter is not selective and the query asks for
+batches, its HNSW candidate list ``EF_RUNTIME`` long (a top-100 recall of 0.9996 against the exact top 100 at 100,000
+messages, ``bench/locomo.py``). A server that refuses these attributes (valkey-search, MemoryDB) is told by the query
+failing with them and succeeding without: the process then never sends them again.
 
 A query with the session's texts at hand (a session or user retrieval, which reads them in the same pipeline or just
 before) returns the score alone (``RETURN 1 __score``): the message comes from the texts, found by the id in the
