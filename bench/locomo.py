@@ -17,7 +17,8 @@ MRR = 1 / rank of the first evidence turn in the top 10 (0 if none).
 3. Budgets at scale, `exact` backend: a session of 10,000 messages (LoCoMo turns cycled; their vectors are the
    model's, reused) searched end to end with the real query embedding; a session of 100,000 messages where the
    vector and keyword lookup alone is timed (cosine over all rows + top 100, BM25 over all rows + top 100), warm,
-   with the process's memory for that session.
+   with the process's memory for that session; the same on `search`, with the recall of its top 100 by vector
+   against the exact top 100 (numpy over the vectors it stores), as its KNN walks the HNSW graph there.
 4. The local encoder: its package, model size and licence, and texts/s on one core and on all cores.
 
 Run: ``make bench-locomo`` (``ARGS="--quick"`` skips the 100,000-message session; ``--json PATH`` writes the
@@ -38,16 +39,18 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import metadata, version
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import numpy as np
 
 from bench.harness import percentile
 from bench.retrieval import MemoEmbedder, Servers, TimedEmbedder, Wiring, servers
 from motorhead.adapters.redis_db.keys import Keys
-from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
+from motorhead.composition.long_term import vector_index
 from motorhead.core.values import NewMessage, SessionJob
 from motorhead.errors import JobIncompleteError
 from motorhead.ltm.bm25 import SessionTexts
-from motorhead.ltm.ports import Embedder
+from motorhead.ltm.ports import Embedder, KeywordIndex, Scored
 from motorhead.ltm.recipe import DEFAULT_RECIPE, DenseText, FusionRecipe
 from motorhead.ltm.retrieval import Mode, RetrievalService
 from motorhead.settings import Settings
@@ -288,9 +291,16 @@ class Deployment:
                 continue
 
     def service(self, recipe: Recipe, embedder: Embedder | None = None) -> RetrievalService:
-        keywords = RedisKeywordIndex(self.wiring.connector, Keys(self.prefix), new=recipe.texts)
+        """Wired as ``composition.long_term.retrieval_indexes`` wires it: the vector index serves the keyword side
+        too (the recipe's texts), so a session's texts and nearest vectors are one read, as deployed."""
+        index = vector_index(
+            self.wiring.settings, self.wiring.connector, dimensions=self.embedder.dimensions, new_texts=recipe.texts
+        )
         return RetrievalService(
-            embedder=embedder or self.embedder, index=self.wiring.index, keywords=keywords, recipe=recipe.fusion
+            embedder=embedder or self.embedder,
+            index=index,
+            keywords=cast("KeywordIndex", index),
+            recipe=recipe.fusion,
         )
 
 
@@ -323,6 +333,18 @@ class ScaleRow:
 
 
 @dataclass
+class RecallRow:
+    """How close a backend's top ``k`` by vector (the fusion's vector candidates) is to the exact top ``k``."""
+
+    messages: int
+    backend: str
+    questions: int
+    k: int
+    recall: float  # share of its top k whose cosine reaches the exact k-th best (a tie counts as found)
+    id_overlap: float  # share of the exact top k's ids it returned (ties broken differently count as missed)
+
+
+@dataclass
 class EncoderRow:
     """The local encoder as the issue asks it reported: what it is, its package, size and licence, and its speed."""
 
@@ -347,6 +369,7 @@ class LocomoResult:
     indexing: IndexingResult
     latency: LatencyResult | None
     scale: list[ScaleRow] = field(default_factory=list)
+    recall: list[RecallRow] = field(default_factory=list)
     search_module: str | None = None
     encoder: EncoderRow | None = None
 
@@ -381,7 +404,9 @@ def benchmark(quick: bool, parts: set[str], progress: Callable[[str], None]) -> 
     own_results: list[RecipeResult] = []
     own = load_own_set()
     own_asked = [(c, q) for c, conv in enumerate(own) for q in conv.questions]
-    latency, scale, encoder = None, [], None
+    latency, encoder = None, None
+    scale: list[ScaleRow] = []
+    recall: list[RecallRow] = []
     with servers() as where:
         forms = list(DenseText) if "quality" in parts else [DenseText.ROLE_AND_CONTENT]
         # the default first: its indexing is timed
@@ -416,7 +441,7 @@ def benchmark(quick: bool, parts: set[str], progress: Callable[[str], None]) -> 
         if "speed" in parts:
             latency = query_latency(deployments[DenseText.ROLE_AND_CONTENT], conversations, model)
             progress(f"query latency p50 {latency.p50_ms:.1f} ms")
-            scale = scale_rows(where, memo, model, conversations, quick, progress)
+            scale, recall = scale_rows(where, memo, model, conversations, quick, progress)
             encoder = encoder_row(conversations)
             progress(f"encoder: {encoder.per_second_one_core:.0f} texts/s on one core")
         for deployment in deployments.values():
@@ -436,6 +461,7 @@ def benchmark(quick: bool, parts: set[str], progress: Callable[[str], None]) -> 
         indexing=indexing,
         latency=latency,
         scale=scale,
+        recall=recall,
         search_module=where.search_version,
         encoder=encoder,
     )
@@ -527,17 +553,21 @@ def scale_rows(
     conversations: Sequence[Conversation],
     quick: bool,
     progress: Callable[[str], None],
-) -> list[ScaleRow]:
+) -> tuple[list[ScaleRow], list[RecallRow]]:
     turns = [turn for conv in conversations for turn in conv.turns]
     questions = [q.text for conv in conversations for q in conv.questions][:200]
     urls = {"exact": where.exact_url} | ({"search": where.search_url} if where.search_url else {})
     rows: list[ScaleRow] = []
+    recalls: list[RecallRow] = []
     for size in (10_000,) if quick else (10_000, 100_000):
         for backend, url in urls.items():
-            rows += scale_cell(backend, url, size, memo, model, turns, questions)
+            timed, recall = scale_cell(backend, url, size, memo, model, turns, questions)
+            rows += timed
+            recalls += [recall] if recall is not None else []
+            measured = f", top-100 recall {recall.recall:.4f}" if recall is not None else ""
             progress(f"{backend}, {size:,} messages: end to end p50 {rows[-2].p50_ms:.1f} ms, lookup p50 "
-                     f"{rows[-1].p50_ms:.1f} ms")  # fmt: skip
-    return rows
+                     f"{rows[-1].p50_ms:.1f} ms{measured}")  # fmt: skip
+    return rows, recalls
 
 
 def scale_cell(
@@ -548,9 +578,12 @@ def scale_cell(
     model: Embedder,
     turns: Sequence[Turn],
     questions: Sequence[str],
-) -> list[ScaleRow]:
+) -> tuple[list[ScaleRow], RecallRow | None]:
+    """The cell's timings; on `search`, the recall of its vector candidates against the exact ones."""
     deployment = Deployment(url, backend, f"scale-{size}", memo, DenseText.ROLE_AND_CONTENT)
     session = ref(f"scale-{size}")
+    found: list[list[Scored]] = []
+    recall = None
     try:
         deployment.store(f"scale-{size}", [turns[i % len(turns)] for i in range(size)])
         service = deployment.service(DEFAULT, TimedEmbedder(model))
@@ -566,9 +599,12 @@ def scale_cell(
         lookup = []
         for text, vector in zip(questions, vectors, strict=True):
             start = time.perf_counter()
-            texts, keyword, _ = service.lookup(session, text, vector)  # as the fusion starts: both sides
+            texts, keyword, nearest = service.lookup(session, text, vector)  # as the fusion starts: both sides
             texts.best(keyword, DEFAULT_RECIPE.candidates)
             lookup.append((time.perf_counter() - start) * 1000)
+            found.append(nearest)
+        if backend == "search":
+            recall = vector_recall(deployment, size, vectors, found, DEFAULT_RECIPE.candidates)
     finally:
         deployment.wiring.connector.client().flushdb()
         deployment.wiring.close()
@@ -577,7 +613,33 @@ def scale_cell(
                  percentile(took, 95), grown),
         ScaleRow(size, f"`{backend}`, vector + keyword lookup alone (top 100 of each)", percentile(lookup, 50),
                  percentile(lookup, 95)),
-    ]  # fmt: skip
+    ], recall  # fmt: skip
+
+
+def vector_recall(
+    deployment: Deployment, size: int, queries: Any, found: Sequence[Sequence[Scored]], k: int
+) -> RecallRow:
+    """The recall of each question's top ``k`` by vector against the exact top ``k`` by cosine over the vectors the
+    `search` backend stores (its documents' ``vector`` fields), averaged. The cycled turns repeat vectors, so many
+    messages tie: a returned message counts as found when its cosine reaches the exact k-th best."""
+    prefix = Keys(deployment.prefix).session(ref(f"scale-{size}")).doc_prefix
+    client = deployment.wiring.connector.client(binary=True)
+    blobs: list[bytes] = []
+    for start in range(1, size + 1, 10_000):
+        pipe = client.pipeline(transaction=False)
+        for message_id in range(start, min(start + 10_000, size + 1)):
+            pipe.hget(f"{prefix}{message_id}", "vector")
+        blobs += pipe.execute()
+    matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(size, -1)  # row i: message id i + 1
+    recalls, overlaps = [], []
+    for query, nearest in zip(np.asarray(queries, dtype=np.float32), found, strict=True):
+        cosine = matrix @ query
+        best = np.argpartition(-cosine, k - 1)[:k]
+        kth = float(cosine[best].min())
+        returned = np.array([scored.message.id - 1 for scored in nearest[:k]], dtype=np.int64)
+        recalls.append(float(np.count_nonzero(cosine[returned] >= kth - 1e-6)) / k)
+        overlaps.append(len(set(best.tolist()) & set(returned.tolist())) / k)
+    return RecallRow(size, "search", len(found), k, statistics.fmean(recalls), statistics.fmean(overlaps))
 
 
 # -- output ---------------------------------------------------------------------------------------------------------
@@ -649,6 +711,11 @@ def speed_lines(result: LocomoResult) -> list[str]:
     for row in result.scale:
         memory = f", the session's caches +{row.session_mb:.0f} MB RSS" if row.session_mb is not None else ""
         lines.append(f"{row.messages:,} messages, {row.what}: p50 {row.p50_ms:.1f} ms, p95 {row.p95_ms:.1f} ms{memory}")
+    for r in result.recall:
+        lines.append(
+            f"{r.messages:,} messages, `{r.backend}`, its top {r.k} by vector against the exact top {r.k}, "
+            f"{r.questions} questions: recall {r.recall:.4f} (a tie counted as found; by id {r.id_overlap:.4f})"
+        )
     if (e := result.encoder) is not None:
         lines.append(
             f"Encoder {e.identity} ({e.package}, model {e.model_mb:.1f} MB, licence {e.licence}): "

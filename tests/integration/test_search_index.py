@@ -16,13 +16,16 @@ from redis.typing import EncodableT, FieldT
 
 from devserver.embedded_redis import EmbeddedRedis, EmbeddedRedisCluster
 from devserver.redis_search import search_module_args, search_modules_installed
+from motorhead.adapters.redis_db import search_index
 from motorhead.adapters.redis_db.connector import RedisConnector
 from motorhead.adapters.redis_db.keys import Keys, session_tag
 from motorhead.adapters.redis_db.search_index import SearchVectorIndex, _backfilling, _index_dimensions
 from motorhead.core.values import StoredMessage
 from motorhead.errors import ConfigError, StoreUnavailableError
+from motorhead.ltm.bm25 import SessionTexts
 from motorhead.ltm.recipe import DenseText
 from motorhead.settings import Settings
+from tests.redis_counting import counted
 from tests.support import ref
 
 DIMS = 8
@@ -415,3 +418,169 @@ def test_ensure_ready_given_the_record_changed_after_the_index_was_ready_returns
     raw.hset(keys.ltm_meta(), mapping={"embedder": EMBEDDER, "dimensions": DIMS})
     # Then the next call follows the record, not what the process saw before
     assert index.ensure_ready(embedder=EMBEDDER, dimensions=DIMS) is DenseText.CONTENT
+
+
+# --- the KNN policy by size, the messages from the texts ------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> list[float]:
+    return [0.0]
+
+
+@pytest.fixture
+def served(connector: RedisConnector, keys: Keys, clock: list[float]) -> SearchVectorIndex:
+    """The index as retrieval is wired with it (``retrieval_indexes``): it serves the keyword texts too; the index
+    size read at its readiness check (0 documents), and again when ``clock`` says a minute has passed."""
+    ready = SearchVectorIndex(connector, keys, new_texts=SessionTexts, clock=lambda: clock[0])
+    ready.ensure_ready(embedder=EMBEDDER, dimensions=DIMS)
+    return ready
+
+
+def sent_commands(monkeypatch: pytest.MonkeyPatch, *, reject_attributes: bool = False) -> list[dict[str, bool]]:
+    """Record the policy of each KNN query the index builds; with ``reject_attributes``, a query with them is made
+    one the server refuses (as valkey-search and MemoryDB refuse ``HYBRID_POLICY``)."""
+    built: list[dict[str, bool]] = []
+    original = SearchVectorIndex._search_command
+
+    def recording(
+        self: SearchVectorIndex, tags: Any, blob: bytes, k: int, *, batches: bool = False, bodies: bool = True
+    ) -> list[Any]:
+        built.append({"batches": batches, "bodies": bodies})
+        command = original(self, tags, blob, k, batches=batches, bodies=bodies)
+        if batches and reject_attributes:
+            command[2] = str(command[2]).replace("HYBRID_POLICY BATCHES", "NO_SUCH_ATTRIBUTE 1")
+        return command
+
+    monkeypatch.setattr(SearchVectorIndex, "_search_command", recording)
+    return built
+
+
+def two_sessions(index: SearchVectorIndex, raw: redis.Redis, keys: Keys, size: int) -> None:
+    """Sessions ``a`` and ``b`` of ``size`` messages each, the same ids; ``b``'s vectors nearer to e0 than ``a``'s."""
+    for session_id, lean in (("a", 1.0), ("b", 0.1)):
+        generation = new_session(raw, keys, session_id)
+        rows = np.stack([unit(1, lean + i / size) for i in range(size)])
+        contents = [f"{session_id}-{i}" for i in range(size)]
+        assert index.add(ref(session_id), generation, messages(*contents), rows) == size
+
+
+def test_lookup_given_a_session_of_most_of_the_index_walks_the_graph_in_batches_with_its_own_messages(
+    served: SearchVectorIndex, raw: redis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch, clock: list[float]
+) -> None:
+    # Given two sessions of 40 messages (the threshold lowered to 30), the index's size read, and `a`'s texts held
+    monkeypatch.setattr(search_index, "BATCHES_FROM_ROWS", 30)
+    two_sessions(served, raw, keys, 40)
+    clock[0] += search_index.INDEX_SIZE_SECONDS
+    served.lookup_many([ref("b")], unit(1), 1, served).nearest()  # FT.INFO: 80 documents
+    built = sent_commands(monkeypatch)
+    served.texts(ref("a"))
+    # When `a` is looked up (half of the index), then the KNN walks in batches and returns the score alone
+    lookup = served.lookup_many([ref("a")], unit(1), 10, served)
+    nearest = [scored for _, scored in lookup.nearest()]
+    assert built == [{"batches": True, "bodies": False}]
+    # And the messages are `a`'s own, from its texts, nearest first, though `b`'s vectors are nearer and share ids
+    texts = lookup.texts[0]
+    assert [s.message.content for s in nearest] == [f"a-{i}" for i in range(10)]
+    assert all(s.message is texts.messages[texts.row_of[s.message.id]] for s in nearest)
+    assert nearest[0].distance == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-6)
+    # And a session of fewer documents than the threshold, or of less than half of the index, is left to the server
+    monkeypatch.setattr(search_index, "BATCHES_FROM_ROWS", 41)
+    served.lookup_many([ref("a")], unit(1), 10, served).nearest()
+    monkeypatch.setattr(search_index, "BATCHES_FROM_ROWS", 30)
+    raw.hset(keys.session(ref("c")).meta, "gen", "g")
+    served.add(ref("c"), "g", messages(*(f"c-{i}" for i in range(41))), np.stack([unit(0, 1)] * 41))
+    clock[0] += search_index.INDEX_SIZE_SECONDS
+    served.lookup_many([ref("a")], unit(1), 10, served).nearest()  # FT.INFO: 121 documents, `a` a third of them
+    served.lookup_many([ref("a")], unit(1), 10, served).nearest()
+    assert [b["batches"] for b in built[1:]] == [False, True, False]
+
+
+def test_lookup_given_a_server_that_refuses_the_attributes_answers_and_stops_sending_them(
+    served: SearchVectorIndex, raw: redis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a large session (the threshold lowered), on a server that refuses the KNN's attributes
+    monkeypatch.setattr(search_index, "BATCHES_FROM_ROWS", 30)
+    two_sessions(served, raw, keys, 40)
+    built = sent_commands(monkeypatch, reject_attributes=True)
+    served.texts(ref("a"))
+    # When it is looked up twice, then both answers are right
+    for _ in range(2):
+        nearest = served.lookup_many([ref("a")], unit(1), 5, served).nearest()
+        assert [s.message.content for _, s in nearest] == [f"a-{i}" for i in range(5)]
+    # And after the first refusal (in the pipeline, then alone) the query is sent without them, by this process
+    assert [b["batches"] for b in built] == [True, True, False, False]
+    assert [h.message.content for h in served.vector_search(ref("a"), unit(1), 2)] == ["a-0", "a-1"]
+    assert built[-1] == {"batches": False, "bodies": True}
+
+
+def test_vector_search_given_the_index_dropped_under_the_batches_policy_makes_it_again_and_keeps_the_policy(
+    served: SearchVectorIndex, raw: redis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a large session searched in batches, its index then dropped (its documents stay)
+    monkeypatch.setattr(search_index, "BATCHES_FROM_ROWS", 30)
+    two_sessions(served, raw, keys, 40)
+    built = sent_commands(monkeypatch)
+    served.texts(ref("a"))
+    raw.execute_command("FT.DROPINDEX", keys.search_index())  # type: ignore[no-untyped-call]
+    # When it is searched, then the index is made again and the search answered
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            found = served.vector_search(ref("a"), unit(1), 3)
+            break
+        except StoreUnavailableError:  # backfilling the 80 documents
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert [h.message.content for h in found] == ["a-0", "a-1", "a-2"]
+    # And a missing index is not taken for a server that refuses the attributes: they are sent again
+    assert built[0]["batches"] and built[-1]["batches"]
+
+
+def test_lookup_given_a_document_its_texts_do_not_hold_reads_it_and_never_another_sessions(
+    served: SearchVectorIndex, raw: redis.Redis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given session `a`'s texts read when it held 3 messages, then 2 more indexed; `b` holds the same ids
+    generation = new_session(raw, keys, "a")
+    served.add(ref("a"), generation, messages("a-0", "a-1", "a-2"), np.stack([unit(1, 1), unit(1, 2), unit(1, 3)]))
+    held = served.texts(ref("a"))
+    assert len(held) == 3
+    served.add(ref("a"), generation, messages("a-3", "a-4", first_id=4), np.stack([unit(1, 0.1), unit(1, 0.2)]))
+    other = new_session(raw, keys, "b")
+    served.add(ref("b"), other, messages(*(f"b-{i}" for i in range(5))), np.stack([unit(1)] * 5))
+    loaded: list[list[str]] = []
+    original = SearchVectorIndex._load
+
+    def spy(self: SearchVectorIndex, session: Any, doc_keys: Any, query: Any) -> Any:
+        loaded.append(sorted(doc_keys))
+        return original(self, session, doc_keys, query)
+
+    monkeypatch.setattr(SearchVectorIndex, "_load", spy)
+    built = sent_commands(monkeypatch)
+    # When the KNN query's messages are taken from those texts (the score alone returned)
+    found = served._nearest([ref("a"), ref("b")], unit(1), 10, rows=len(held), texts=[held, SessionTexts()])
+    # Then the two it does not hold are read from their documents, the others come from the texts
+    assert built == [{"batches": False, "bodies": False}]
+    prefix = keys.session(ref("a")).doc_prefix
+    assert [f"{prefix}4", f"{prefix}5"] in loaded and len(loaded) == 2  # `a`'s two, and `b`'s
+    mine = [(p, s.message.content) for p, s in found if p == 0]
+    assert mine == [(0, "a-3"), (0, "a-4"), (0, "a-0"), (0, "a-1"), (0, "a-2")]
+    assert [s.message for p, s in found if p == 0][2] is held.messages[0]
+    # And `b`'s documents, named by the query under `b`'s tag, are `b`'s (read, its texts holding none of them)
+    assert sorted(s.message.content for p, s in found if p == 1) == [f"b-{i}" for i in range(5)]
+
+
+def test_lookup_given_the_index_size_due_reads_it_in_the_same_round_trip(
+    served: SearchVectorIndex, raw: redis.Redis, keys: Keys, search_server: EmbeddedRedis, clock: list[float]
+) -> None:
+    # Given a warm process whose index size was read more than a minute ago
+    generation = new_session(raw, keys, "a")
+    served.add(ref("a"), generation, messages("a-0", "a-1"), np.stack([unit(1), unit(0, 1)]))
+    served.lookup_many([ref("a")], unit(1), 2, served).nearest()
+    clock[0] += search_index.INDEX_SIZE_SECONDS
+    # When the session is looked up, then FT.INFO rides in its one pipeline, once a minute
+    with counted([search_server.port]) as count:
+        served.lookup_many([ref("a")], unit(1), 2, served).nearest()
+        served.lookup_many([ref("a")], unit(1), 2, served).nearest()
+    assert count.round_trips == 2
+    assert count.commands.get("FT.INFO") == 1, count.commands

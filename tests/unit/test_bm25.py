@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from motorhead.core.values import StoredMessage
-from motorhead.ltm.bm25 import SessionTexts, date_terms, light_stem, terms
+from motorhead.ltm.bm25 import SessionTexts, corpus_scores, date_terms, light_stem, terms
 
 
 def texts_of(*contents: str, context: int = 2, when: datetime | None = None) -> SessionTexts:
@@ -74,3 +74,20 @@ def test_scores_given_messages_added_later_equal_a_fresh_build() -> None:
     fresh = texts_of(*contents)
     for query in ("topic 3", "message 30", "Caroline topic"):
         assert grown.scores(query) == pytest.approx(fresh.scores(query))
+
+
+def test_corpus_scores_given_texts_grown_or_another_corpus_scores_as_texts_read_anew() -> None:
+    # Given a session scored once alone (its length norms kept), then grown, then scored in a user's corpus
+    grown = texts_of("I painted a sunrise", "Nice, when?", "Last week, by the lake")
+    other = texts_of("The lake was calm", "We went painting at the lake")
+    grown.scores("lake painting")
+    grown.add(StoredMessage(id=4, role="Melanie", content="A lake at sunrise!", created_at=1_683_504_000_000))
+    fresh = texts_of("I painted a sunrise", "Nice, when?", "Last week, by the lake")
+    fresh.add(StoredMessage(id=4, role="Melanie", content="A lake at sunrise!", created_at=1_683_504_000_000))
+    # When scored alone, and with the other session as one corpus (another average length)
+    # Then every score is the one of texts never scored before
+    assert grown.scores("lake painting").tolist() == fresh.scores("lake painting").tolist()
+    together = [part.tolist() for part in corpus_scores([grown, other], "lake painting")]
+    anew = corpus_scores([fresh, texts_of("The lake was calm", "We went painting at the lake")], "lake painting")
+    assert together == [part.tolist() for part in anew]
+    assert grown.scores("lake painting").tolist() == fresh.scores("lake painting").tolist()

@@ -104,6 +104,7 @@ class SessionTexts:
     _text_lengths: array[int] = field(default_factory=lambda: array("I"))
     _date_lengths: array[int] = field(default_factory=lambda: array("B"))
     _document_lengths: NDArray[np.float64] | None = None
+    _norms: tuple[float, NDArray[np.float64]] | None = None  # BM25's length norms, with the average they are for
     _roles: set[str] = field(default_factory=set)
 
     def add(self, message: StoredMessage) -> None:
@@ -147,19 +148,19 @@ class SessionTexts:
         text, dates = self._text.get(term), self._dates.get(term)
         if text is None and dates is None:
             return None
-        frequency = np.zeros(count)
+        rows: list[NDArray[np.int32]] = []
+        weights: list[NDArray[np.uint16]] = []
         if text is not None:
-            rows = np.frombuffer(text.rows, dtype=np.int32)
-            weights = np.frombuffer(text.frequencies, dtype=np.uint16).astype(np.float64)
-            for shift in range(self.context + 1):  # message r's words are in the documents of r, r+1, … r+context
-                shifted = rows + shift
-                inside = shifted < count
-                frequency += np.bincount(shifted[inside], weights=weights[inside], minlength=count)
+            own = np.frombuffer(text.rows, dtype=np.int32)
+            rows += [own + shift for shift in range(self.context + 1)]  # r's words: the documents of r, … r+context
+            weights += [np.frombuffer(text.frequencies, dtype=np.uint16)] * (self.context + 1)
         if dates is not None:
-            rows = np.frombuffer(dates.rows, dtype=np.int32)
-            weights = np.frombuffer(dates.frequencies, dtype=np.uint16).astype(np.float64)
-            frequency += np.bincount(rows, weights=weights, minlength=count)
-        return frequency
+            rows.append(np.frombuffer(dates.rows, dtype=np.int32))
+            weights.append(np.frombuffer(dates.frequencies, dtype=np.uint16))
+        shifted, weighted = np.concatenate(rows), np.concatenate(weights).astype(np.float64)
+        inside = shifted < count
+        frequency = np.bincount(shifted[inside], weights=weighted[inside], minlength=count)  # one pass, same sums
+        return frequency.astype(np.float64, copy=False)
 
     def _lengths(self) -> NDArray[np.float64]:
         if self._document_lengths is None or len(self._document_lengths) != len(self.messages):
@@ -169,6 +170,14 @@ class SessionTexts:
                 windowed[shift:] += text[:-shift]
             self._document_lengths = windowed + np.frombuffer(self._date_lengths, dtype=np.uint8)
         return self._document_lengths
+
+    def _norms_for(self, average: float) -> NDArray[np.float64]:
+        """BM25's ``k1 · (1 − b + b · length / average)`` of each document, kept while the rows and the average
+        (the corpus's) stay the same."""
+        lengths = self._lengths()
+        if self._norms is None or self._norms[0] != average or len(self._norms[1]) != len(lengths):
+            self._norms = (average, K1 * (1 - B + B * lengths / average))
+        return self._norms[1]
 
     def search(self, text: str, k: int) -> list[tuple[StoredMessage, float]]:
         """The ``k`` messages with the highest score, best first (newer first on ties); none when no term matches."""
@@ -194,18 +203,19 @@ def corpus_scores(parts: Sequence[SessionTexts], text: str) -> list[NDArray[np.f
         return scores
     lengths = [part._lengths() if count else np.zeros(0) for part, count in zip(parts, counts, strict=True)]
     average = float(sum(float(length.sum()) for length in lengths)) / total or 1.0
-    norms = [K1 * (1 - B + B * length / average) for length in lengths]
+    norms = [part._norms_for(average) if count else np.zeros(0) for part, count in zip(parts, counts, strict=True)]
     for term in set(terms(text, stemmed=parts[0].stemmed)):  # one recipe per index: every part stems alike
         frequencies = [
             part._frequencies(term, count) if count else None for part, count in zip(parts, counts, strict=True)
         ]
-        found = sum(int(np.count_nonzero(frequency)) for frequency in frequencies if frequency is not None)
+        matched = [None if frequency is None else np.flatnonzero(frequency > 0) for frequency in frequencies]
+        found = sum(len(rows) for rows in matched if rows is not None)
         if found == 0:
             continue
         idf = math.log(1 + (total - found + 0.5) / (found + 0.5))
-        for score, frequency, norm in zip(scores, frequencies, norms, strict=True):
-            if frequency is None:
+        for score, frequency, rows, norm in zip(scores, frequencies, matched, norms, strict=True):
+            if frequency is None or rows is None:
                 continue
-            matched = frequency > 0
-            score[matched] += idf * frequency[matched] * (K1 + 1) / (frequency[matched] + norm[matched])
+            in_rows = frequency[rows]
+            score[rows] += idf * in_rows * (K1 + 1) / (in_rows + norm[rows])
     return scores

@@ -63,7 +63,11 @@ def score_fusion(
         return {}
     terms = _Terms(rows, cosine, keyword, boosted, recipe)
     ends = last_rows if last_rows is not None else frozenset({len(keyword) - 1})
-    return {row: terms.own(row) + (recipe.next_weight * terms.own(row + 1) if row not in ends else 0.0) for row in rows}
+    at = np.array(rows, dtype=np.int64)
+    has_next = np.array([row not in ends for row in rows], dtype=bool)
+    lift = np.where(has_next, recipe.next_weight * terms.own_many(np.where(has_next, at + 1, at)), 0.0)
+    scores: list[float] = (terms.own_many(at) + lift).tolist()  # as ``own`` row by row, the same operations
+    return dict(zip(rows, scores, strict=True))
 
 
 def fusion_parts(
@@ -131,3 +135,14 @@ class _Terms:
     def own(self, row: int) -> float:
         """The row's own fused score, without the next row's lift."""
         return self.vector(row) + self.keyword(row) + self.speaker(row)
+
+    def own_many(self, rows: NDArray[np.int64]) -> NDArray[np.float64]:
+        """``own`` of each row, in numpy: the same floating-point operations in the same order, so the same values."""
+        listed = rows.tolist()
+        cos = np.array([self._cosine.get(row, self._floor) for row in listed], dtype=np.float64)
+        vector = self._recipe.alpha * ((cos - self._cos_mean) / self._cos_std)
+        keyword = (1 - self._recipe.alpha) * ((self._keyword[rows] - self._bm_mean) / self._bm_std)
+        boost = self._recipe.speaker_boost
+        speaker = np.array([boost if row in self._boosted else 0.0 for row in listed], dtype=np.float64)
+        out: NDArray[np.float64] = vector + keyword + speaker
+        return out

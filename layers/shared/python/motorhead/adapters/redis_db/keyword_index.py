@@ -39,6 +39,10 @@ class RedisKeywordIndex:
     def texts_many(self, sessions: Sequence[SessionRef]) -> list[SessionTexts]:
         return self._texts.get_many(sessions)
 
+    def held(self, session: SessionRef) -> SessionTexts | None:
+        """The session's texts as this process last read them, without asking Redis (None when not held)."""
+        return self._texts.held(session)
+
     def texts_listed(
         self, user: UserRef, *, limit: int, session_ids: frozenset[str] | None = None
     ) -> list[tuple[SessionRef, SessionTexts | None, str]]:

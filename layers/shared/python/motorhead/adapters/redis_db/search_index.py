@@ -10,6 +10,21 @@ The TAG value is the session's digest (``SessionKeys.tag``), never the session i
 it to another session's messages. A session's documents share its hash tag, so ``add`` is one Lua script on the
 session's slot, and on a cluster a search runs on the node that holds the session.
 
+How a query walks the index (``_QueryPolicy``): RediSearch answers a KNN pre-filtered on a TAG either by comparing
+the query with every document the filter admits (exact) or by walking the HNSW graph in batches, keeping those the
+filter admits (``HYBRID_POLICY BATCHES``: approximate). Left to its own estimate it chose the exact scan for a session
+of 100,000 documents alone in the index, most of the lookup's time. When the sessions searched hold many documents
+(``BATCHES_FROM_ROWS``) and at least half of the index's (``num_docs`` of ``FT.INFO``, read with the readiness check
+and then, at most once a minute, in the pipeline of a retrieval), the filter is not selective and the query asks for
+batches, its HNSW candidate list ``EF_RUNTIME`` long (a top-100 recall of 0.9996 against the exact top 100 at 100,000
+messages, ``bench/locomo.py``). A server that refuses these attributes (valkey-search, MemoryDB) is told by the query
+failing with them and succeeding without: the process then never sends them again.
+
+A query with the session's texts at hand (a session or user retrieval, which reads them in the same pipeline or just
+before) returns the score alone (``RETURN 1 __score``): the message comes from the texts, found by the id in the
+document's key (``P:doc:{D}:ID``); a document the texts do not hold yet (indexed after they were read) is read
+(``_load``).
+
 Errors are told apart by their type, never by their text (servers word them differently, and the case changed
 between versions): a query the server refuses (``ResponseError``) means the index is missing (dropped by a FLUSH) or
 not ready, so ``vector_search`` checks the index again and retries once, then answers ``StoreUnavailableError``.
@@ -24,6 +39,7 @@ from typing import Any
 import numpy as np
 from redis import Redis
 from redis import exceptions as redis_errors
+from redis.client import Pipeline
 from redis.cluster import RedisCluster
 
 from motorhead.adapters.redis_db.codec import encode
@@ -61,6 +77,9 @@ return added
 """
 
 BACKFILL_WAIT = 0.1  # seconds a search waits for a backfill to end before answering 503
+BATCHES_FROM_ROWS = 30_000  # the sessions' documents from which (and half of the index's) a KNN walks in batches
+EF_RUNTIME = 1_000  # the HNSW candidate list of such a walk (its recall, measured: ``_QueryPolicy``)
+INDEX_SIZE_SECONDS = 60.0  # how long the index's document count read from FT.INFO is used before it is read again
 _FLOAT32 = np.dtype("<f4")
 _SCORE = "__score"
 _RETURNED = ("id", "role", "content", "created_at", _SCORE)
@@ -69,21 +88,58 @@ _RETURNED = ("id", "role", "content", "created_at", _SCORE)
 _DIM_KEYS = frozenset({"dim", "dimension", "dimensions"})
 
 
+class _QueryPolicy:
+    """Whether a KNN query asks for ``HYBRID_POLICY BATCHES`` (see the module's docstring), from the index's
+    document count (refreshed at most every ``INDEX_SIZE_SECONDS``) and the documents of the sessions searched; and
+    whether this server takes the query attributes at all (learnt once per process)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._index_docs: int | None = None
+        self._read_at: float | None = None
+        self.rejected = False  # the server refused a query with the attributes and took it without them
+
+    def stale(self) -> bool:
+        """Whether the document count is due to be read again (``FT.INFO``)."""
+        return not self.rejected and (self._read_at is None or self._clock() - self._read_at >= INDEX_SIZE_SECONDS)
+
+    def read(self, info: Mapping[str, Any]) -> None:
+        """Take the document count of an ``FT.INFO`` reply (none when the server does not report one)."""
+        docs = info.get("num_docs")
+        try:
+            self._index_docs = None if docs is None else int(float(_text(docs)))
+        except ValueError:
+            self._index_docs = None
+        self._read_at = self._clock()
+
+    def batches(self, rows: int) -> bool:
+        """Whether a query over sessions holding ``rows`` documents walks the graph in batches."""
+        docs = self._index_docs
+        return not self.rejected and docs is not None and rows >= BATCHES_FROM_ROWS and 2 * rows >= docs
+
+
 class SearchVectorIndex:
     """Implements ``VectorIndex`` on the search module (``FT.CREATE``/``FT.SEARCH``)."""
 
     name = "search"
 
     def __init__(
-        self, connector: RedisConnector, keys: Keys, *, new_texts: Callable[[], SessionTexts] | None = None
+        self,
+        connector: RedisConnector,
+        keys: Keys,
+        *,
+        new_texts: Callable[[], SessionTexts] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``new_texts``: the index serves the keyword side too (``KeywordIndex``, from the session's ``docs``)."""
+        """``new_texts``: the index serves the keyword side too (``KeywordIndex``, from the session's ``docs``);
+        ``clock``: what times the index size's reads (``_QueryPolicy``)."""
         self._texts = None if new_texts is None else RedisKeywordIndex(connector, keys, new=new_texts)
         self._connector = connector
         self._keys = keys
         self._index = keys.search_index()
         self._wanted: tuple[str, int] | None = None  # what ensure_ready was last asked for
         self._ready: tuple[str, int] | None = None  # what this process has checked and found ready
+        self._policy = _QueryPolicy(clock)
 
     # -- VectorIndex -------------------------------------------------------------------------------------------
 
@@ -99,8 +155,11 @@ class SearchVectorIndex:
             return dense_text
         backfilling = False
         with mapped_errors():
-            for server in _primaries(self._connector.client()):
+            servers = _primaries(self._connector.client())
+            for server in servers:
                 info = self._info_or_create(server, dimensions)
+                if len(servers) == 1 and not self._connector.is_cluster():
+                    self._policy.read(info)
                 found = _index_dimensions(info)
                 if found is not None and found != dimensions:
                     raise ConfigError(
@@ -152,18 +211,19 @@ class SearchVectorIndex:
     ) -> Lookup:
         if keywords is not self or k <= 0 or not sessions or self._connector.is_cluster():
             return lookup_apart(self, self._served_texts() if keywords is self else keywords, sessions, query, k)
-        # the texts' read and the KNN query in one pipeline (one round trip; the keyword-only candidates' vectors
-        # are read after, by distances_many)
+        # the texts' read and the KNN query (its policy from the texts held so far) in one pipeline (one round trip;
+        # the keyword-only candidates' vectors are read after, by distances_many); the messages from the texts read
         self._require_ready()
         blob = _blob(query)
+        served = self._served_texts()
         tags = [self._keys.session(session).tag for session in sessions]
-        texts, (reply,) = self._served_texts().texts_beside(
-            sessions,
-            lambda pipe: pipe.execute_command(*self._search_command(tags, blob, k)),  # type: ignore[no-untyped-call]
-        )
+        rows = sum(len(held) for session in sessions if (held := served.held(session)) is not None)
+        command = self._search_command(tags, blob, k, batches=self._policy.batches(rows), bodies=False)
+        texts, (reply, *info) = served.texts_beside(sessions, lambda pipe: self._queue(pipe, command))
+        self._take_info(info)
         if isinstance(reply, Exception):  # the index gone or not ready: the KNN query alone, checked and retried
-            return Lookup(texts=texts, nearest=lambda: self.vector_search_many(sessions, query, k))
-        hits = self._hits(sessions, _documents(reply), query, k)
+            return Lookup(texts=texts, nearest=lambda: self._nearest(sessions, query, k, rows=rows, texts=texts))
+        hits = self._hits(sessions, _documents(reply), query, k, texts)
         return Lookup(texts=texts, nearest=lambda: hits)
 
     def lookup_user(
@@ -205,14 +265,21 @@ class SearchVectorIndex:
 
         hits: list[tuple[int, Scored]] = []
         kept: set[int] = set()
+        held = [texts_index.empty() if found is None else found for _, found, _ in listed]
         if generations:
             owned = sorted(generations)
+            rows = sum(len(held[p]) for p in owned)
+            command = self._search_command(
+                [keyed[p].tag for p in owned], _blob(vector), k, batches=self._policy.batches(rows), bodies=False
+            )
             with mapped_errors():
                 pipe = self._connector.client().pipeline(transaction=False)
-                pipe.execute_command(*self._search_command([keyed[p].tag for p in owned], _blob(vector), k))
+                refresh = self._queue(pipe, command)
                 for p in owned:
                     pipe.hmget(keyed[p].meta, ["user", "gen"])
-                reply, *bindings = pipe.execute(raise_on_error=False)
+                replies = pipe.execute(raise_on_error=False)
+            reply, info, bindings = replies[0], replies[1 : 1 + refresh], replies[1 + refresh :]
+            self._take_info(info)
             for binding in bindings:
                 if isinstance(binding, Exception):
                     raise binding
@@ -221,11 +288,14 @@ class SearchVectorIndex:
             }
             if isinstance(reply, Exception):  # the index gone or not ready: the KNN query alone, checked and retried
                 chosen = sorted(kept)
-                found = self.vector_search_many([sessions[p] for p in chosen], vector, k)
+                found = self._nearest(
+                    [sessions[p] for p in chosen], vector, k, rows=rows, texts=[held[p] for p in chosen]
+                )
                 kept = recheck(kept)
                 hits = [(chosen[p], scored) for p, scored in found if chosen[p] in kept]
             else:
-                hits = [(p, scored) for p, scored in self._hits(sessions, _documents(reply), vector, k) if p in kept]
+                found = self._hits(sessions, _documents(reply), vector, k, held)
+                hits = [(p, scored) for p, scored in found if p in kept]
         texts = [
             found_texts if found_texts is not None and n in kept else texts_index.empty()
             for n, (_, found_texts, _) in enumerate(listed)
@@ -240,25 +310,58 @@ class SearchVectorIndex:
         """One KNN query pre-filtered on the sessions' TAGs (per node of a cluster without a coordinator)."""
         if k <= 0 or not sessions:
             return []
+        held = [] if self._texts is None else [self._texts.held(session) for session in sessions]
+        return self._nearest(sessions, query, k, rows=sum(len(texts) for texts in held if texts is not None))
+
+    def _nearest(
+        self,
+        sessions: Sequence[SessionRef],
+        query: Vectors,
+        k: int,
+        *,
+        rows: int,
+        texts: Sequence[SessionTexts] | None = None,
+    ) -> list[tuple[int, Scored]]:
+        """``vector_search_many`` over sessions of ``rows`` documents in all (its policy), the messages from ``texts``
+        (each session's, just read) when given. A query the server refuses with the attributes and takes without is
+        never sent with them again; one refused either way means the index is gone (a FLUSH drops it) or not ready:
+        it is checked again (re-created), and the query retried once."""
         blob = _blob(query)
         self._require_ready()
+        bodies, batches = texts is None, self._policy.batches(rows)
         try:
-            reply = self._search(sessions, blob, k)
+            reply = self._search(sessions, blob, k, batches=batches, bodies=bodies)
         except redis_errors.ResponseError:
-            # The index is gone (a FLUSH drops it) or not ready: check it again (re-creating it), then retry once.
-            self._ready = None
-            self._require_ready()
+            pass
+        else:
+            return self._hits(sessions, reply, query, k, texts)
+        if batches:
             try:
-                reply = self._search(sessions, blob, k)
-            except redis_errors.ResponseError as exc:
-                raise StoreUnavailableError("search index not ready", detail=f"{self._index}: {exc}") from exc
-        return self._hits(sessions, reply, query, k)
+                reply = self._search(sessions, blob, k, batches=False, bodies=bodies)
+            except redis_errors.ResponseError:
+                pass
+            else:
+                self._policy.rejected = True  # valkey-search, MemoryDB: no HYBRID_POLICY / EF_RUNTIME
+                return self._hits(sessions, reply, query, k, texts)
+        self._ready = None
+        self._require_ready()
+        try:
+            reply = self._search(sessions, blob, k, batches=self._policy.batches(rows), bodies=bodies)
+        except redis_errors.ResponseError as exc:
+            raise StoreUnavailableError("search index not ready", detail=f"{self._index}: {exc}") from exc
+        return self._hits(sessions, reply, query, k, texts)
 
     def _hits(
-        self, sessions: Sequence[SessionRef], reply: list[tuple[str, dict[str, Any]]], query: Vectors, k: int
+        self,
+        sessions: Sequence[SessionRef],
+        reply: list[tuple[str, dict[str, Any]]],
+        query: Vectors,
+        k: int,
+        texts: Sequence[SessionTexts] | None = None,
     ) -> list[tuple[int, Scored]]:
-        """The ``k`` nearest of a KNN query's documents, each with its session's position; never another session's;
-        a document the reply named without its fields is read (``_load``)."""
+        """The ``k`` nearest of a KNN query's documents, each with its session's position; never another session's.
+        A document named with its score alone has its message from its session's ``texts``; one they do not hold, or
+        named without its fields, is read (``_load``)."""
         positions = {self._keys.session(session).tag: n for n, session in enumerate(sessions)}
         hits: list[tuple[int, Scored]] = []
         unloaded: dict[int, list[str]] = {}
@@ -268,6 +371,10 @@ class SearchVectorIndex:
                 continue
             if all(name in fields for name in _RETURNED):
                 hits.append((position, _scored(fields)))
+                continue
+            message = None if texts is None or _SCORE not in fields else _held_message(texts[position], key)
+            if message is not None:
+                hits.append((position, Scored(message=message, distance=float(_text(fields[_SCORE])))))
             else:
                 unloaded.setdefault(position, []).append(key)
         for position, keys in unloaded.items():
@@ -396,9 +503,26 @@ class SearchVectorIndex:
         if self._ready is None:
             raise StoreUnavailableError(f"search index {self._index} is still backfilling; retry shortly")
 
-    def _search(self, sessions: Sequence[SessionRef], blob: bytes, k: int) -> list[tuple[str, dict[str, Any]]]:
-        """The documents of a KNN search over these sessions: one query on a single server; on a cluster one per node
-        that holds some of their slots (each session's documents live on the node of its hash tag)."""
+    def _queue(self, pipe: Pipeline, command: Sequence[Any]) -> int:
+        """Queue the KNN ``command``, and after it ``FT.INFO`` when the index's document count is due (1, else 0)."""
+        pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+        if not self._policy.stale():
+            return 0
+        pipe.execute_command("FT.INFO", self._index)  # type: ignore[no-untyped-call]
+        return 1
+
+    def _take_info(self, replies: Sequence[Any]) -> None:
+        """The index's document count from the ``FT.INFO`` a pipeline carried, if it did and it was answered."""
+        for info in replies:
+            if not isinstance(info, Exception):
+                self._policy.read(_as_dict(info))
+
+    def _search(
+        self, sessions: Sequence[SessionRef], blob: bytes, k: int, *, batches: bool, bodies: bool
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The documents of a KNN search over these sessions: one query on a single server (``FT.INFO`` beside it when
+        due); on a cluster one per node that holds some of their slots (each session's documents live on the node of
+        its hash tag)."""
         tags = [self._keys.session(session) for session in sessions]
         client = self._connector.client()
         groups: list[tuple[Redis, list[str]]] = []
@@ -410,21 +534,38 @@ class SearchVectorIndex:
                     by_node.setdefault(node.name, (client.get_redis_connection(node), []))[1].append(keys.tag)
                 groups = list(by_node.values())
             else:
-                groups = [(client, [keys.tag for keys in tags])]
+                command = self._search_command([keys.tag for keys in tags], blob, k, batches=batches, bodies=bodies)
+                pipe = client.pipeline(transaction=False)
+                refresh = self._queue(pipe, command)
+                reply, *info = pipe.execute(raise_on_error=False)
+                self._take_info(info[:refresh])
+                if isinstance(reply, Exception):
+                    raise reply
+                return _documents(reply)
             documents: list[tuple[str, dict[str, Any]]] = []
             for server, group in groups:
-                documents += _documents(_execute(server, *self._search_command(group, blob, k)))
+                command = self._search_command(group, blob, k, batches=batches, bodies=bodies)
+                documents += _documents(_execute(server, *command))
         return documents
 
-    def _search_command(self, tags: Sequence[str], blob: bytes, k: int) -> list[Any]:
-        """FT.SEARCH of the ``k`` nearest documents to ``blob`` among those of these session tags."""
+    def _search_command(
+        self, tags: Sequence[str], blob: bytes, k: int, *, batches: bool = False, bodies: bool = True
+    ) -> list[Any]:
+        """FT.SEARCH of the ``k`` nearest documents to ``blob`` among those of these session tags: walking the HNSW
+        graph in batches with ``batches`` (``_QueryPolicy``), each with its message's fields with ``bodies``, else
+        with its score alone."""
+        knn, params = "KNN $k @vector $blob", ["k", k, "blob", blob]
+        if batches:
+            knn += " HYBRID_POLICY BATCHES EF_RUNTIME $ef"
+            params += ["ef", max(EF_RUNTIME, k)]
+        returned = _RETURNED if bodies else (_SCORE,)
         return [
             "FT.SEARCH", self._index,
-            f"@session:{{{' | '.join(tags)}}}=>[KNN $k @vector $blob AS {_SCORE}]",
-            "PARAMS", 4, "k", k, "blob", blob,
+            f"@session:{{{' | '.join(tags)}}}=>[{knn} AS {_SCORE}]",
+            "PARAMS", len(params), *params,
             "SORTBY", _SCORE,
             "LIMIT", 0, k,
-            "RETURN", len(_RETURNED), *_RETURNED,
+            "RETURN", len(returned), *returned,
             "DIALECT", 2,
         ]  # fmt: skip
 
@@ -520,6 +661,13 @@ def _scored(fields: Mapping[str, Any]) -> Scored:
         created_at=int(_text(fields["created_at"])),
     )
     return Scored(message=message, distance=float(_text(fields[_SCORE])))
+
+
+def _held_message(texts: SessionTexts, document_key: str) -> StoredMessage | None:
+    """The message of a search document (``P:doc:{D}:ID``) among a session's texts, if they hold its id."""
+    _, _, suffix = document_key.rpartition(":")
+    row = texts.row_of.get(int(suffix)) if suffix.isdigit() else None
+    return None if row is None else texts.messages[row]
 
 
 def _tag_of(document_key: str) -> str:
