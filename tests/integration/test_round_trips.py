@@ -201,7 +201,7 @@ def test_route_given_the_rate_limit_on_carries_the_tenants_token_in_its_own_roun
 # listing with the texts and bindings in one script, then sends the KNN query with the bindings read again after it.
 SEARCH_ROUTES: dict[str, tuple[Callable[[Routes, SessionRef], object], tuple[int, int]]] = {
     "POST retrieval": (ROUTES["POST retrieval"][0], (1, 5)),
-    "POST users/{id}/retrieval": (ROUTES["POST users/{id}/retrieval"][0], (2, 16)),
+    "POST users/{id}/retrieval": (ROUTES["POST users/{id}/retrieval"][0], (1, 16)),
 }
 
 

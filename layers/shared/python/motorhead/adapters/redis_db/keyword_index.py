@@ -50,6 +50,21 @@ class RedisKeywordIndex:
         read with them, the listing read in the same step (``SessionRowCache.get_listed``; a server without slots)."""
         return self._texts.get_listed(user, limit=limit, session_ids=session_ids)
 
+    def texts_listed_beside(
+        self,
+        user: UserRef,
+        beside: Callable[[Pipeline], object],
+        *,
+        limit: int,
+        session_ids: frozenset[str] | None = None,
+    ) -> tuple[list[tuple[SessionRef, SessionTexts | None, str]], list[Any]]:
+        """``texts_listed``, its first read in one pipeline with the commands ``beside`` queues: their replies too."""
+        return self._texts.get_listed_beside(user, limit=limit, session_ids=session_ids, beside=beside)
+
+    def known_listed(self, user: UserRef) -> dict[str, int]:
+        """The tags of the sessions last read through the user's listing in this process, with the rows held."""
+        return self._texts.known_listed(user)
+
     def texts_beside(
         self, sessions: Sequence[SessionRef], beside: Callable[[Pipeline], object]
     ) -> tuple[list[SessionTexts], list[Any]]:

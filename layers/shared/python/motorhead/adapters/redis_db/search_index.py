@@ -45,7 +45,7 @@ from redis.cluster import RedisCluster
 from motorhead.adapters.redis_db.codec import encode
 from motorhead.adapters.redis_db.connector import RedisClient, RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.index_record import record_embedder
-from motorhead.adapters.redis_db.keys import Keys
+from motorhead.adapters.redis_db.keys import Keys, session_key_suffix
 from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
 from motorhead.core.values import SessionRef, StoredMessage, UserRef
 from motorhead.errors import ConfigError, StoreUnavailableError
@@ -236,16 +236,34 @@ class SearchVectorIndex:
         limit: int,
         session_ids: frozenset[str] | None,
     ) -> UserLookup | None:
-        """Two round trips on a server without slots: the listing with each listed session's texts, binding and
-        generation (one script), then the KNN query over the sessions bound to the user with, after it in the same
-        pipeline, their bindings again: a session deleted or re-created meanwhile (a new generation), by anyone, is
-        left out, as is one a later read of its vectors (``recheck``) finds changed."""
+        """On a server without slots: the listing with each listed session's texts, binding and generation (one
+        script), then the KNN query over the sessions bound to the user with, after it, their bindings again: a
+        session deleted or re-created meanwhile (a new generation), by anyone, is left out, as is one a later read of
+        its vectors (``recheck``) finds changed. One round trip when this process read the user's listing before
+        (the KNN query over the sessions it read then, and their bindings, sent after the script in its pipeline;
+        used when those are exactly the sessions the script finds bound to the user), else two."""
         if keywords is not self or k <= 0 or self._texts is None or self._connector.is_cluster():
             return None
         texts_index = self._texts
         self._require_ready()
         vector = query()
-        listed = texts_index.texts_listed(user, limit=limit, session_ids=session_ids)
+        known = texts_index.known_listed(user)
+        early_tags = sorted(known)
+        early: list[int] = []  # how many FT.INFO the early pipeline carries
+
+        def beside(pipe: Pipeline) -> None:
+            command = self._search_command(
+                early_tags, _blob(vector), k, batches=self._policy.batches(sum(known.values())), bodies=False
+            )
+            early.append(self._queue(pipe, command))
+            head, meta = self._keys.session_head(user.tenant), session_key_suffix("meta")
+            for tag in early_tags:
+                pipe.hmget(f"{head}{tag}{meta}", ["user", "gen"])
+
+        if early_tags and session_ids is None:
+            listed, early_replies = texts_index.texts_listed_beside(user, beside, limit=limit)
+        else:
+            listed, early_replies = texts_index.texts_listed(user, limit=limit, session_ids=session_ids), []
         sessions = [session for session, _, _ in listed]
         generations = {n: generation for n, (_, texts, generation) in enumerate(listed) if texts is not None}
         keyed = [self._keys.session(session) for session in sessions]
@@ -269,16 +287,23 @@ class SearchVectorIndex:
         if generations:
             owned = sorted(generations)
             rows = sum(len(held[p]) for p in owned)
-            command = self._search_command(
-                [keyed[p].tag for p in owned], _blob(vector), k, batches=self._policy.batches(rows), bodies=False
-            )
-            with mapped_errors():
-                pipe = self._connector.client().pipeline(transaction=False)
-                refresh = self._queue(pipe, command)
-                for p in owned:
-                    pipe.hmget(keyed[p].meta, ["user", "gen"])
-                replies = pipe.execute(raise_on_error=False)
-            reply, info, bindings = replies[0], replies[1 : 1 + refresh], replies[1 + refresh :]
+            by_tag = {keyed[p].tag: p for p in owned}
+            if early_replies and sorted(by_tag) == early_tags:  # the KNN query sent beside the script holds
+                refresh = early[0]
+                reply, info = early_replies[0], early_replies[1 : 1 + refresh]
+                bound_by_tag = dict(zip(early_tags, early_replies[1 + refresh :], strict=True))
+                bindings = [_decoded_pair(bound_by_tag[keyed[p].tag]) for p in owned]
+            else:
+                command = self._search_command(
+                    [keyed[p].tag for p in owned], _blob(vector), k, batches=self._policy.batches(rows), bodies=False
+                )
+                with mapped_errors():
+                    pipe = self._connector.client().pipeline(transaction=False)
+                    refresh = self._queue(pipe, command)
+                    for p in owned:
+                        pipe.hmget(keyed[p].meta, ["user", "gen"])
+                    replies = pipe.execute(raise_on_error=False)
+                reply, info, bindings = replies[0], replies[1 : 1 + refresh], replies[1 + refresh :]
             self._take_info(info)
             for binding in bindings:
                 if isinstance(binding, Exception):
@@ -668,6 +693,13 @@ def _held_message(texts: SessionTexts, document_key: str) -> StoredMessage | Non
     _, _, suffix = document_key.rpartition(":")
     row = texts.row_of.get(int(suffix)) if suffix.isdigit() else None
     return None if row is None else texts.messages[row]
+
+
+def _decoded_pair(reply: Any) -> Any:
+    """An ``HMGET`` reply read on a binary connection, as text (an error left as it is, for the caller to raise)."""
+    if isinstance(reply, Exception):
+        return reply
+    return [None if value is None else _text(value) for value in reply]
 
 
 def _tag_of(document_key: str) -> str:

@@ -283,15 +283,33 @@ class SessionRowCache(Generic[T]):
             generation, docs, raw, length = self._read(keys, cached.rows, owner)
         return None
 
+    def known_listed(self, user: UserRef) -> dict[str, int]:
+        """The tags of the sessions this process last read through the user's listing, with the rows it holds of
+        each (what a read of the listing may send beside it, before it answers)."""
+        listing = self._keys.user_sessions(user)
+        with self._lock:
+            return {tag: entry.rows for tag, entry in self._entries.items() if entry.listing == listing}
+
     def get_listed(
         self, user: UserRef, *, limit: int, session_ids: frozenset[str] | None = None
     ) -> list[tuple[SessionRef, T | None, str]]:
+        return self.get_listed_beside(user, limit=limit, session_ids=session_ids)[0]
+
+    def get_listed_beside(
+        self,
+        user: UserRef,
+        *,
+        limit: int,
+        session_ids: frozenset[str] | None = None,
+        beside: Callable[[Pipeline], object] | None = None,
+    ) -> tuple[list[tuple[SessionRef, T | None, str]], list[Any]]:
         """The sessions of the user's listing (its ``limit`` most recently written, newest first; only those among
         ``session_ids`` when given), each with its value, or None when it is not bound to the user when read: on a
         server without slots the listing, each listed session's binding and its new rows are one script (the
         bindings read in the same step as the rows, so what is returned was the user's when read), and the generation
         read with them. A listed session whose tag the script did not know is read in a second script, its tag given
-        (``listed.py``)."""
+        (``listed.py``). ``beside``: commands sent after the first script in the same pipeline, their replies returned
+        (an error among them returned, not raised)."""
         listing, tags = self._keys.user_sessions(user), self._keys.user_session_tags(user)
         with self._lock:
             known = [(tag, entry.rows) for tag, entry in self._entries.items() if entry.listing == listing]
@@ -303,14 +321,16 @@ class SessionRowCache(Generic[T]):
         found: dict[str, tuple[T | None, str]] = {}
         wanted = session_ids
         given: dict[str, str] = {}
-        for _ in range(2):
+        replies: list[Any] = []
+        for attempt in range(2):
             filtered = [-1] if wanted is None else [len(wanted), *sorted(wanted)]
-            flat = self._connector.run_script(
-                _READ_LISTED,
-                [listing, tags],
-                [*args, *filtered, len(known), *(part for pair in known for part in pair), *given_args(given)],
-                binary=True,
-            )
+            script_args = [*args, *filtered, len(known), *(part for pair in known for part in pair), *given_args(given)]
+            if attempt == 0 and beside is not None:
+                flat, replies = self._connector.run_script_beside(
+                    _READ_LISTED, [listing, tags], script_args, beside, binary=True
+                )
+            else:
+                flat = self._connector.run_script(_READ_LISTED, [listing, tags], script_args, binary=True)
             reads = [flat[i : i + 7] for i in range(0, len(flat), 7)]
             ids = [bytes(read[0]).decode() for read in reads]
             if not order:
@@ -321,7 +341,7 @@ class SessionRowCache(Generic[T]):
             if not given:
                 break
             wanted = frozenset(given)  # read again with the tags it lacked; what was read under a wrong one is unused
-        return [(SessionRef(user.tenant, i), *found.get(i, (None, ""))) for i in order]
+        return [(SessionRef(user.tenant, i), *found.get(i, (None, ""))) for i in order], replies
 
     def _fill_listed(
         self, user: UserRef, listing: str, reads: Sequence[tuple[str, Any]]
