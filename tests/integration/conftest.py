@@ -21,6 +21,8 @@ from devserver.local_sqs import LocalQueue, LocalSqs, SqsPoller
 from devserver.server import LocalGateway, merged_openapi
 from devserver.template import load_queue_consumers
 from motorhead.adapters.redis_db.connector import RedisConnector
+from motorhead.composition import long_term
+from motorhead.ltm.ports import Embedder
 from motorhead.settings import Settings
 from tests.support import Api, cold_start
 
@@ -189,3 +191,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with mock_aws():
         yield
     parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture(scope="session")
+def local_embedder() -> Embedder:
+    """The local model (offline), loaded once for the tests that embed with it."""
+    return long_term.embedder(Settings(MOTORHEAD_EMBEDDER="local"))

@@ -20,7 +20,6 @@ from motorhead.ltm.ports import Embedder
 from motorhead.settings import Settings
 from tests.integration.test_listed_sessions import (  # noqa: F401
     Wired,
-    embedder,
     listed,
     on_connector,
     searched,
@@ -153,14 +152,14 @@ class _DeleteBetweenReads(RedisConnector):
 def test_user_retrieval_given_tags_unknown_and_the_session_rebound_between_its_two_scripts_returns_none_of_it(
     redis_server: EmbeddedRedis,
     search_server: EmbeddedRedis,
-    embedder: Embedder,  # noqa: F811
+    local_embedder: Embedder,  # noqa: F811
     backend: str,  # noqa: F811
 ) -> None:
     server = redis_server if backend == "exact" else search_server
     with redis.Redis(port=server.port) as client:
         client.flushall()
     connector = _DeleteBetweenReads(Settings(REDIS_URL=server.url))
-    store, retrieval, write = on_connector(connector, server.url, backend, embedder)
+    store, retrieval, write = on_connector(connector, server.url, backend, local_embedder)
 
     chat = SessionRef("acme", "chat")
     write(chat, "ana likes peanut butter", ANA)

@@ -63,14 +63,9 @@ class Wired:
     retrieval_backend: str = "exact"
 
 
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    return long_term.embedder(Settings(MOTORHEAD_EMBEDDER="local"))
-
-
 @pytest.fixture(params=["exact", "search"])
 def wired(
-    request: pytest.FixtureRequest, redis_server: EmbeddedRedis, search_server: EmbeddedRedis, embedder: Embedder
+    request: pytest.FixtureRequest, redis_server: EmbeddedRedis, search_server: EmbeddedRedis, local_embedder: Embedder
 ) -> Iterator[Wired]:
     server = redis_server if request.param == "exact" else search_server
     client = redis.Redis(port=server.port, decode_responses=True)
@@ -78,11 +73,11 @@ def wired(
     connector = RedisConnector(Settings(REDIS_URL=server.url))
     store = RedisMemoryStore(connector, KEYS)
     chosen = Settings(REDIS_URL=server.url, MOTORHEAD_VECTOR_BACKEND=request.param)
-    index, keywords = long_term.retrieval_indexes(chosen, connector, dimensions=embedder.dimensions)
-    index.ensure_ready(embedder=embedder.identity, dimensions=embedder.dimensions)
-    retrieval = RetrievalService(embedder=embedder, index=index, keywords=keywords, users=store)
-    indexer = IndexerService(store=store, embedder=embedder, index=index)
-    yield Wired(connector, store, retrieval, indexer, client, server.port, server.url, embedder, request.param)
+    index, keywords = long_term.retrieval_indexes(chosen, connector, dimensions=local_embedder.dimensions)
+    index.ensure_ready(embedder=local_embedder.identity, dimensions=local_embedder.dimensions)
+    retrieval = RetrievalService(embedder=local_embedder, index=index, keywords=keywords, users=store)
+    indexer = IndexerService(store=store, embedder=local_embedder, index=index)
+    yield Wired(connector, store, retrieval, indexer, client, server.port, server.url, local_embedder, request.param)
     connector.close()
     client.close()
 
@@ -224,17 +219,17 @@ def test_user_retrieval_given_session_ids_reads_only_those_in_one_round_trip(wir
 
 
 def on_connector(
-    connector: RedisConnector, url: str, backend: str, embedder: Embedder
+    connector: RedisConnector, url: str, backend: str, local_embedder: Embedder
 ) -> tuple[RedisMemoryStore, RetrievalService, Callable[[SessionRef, str, UserRef], None]]:
     """The store and user retrieval on ``connector`` (a test's own, that acts between reads), and a write of one
     indexed message to a session of a user."""
     store = RedisMemoryStore(connector, KEYS)
     index, keywords = long_term.retrieval_indexes(
-        Settings(REDIS_URL=url, MOTORHEAD_VECTOR_BACKEND=backend), connector, dimensions=embedder.dimensions
+        Settings(REDIS_URL=url, MOTORHEAD_VECTOR_BACKEND=backend), connector, dimensions=local_embedder.dimensions
     )
-    index.ensure_ready(embedder=embedder.identity, dimensions=embedder.dimensions)
-    indexer = IndexerService(store=store, embedder=embedder, index=index)
-    retrieval = RetrievalService(embedder=embedder, index=index, keywords=keywords, users=store)
+    index.ensure_ready(embedder=local_embedder.identity, dimensions=local_embedder.dimensions)
+    indexer = IndexerService(store=store, embedder=local_embedder, index=index)
+    retrieval = RetrievalService(embedder=local_embedder, index=index, keywords=keywords, users=store)
 
     def write(session: SessionRef, text: str, user: UserRef) -> None:
         done = store.append(session, [NewMessage("Human", text)], context=None, namespace="", now_ms=1_000,
@@ -277,13 +272,13 @@ class _RebindAfterListing(RedisConnector):
 
 
 def test_user_retrieval_given_a_session_rebound_between_its_reads_returns_nothing_of_theirs(
-    search_server: EmbeddedRedis, embedder: Embedder
+    search_server: EmbeddedRedis, local_embedder: Embedder
 ) -> None:
     # Given ana's two sessions on the `search` backend, searched once (tags kept, texts cached)
     with redis.Redis(port=search_server.port) as client:
         client.flushall()
     connector = _RebindAfterListing(Settings(REDIS_URL=search_server.url))
-    store, retrieval, write = on_connector(connector, search_server.url, "search", embedder)
+    store, retrieval, write = on_connector(connector, search_server.url, "search", local_embedder)
 
     chat, other = SessionRef("acme", "chat"), SessionRef("acme", "other")
     write(chat, "ana likes peanut butter", ANA)
@@ -305,13 +300,13 @@ def test_user_retrieval_given_a_session_rebound_between_its_reads_returns_nothin
 
 
 def test_search_user_retrieval_given_a_session_listed_since_the_process_last_read_finds_it_then_knows_it(
-    search_server: EmbeddedRedis, embedder: Embedder
+    search_server: EmbeddedRedis, local_embedder: Embedder
 ) -> None:
     # Given ana's session searched once on the `search` backend (this process knows her listing's sessions)
     with redis.Redis(port=search_server.port) as client:
         client.flushall()
     connector = RedisConnector(Settings(REDIS_URL=search_server.url))
-    store, retrieval, write = on_connector(connector, search_server.url, "search", embedder)
+    store, retrieval, write = on_connector(connector, search_server.url, "search", local_embedder)
     write(SessionRef("acme", "chat"), "ana likes peanut butter", ANA)
     assert len(retrieval.retrieve_user(ANA, "peanut", 10)) == 1
     # When a second session of hers is written, then found: the listing read again with the new session's tag (it

@@ -251,7 +251,8 @@ class SearchVectorIndex:
         early_tags = sorted(known)
         early: list[int] = []  # how many FT.INFO the early pipeline carries
 
-        def beside(pipe: Pipeline) -> None:
+        def beside(pipe: Pipeline) -> None:  # queued again when the script is reloaded (NOSCRIPT): counted anew
+            early.clear()
             command = self._search_command(
                 early_tags, _blob(vector), k, batches=self._policy.batches(sum(known.values())), bodies=False
             )

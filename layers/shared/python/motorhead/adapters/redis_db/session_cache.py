@@ -309,7 +309,8 @@ class SessionRowCache(Generic[T]):
         bindings read in the same step as the rows, so what is returned was the user's when read), and the generation
         read with them. A listed session whose tag the script did not know is read in a second script, its tag given
         (``listed.py``). ``beside``: commands sent after the first script in the same pipeline, their replies returned
-        (an error among them returned, not raised)."""
+        (an error among them returned, not raised); none when a session was read again after that pipeline (its tag
+        unknown, or its generation changed), so that what was sent beside is never taken for what was read after."""
         listing, tags = self._keys.user_sessions(user), self._keys.user_session_tags(user)
         with self._lock:
             known = [(tag, entry.rows) for tag, entry in self._entries.items() if entry.listing == listing]
@@ -322,6 +323,7 @@ class SessionRowCache(Generic[T]):
         wanted = session_ids
         given: dict[str, str] = {}
         replies: list[Any] = []
+        first_generations: dict[str, str] = {}
         for attempt in range(2):
             filtered = [-1] if wanted is None else [len(wanted), *sorted(wanted)]
             script_args = [*args, *filtered, len(known), *(part for pair in known for part in pair), *given_args(given)]
@@ -335,12 +337,23 @@ class SessionRowCache(Generic[T]):
             ids = [bytes(read[0]).decode() for read in reads]
             if not order:
                 order = ids
+                first_generations = {i: _decoded(read[3:7])[0] for i, read in zip(ids, reads, strict=True)}
             given = wrong_tags(user.tenant, ids, [bytes(read[1]).decode() for read in reads])
             right = [(session_id, read) for session_id, read in zip(ids, reads, strict=True) if session_id not in given]
             found.update(self._fill_listed(user, listing, right))
             if not given:
                 break
             wanted = frozenset(given)  # read again with the tags it lacked; what was read under a wrong one is unused
+        if given or any(
+            value is not None and generation != first_generations.get(i) for i, (value, generation) in found.items()
+        ):
+            replies = []  # a session read again after the pipeline: what was sent beside the first read is not of it
+        if session_ids is None:  # sessions no longer listed as the user's are no longer known through the listing
+            owned = {self._keys.session(SessionRef(user.tenant, i)).tag for i, (v, _) in found.items() if v is not None}
+            with self._lock:
+                for tag, entry in self._entries.items():
+                    if entry.listing == listing and tag not in owned:
+                        entry.listing = ""
         return [(SessionRef(user.tenant, i), *found.get(i, (None, ""))) for i in order], replies
 
     def _fill_listed(
