@@ -100,3 +100,10 @@ def test_user_session_tags_key_given_a_user_is_its_listing_and_the_suffix() -> N
     assert tags.endswith(":u:{" + user_tag(user) + "}:sessions:tags")
     assert key_slot(tags.encode()) == key_slot(Keys("mh").user_sessions(user).encode())
     assert "ana" not in tags
+
+
+@pytest.mark.parametrize("tenant", [NO_TENANT, "acme"])
+@pytest.mark.parametrize("name", ["meta", "docs", "messages", "vectors"])
+def test_tagged_session_key_given_a_session_s_tag_names_the_same_key_as_the_session(tenant: str, name: str) -> None:
+    keys, session = Keys("mh"), SessionRef(tenant, "chat:{1}")
+    assert keys.tagged_session_key(tenant, keys.session(session).tag, name) == getattr(keys.session(session), name)

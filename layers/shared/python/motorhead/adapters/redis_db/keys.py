@@ -138,6 +138,11 @@ class Keys:
         listed sessions' keys from these parts and the tags of ``user_session_tags``."""
         return f"{self._tenant_root(tenant)}:{{"
 
+    def tagged_session_key(self, tenant: str, tag: str, name: str) -> str:
+        """The key ``name`` (``meta``, ``docs``...) of the session of ``tenant`` whose tag is ``tag``, for a caller that
+        holds the tag alone (what ``session(...).<name>`` is for the session of that tag)."""
+        return f"{self.session_head(tenant)}{tag}{session_key_suffix(name)}"
+
     @property
     def doc_root(self) -> str:
         """What every search document key starts with (the search index's PREFIX)."""

@@ -45,7 +45,7 @@ from redis.cluster import RedisCluster
 from motorhead.adapters.redis_db.codec import encode
 from motorhead.adapters.redis_db.connector import RedisClient, RedisConnector, mapped_errors
 from motorhead.adapters.redis_db.index_record import record_embedder
-from motorhead.adapters.redis_db.keys import Keys, session_key_suffix
+from motorhead.adapters.redis_db.keys import Keys
 from motorhead.adapters.redis_db.keyword_index import RedisKeywordIndex
 from motorhead.core.values import SessionRef, StoredMessage, UserRef
 from motorhead.errors import ConfigError, StoreUnavailableError
@@ -253,13 +253,8 @@ class SearchVectorIndex:
 
         def beside(pipe: Pipeline) -> None:  # queued again when the script is reloaded (NOSCRIPT): counted anew
             early.clear()
-            command = self._search_command(
-                early_tags, _blob(vector), k, batches=self._policy.batches(sum(known.values())), bodies=False
-            )
-            early.append(self._queue(pipe, command))
-            head, meta = self._keys.session_head(user.tenant), session_key_suffix("meta")
-            for tag in early_tags:
-                pipe.hmget(f"{head}{tag}{meta}", ["user", "gen"])
+            metas = [self._keys.tagged_session_key(user.tenant, tag, "meta") for tag in early_tags]
+            early.append(self._queue_owned(pipe, early_tags, metas, vector, k, rows=sum(known.values())))
 
         if early_tags and session_ids is None:
             listed, early_replies = texts_index.texts_listed_beside(user, beside, limit=limit)
@@ -295,14 +290,10 @@ class SearchVectorIndex:
                 bound_by_tag = dict(zip(early_tags, early_replies[1 + refresh :], strict=True))
                 bindings = [_decoded_pair(bound_by_tag[keyed[p].tag]) for p in owned]
             else:
-                command = self._search_command(
-                    [keyed[p].tag for p in owned], _blob(vector), k, batches=self._policy.batches(rows), bodies=False
-                )
                 with mapped_errors():
                     pipe = self._connector.client().pipeline(transaction=False)
-                    refresh = self._queue(pipe, command)
-                    for p in owned:
-                        pipe.hmget(keyed[p].meta, ["user", "gen"])
+                    tags, metas = [keyed[p].tag for p in owned], [keyed[p].meta for p in owned]
+                    refresh = self._queue_owned(pipe, tags, metas, vector, k, rows=rows)
                     replies = pipe.execute(raise_on_error=False)
                 reply, info, bindings = replies[0], replies[1 : 1 + refresh], replies[1 + refresh :]
             self._take_info(info)
@@ -536,6 +527,19 @@ class SearchVectorIndex:
             return 0
         pipe.execute_command("FT.INFO", self._index)  # type: ignore[no-untyped-call]
         return 1
+
+    def _queue_owned(
+        self, pipe: Pipeline, tags: Sequence[str], metas: Sequence[str], vector: Vectors, k: int, *, rows: int
+    ) -> int:
+        """Queue a user-level search's KNN query over the sessions of these ``tags`` (``rows`` documents in all: its
+        policy; the score alone, the messages from their texts), then each session's binding and generation read
+        again (``HMGET`` of its meta, in the order of ``metas``): how many ``FT.INFO``
+        ride between them (``_queue``)."""
+        command = self._search_command(tags, _blob(vector), k, batches=self._policy.batches(rows), bodies=False)
+        refresh = self._queue(pipe, command)
+        for meta in metas:
+            pipe.hmget(meta, ["user", "gen"])
+        return refresh
 
     def _take_info(self, replies: Sequence[Any]) -> None:
         """The index's document count from the ``FT.INFO`` a pipeline carried, if it did and it was answered."""
