@@ -312,8 +312,7 @@ class SessionRowCache(Generic[T]):
         (an error among them returned, not raised); none when a session was read again after that pipeline (its tag
         unknown, or its generation changed), so that what was sent beside is never taken for what was read after."""
         listing, tags = self._keys.user_sessions(user), self._keys.user_session_tags(user)
-        with self._lock:
-            known = [(tag, entry.rows) for tag, entry in self._entries.items() if entry.listing == listing]
+        known = list(self.known_listed(user).items())
         suffixes = [session_key_suffix(name) for name in ("meta", "docs")]
         suffixes.append(session_key_suffix("vectors") if self._vector_bytes else "")
         args: list[Any] = [self._vector_bytes, self._page_rows, limit, user.id, self._keys.session_head(user.tenant)]
@@ -324,7 +323,9 @@ class SessionRowCache(Generic[T]):
         given: dict[str, str] = {}
         replies: list[Any] = []
         first_generations: dict[str, str] = {}
+        read_again = False  # a second script ran (tags it lacked given)
         for attempt in range(2):
+            read_again = attempt > 0
             filtered = [-1] if wanted is None else [len(wanted), *sorted(wanted)]
             script_args = [*args, *filtered, len(known), *(part for pair in known for part in pair), *given_args(given)]
             if attempt == 0 and beside is not None:
@@ -344,7 +345,7 @@ class SessionRowCache(Generic[T]):
             if not given:
                 break
             wanted = frozenset(given)  # read again with the tags it lacked; what was read under a wrong one is unused
-        if given or any(
+        if read_again or any(
             value is not None and generation != first_generations.get(i) for i, (value, generation) in found.items()
         ):
             replies = []  # a session read again after the pipeline: what was sent beside the first read is not of it
